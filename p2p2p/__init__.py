@@ -1,0 +1,1 @@
+"""p2p2p: share a DuckDB file read-only with one link."""

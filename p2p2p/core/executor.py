@@ -1,0 +1,526 @@
+"""The single enforcement point between untrusted SQL and a DuckDB file.
+
+``Executor`` owns a small pool of sandboxed worker processes for one store (see
+``worker``); callers never touch DuckDB themselves. Every query is checked by the
+lockdown rules inside the worker, limited in time, memory, rows and bytes, and streamed
+back as Arrow record batches with credit-based flow control, so a slow reader pauses the
+query rather than filling memory.
+
+A worker that stops answering is killed and replaced; a worker that crashes (for
+example an allocation the OS refused) costs that one query, not the caller's process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import io
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc
+
+from .errors import (
+    BadParameters,
+    P2P2PError,
+    QueryTimeout,
+    StoreBusy,
+    StoreMissing,
+    StoreUnavailable,
+    WorkerCrashed,
+)
+from .frames import HEADER, Kind, encode, encode_json, parse_header
+from .limits import Limits
+
+# Time the executor grants a worker past its own watchdog before killing it.
+HARD_KILL_GRACE_S = 3.0
+STARTUP_TIMEOUT_S = 60.0
+CONTROL_FRAME_MAX = 16 << 20
+WINDOW = 2
+
+Params = Mapping[str, Any] | Sequence[Any] | None
+
+_live_workers: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_all_workers() -> None:
+    for worker in list(_live_workers):
+        worker.kill()
+
+
+@dataclasses.dataclass
+class ResultInfo:
+    """What happened to a query; complete once its stream has ended."""
+
+    rows: int = 0
+    bytes: int = 0
+    truncated: bool = False
+    truncated_by: str | None = None
+    cancelled: bool = False
+    seconds: float = 0.0
+    db_seconds: float = 0.0
+
+
+class _WorkerTimeout(Exception):
+    pass
+
+
+class WorkerProcess:
+    """One sandboxed worker process and the two pipes to it."""
+
+    def __init__(self, path: str, limits: Limits) -> None:
+        self.limits = limits
+        self.private_dir = tempfile.mkdtemp(prefix="p2p2p-worker-")
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        env = {
+            "HOME": self.private_dir,
+            "TMPDIR": self.private_dir,
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-I",
+                    "-m",
+                    "p2p2p.core.worker",
+                    str(req_r),
+                    str(resp_w),
+                    path,
+                    json.dumps(limits.to_dict()),
+                    self.private_dir,
+                ],
+                pass_fds=(req_r, resp_w),
+                env=env,
+                cwd=self.private_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        self.fd_out, self.fd_in = req_w, resp_r
+        self.alive = True
+        _live_workers.add(self)
+        try:
+            kind, payload = self.read_frame(time.monotonic() + STARTUP_TIMEOUT_S, CONTROL_FRAME_MAX)
+        except (_WorkerTimeout, WorkerCrashed):
+            self.kill()
+            raise StoreUnavailable(f"the worker for {path} did not start") from None
+        if kind is Kind.ERROR:
+            self.kill()
+            raise P2P2PError.from_dict(json.loads(payload))
+        if kind is not Kind.READY:
+            self.kill()
+            raise WorkerCrashed(f"the worker for {path} sent {kind.name} instead of READY")
+        self.ready: dict[str, Any] = json.loads(payload)
+
+    def send(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd_out, view) :]
+        except OSError:
+            self.kill()
+            raise WorkerCrashed(self.death_message()) from None
+
+    def read_exact(self, n: int, deadline: float | None) -> bytes:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([self.fd_in], [], [], remaining)[0]:
+                    raise _WorkerTimeout
+            count = os.readv(self.fd_in, [view[got:]])
+            if count == 0:
+                self.kill()
+                raise WorkerCrashed(self.death_message())
+            got += count
+        return bytes(buf)
+
+    def read_frame(self, deadline: float | None, max_payload: int) -> tuple[Kind, bytes]:
+        kind, length = parse_header(self.read_exact(HEADER.size, deadline), max_payload)
+        return kind, self.read_exact(length, deadline) if length else b""
+
+    def death_message(self) -> str:
+        code = self.proc.poll()
+        if code is None:
+            try:
+                code = self.proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                code = None
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            return (
+                f"the store worker was stopped by {name} while running the query (usually a query "
+                "that needed more memory than the share allows); it restarts for the next query"
+            )
+        return "the store worker stopped unexpectedly; it restarts for the next query"
+
+    def kill(self) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for fd in (self.fd_in, self.fd_out):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        shutil.rmtree(self.private_dir, ignore_errors=True)
+        _live_workers.discard(self)
+
+
+class Executor:
+    """Runs untrusted SQL against one DuckDB file through sandboxed workers."""
+
+    def __init__(self, path: str | os.PathLike[str], limits: Limits | None = None) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.limits = limits or Limits()
+        if not os.path.isfile(self.path):
+            raise StoreMissing(f"the store {self.path} does not exist or is not a file", path=self.path)
+        self._cond = threading.Condition()
+        self._idle: list[WorkerProcess] = []
+        self._count = 0
+        self._closed = False
+        self._seq = 0
+        self.last_ready: dict[str, Any] = {}
+
+    # -- worker pool -------------------------------------------------------------
+    def _acquire(self, wait_s: float) -> WorkerProcess:
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise StoreUnavailable(f"the store {self.path} is closed")
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive and worker.proc.poll() is None:
+                        return worker
+                    worker.kill()
+                    self._count -= 1
+                if self._count < self.limits.workers:
+                    self._count += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StoreBusy(
+                        f"all {self.limits.workers} query slots of this store are busy; try again shortly"
+                    )
+                self._cond.wait(remaining)
+        try:
+            worker = WorkerProcess(self.path, self.limits)
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+        self.last_ready = worker.ready
+        return worker
+
+    def _release(self, worker: WorkerProcess) -> None:
+        with self._cond:
+            if worker.alive and not self._closed:
+                self._idle.append(worker)
+            else:
+                worker.kill()
+                self._count -= 1
+            self._cond.notify()
+
+    def warm(self) -> dict[str, Any]:
+        """Start a worker now (opening the store) and report its sandbox."""
+        self._release(self._acquire(self.limits.timeout_s))
+        return self.last_ready
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+            self._cond.notify_all()
+        for worker in idle:
+            worker.kill()
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries -------------------------------------------------------------------
+    def query(
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+        max_bytes: int | None = None,
+    ) -> ResultStream:
+        """Start a query; iterate the returned stream for Arrow record batches."""
+        limits = self.limits.tightened(timeout_s=timeout_s, max_rows=max_rows, max_bytes=max_bytes)
+        param_bytes, style = encode_params(params)
+        worker = self._acquire(limits.timeout_s)
+        with self._cond:
+            self._seq = (self._seq + 1) % (1 << 31)
+            seq = self._seq
+        header = {
+            "sql": sql,
+            "seq": seq,
+            "window": WINDOW,
+            "params": style,
+            **{name: getattr(limits, name) for name in Limits.QUERY_FIELDS},
+        }
+        try:
+            frames = encode_json(Kind.QUERY, header)
+            if style is not None:
+                frames += encode(Kind.PARAMS, param_bytes)
+            worker.send(frames)
+        except BaseException:
+            self._release(worker)
+            raise
+        return ResultStream(self, worker, seq, limits)
+
+    def query_arrow(self, sql: str, params: Params = None, **limits: Any) -> tuple[pa.Table, ResultInfo]:
+        with self.query(sql, params, **limits) as stream:
+            table = stream.read_all()
+            return table, stream.info
+
+    def schema(self) -> dict[str, Any]:
+        """Tables and views of the store, their columns, and exact row counts of tables."""
+        worker = self._acquire(self.limits.timeout_s)
+        try:
+            worker.send(encode(Kind.SCHEMA))
+            try:
+                kind, payload = worker.read_frame(
+                    time.monotonic() + self.limits.timeout_s + HARD_KILL_GRACE_S, CONTROL_FRAME_MAX
+                )
+            except _WorkerTimeout:
+                worker.kill()
+                raise QueryTimeout("describing the store took too long") from None
+            if kind is Kind.ERROR:
+                raise P2P2PError.from_dict(json.loads(payload))
+            if kind is not Kind.INFO:
+                worker.kill()
+                raise WorkerCrashed(f"the worker answered {kind.name} to a schema request")
+            result: dict[str, Any] = json.loads(payload)
+            return result
+        finally:
+            self._release(worker)
+
+
+class ResultStream:
+    """A query's result as it arrives: Arrow record batches, then ``info``.
+
+    Use as a context manager or read it to the end; closing it early cancels the query
+    on the worker. Iterating yields ``pyarrow.RecordBatch``; ``ipc_chunks`` yields the
+    raw Arrow IPC stream instead (for forwarding without decoding).
+    """
+
+    def __init__(self, executor: Executor, worker: WorkerProcess, seq: int, limits: Limits) -> None:
+        self._executor = executor
+        self._worker: WorkerProcess | None = worker
+        self._seq = seq
+        self._limits = limits
+        self._waited = 0.0
+        self._started = time.monotonic()
+        self._owed_credit = False
+        self._reader: pa.ipc.RecordBatchStreamReader | None = None
+        self.info = ResultInfo()
+        self.done = False
+
+    # -- frames ------------------------------------------------------------------
+    def _next_data(self) -> bytes | None:
+        """The next DATA payload, or None at the end. Raises the query's error."""
+        worker = self._worker
+        if worker is None:
+            return None
+        if self._owed_credit:
+            worker.send(encode(Kind.CREDIT, self._seq.to_bytes(4, "big")))
+            self._owed_credit = False
+        budget = self._limits.timeout_s + HARD_KILL_GRACE_S - self._waited
+        began = time.monotonic()
+        try:
+            kind, payload = worker.read_frame(
+                began + max(0.0, budget), self._limits.max_bytes + CONTROL_FRAME_MAX
+            )
+        except _WorkerTimeout:
+            self._finish(kill=True)
+            raise QueryTimeout(
+                f"the query ran longer than {self._limits.timeout_s:g} s and did not stop when "
+                "interrupted; its worker was killed and will restart",
+                timeout_s=self._limits.timeout_s,
+            ) from None
+        except P2P2PError:
+            self._finish(kill=True)
+            raise
+        finally:
+            self._waited += time.monotonic() - began
+        if kind is Kind.DATA:
+            self._owed_credit = True
+            return payload
+        if kind is Kind.END:
+            stats = json.loads(payload)
+            self.info = ResultInfo(
+                rows=int(stats["rows"]),
+                bytes=int(stats["bytes"]),
+                truncated=bool(stats["truncated"]),
+                truncated_by=stats.get("truncated_by"),
+                cancelled=bool(stats.get("cancelled")),
+                seconds=time.monotonic() - self._started,
+                db_seconds=float(stats.get("db_seconds", 0.0)),
+            )
+            self._finish(kill=False)
+            return None
+        if kind is Kind.ERROR:
+            self._finish(kill=False)
+            raise P2P2PError.from_dict(json.loads(payload))
+        self._finish(kill=True)
+        raise WorkerCrashed(f"the worker sent an unexpected {kind.name} frame")
+
+    def _finish(self, kill: bool) -> None:
+        worker, self._worker = self._worker, None
+        self.done = True
+        if worker is not None:
+            if kill:
+                worker.kill()
+            self._executor._release(worker)
+
+    # -- public ------------------------------------------------------------------
+    def ipc_chunks(self) -> Iterator[bytes]:
+        """The result as consecutive pieces of one Arrow IPC stream."""
+        if self._reader is not None:
+            raise RuntimeError("this result is already being read as record batches")
+        while (chunk := self._next_data()) is not None:
+            yield chunk
+
+    def _open_reader(self) -> pa.ipc.RecordBatchStreamReader:
+        if self._reader is None:
+            self._reader = pa.ipc.open_stream(_ChunkFile(self._next_data))
+        return self._reader
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._open_reader().schema
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        reader = self._open_reader()
+        while True:
+            try:
+                yield reader.read_next_batch()
+            except StopIteration:
+                break
+        # Consume the END frame that follows the IPC end-of-stream marker.
+        while self._next_data() is not None:
+            pass
+
+    def read_all(self) -> pa.Table:
+        schema = self.schema
+        return pa.Table.from_batches(list(self), schema=schema)
+
+    def close(self) -> None:
+        """Cancel the query if it is still running; the worker goes back to the pool."""
+        worker = self._worker
+        if worker is None:
+            return
+        try:
+            worker.send(encode(Kind.CANCEL, self._seq.to_bytes(4, "big")))
+            self._owed_credit = False
+            # Drain what was already in flight (at most the credit window) up to END/ERROR.
+            for _ in range(WINDOW + 64):
+                if self._next_data() is None:
+                    break
+            else:
+                self._finish(kill=True)
+        except P2P2PError:
+            pass
+
+    def __enter__(self) -> ResultStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if self._worker is not None:
+            try:
+                self.close()
+            except Exception:
+                pass
+
+
+class _ChunkFile(io.RawIOBase):
+    """A readable file over DATA payloads, so pyarrow's IPC reader can parse them."""
+
+    def __init__(self, next_chunk: Any) -> None:
+        self._next_chunk = next_chunk
+        self._buf = memoryview(b"")
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buf and not self._eof:
+            chunk = self._next_chunk()
+            if chunk is None:
+                self._eof = True
+            else:
+                self._buf = memoryview(chunk)
+        n = min(len(target), len(self._buf))
+        target[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def encode_params(params: Params) -> tuple[bytes, str | None]:
+    """Parameters as a one-row Arrow table: types survive the trip to the worker."""
+    if params is None:
+        return b"", None
+    if isinstance(params, Mapping):
+        names = [str(k) for k in params]
+        values = list(params.values())
+        style = "named"
+        for name in names:
+            if not name.isidentifier():
+                raise BadParameters(f"parameter name {name!r} must be an identifier")
+    elif isinstance(params, str | bytes):
+        raise BadParameters("parameters must be a mapping or a list, not a single string")
+    else:
+        values = list(params)
+        names = [f"p{i + 1}" for i in range(len(values))]
+        style = "positional"
+    try:
+        table = pa.table({name: pa.array([value]) for name, value in zip(names, values, strict=True)})
+    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+        raise BadParameters(f"a parameter value cannot be sent to the store: {exc}") from None
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes(), style

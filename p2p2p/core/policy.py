@@ -1,0 +1,251 @@
+"""The SQL lockdown rules: which statements an untrusted caller may run on a store.
+
+Pure functions over the statement text, DuckDB's statement kinds and DuckDB's JSON
+parse tree (``json_serialize_sql``). The worker does the parsing; nothing here touches
+a database, so every rule is testable on its own. The rules fail closed: a node kind we
+do not know is refused, not waved through.
+
+Each refusal names its rule (``QueryRefused.rule``); docs/security.md lists them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from .errors import QueryRefused
+
+# Statement kinds (DuckDB's StatementType names) that may run at all. DESCRIBE, SHOW and
+# SUMMARIZE parse as SELECT over a SHOW_REF; EXPLAIN is checked through its inner SELECT.
+ALLOWED_KINDS = frozenset({"SELECT", "EXPLAIN"})
+
+# Table functions that read only the store's own catalog or generate values.
+# Everything else (read_csv, read_parquet, glob, query, duckdb_settings, duckdb_databases,
+# sniff_csv, ...) is refused: they reach files, settings, paths or run SQL from strings.
+ALLOWED_TABLE_FUNCTIONS = frozenset(
+    {
+        "range",
+        "generate_series",
+        "unnest",
+        "duckdb_tables",
+        "duckdb_views",
+        "duckdb_columns",
+        "duckdb_constraints",
+        "duckdb_indexes",
+        "duckdb_schemas",
+        "duckdb_types",
+        "duckdb_keywords",
+        "duckdb_functions",
+        "pragma_table_info",
+        "json_each",
+        "json_tree",
+    }
+)
+
+# Scalar functions that leak the host (paths in settings, environment) or change
+# session state shared by later queries on the same worker.
+DENIED_FUNCTIONS = frozenset(
+    {
+        "getenv",
+        "current_setting",
+        "setseed",
+        "nextval",
+        "currval",
+        "which_secret",
+        "read_text",
+        "read_blob",
+        "query",
+        "query_table",
+    }
+)
+
+ALLOWED_QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
+ALLOWED_TABLE_REFS = frozenset(
+    {"BASE_TABLE", "JOIN", "SUBQUERY", "TABLE_FUNCTION", "EXPRESSION_LIST", "EMPTY", "EMPTY_FROM", "SHOW_REF", "PIVOT"}
+)
+# SHOW <special>: catalog listings of names only (no paths, no settings).
+ALLOWED_SHOW_SPECIAL = frozenset({"tables", "databases", "all tables"})
+METADATA_SCHEMAS = frozenset({"information_schema", "pg_catalog"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalog:
+    """What a query may name: the store's own database and its tables and views."""
+
+    database: str
+    relations: frozenset[tuple[str, str]]  # (schema, name), lower case
+
+    @classmethod
+    def of(cls, database: str, relations: Iterable[tuple[str, str]]) -> Catalog:
+        return cls(database.lower(), frozenset((s.lower(), n.lower()) for s, n in relations))
+
+    @property
+    def schemas(self) -> frozenset[str]:
+        return frozenset(s for s, _ in self.relations)
+
+    def names(self) -> list[str]:
+        return sorted(n if s == "main" else f"{s}.{n}" for s, n in self.relations)
+
+
+def check_text(sql: str, max_chars: int) -> None:
+    """Checks on the raw text, before the parser sees it."""
+    if len(sql) > max_chars:
+        raise QueryRefused("sql-too-long", f"the statement is {len(sql)} characters; the limit is {max_chars}")
+    if "\x00" in sql:
+        # DuckDB's parser splits statements at a NUL byte, hiding a second statement.
+        raise QueryRefused("nul-byte", "the statement contains a NUL byte")
+    if not sql.strip():
+        raise QueryRefused("one-statement", "the statement is empty")
+
+
+def check_kinds(kinds: Sequence[str]) -> None:
+    """Exactly one statement, of a read kind."""
+    if len(kinds) != 1:
+        raise QueryRefused(
+            "one-statement", f"send exactly one statement; this text holds {len(kinds)}"
+        )
+    kind = kinds[0].rsplit(".", 1)[-1].upper()
+    if kind not in ALLOWED_KINDS:
+        raise QueryRefused(
+            "read-only-kind",
+            f"{kind} statements are not allowed; only SELECT/WITH/VALUES/TABLE/FROM, "
+            "DESCRIBE, SHOW, SUMMARIZE and EXPLAIN may run",
+        )
+
+
+def explain_inner(sql: str, token_offsets: Sequence[int]) -> str:
+    """The statement an ``EXPLAIN [ANALYZE]`` wraps, so it can be checked like any query.
+
+    ``token_offsets`` are DuckDB's token start offsets for ``sql`` (``duckdb.tokenize``),
+    which skip comments, so ``EXPLAIN /* x */ ANALYZE`` is handled.
+    """
+    words = [_token(sql, token_offsets, i).lower() for i in range(min(3, len(token_offsets)))]
+    if not words or words[0] != "explain":
+        raise QueryRefused("read-only-kind", "could not find the statement inside EXPLAIN")
+    start = 1
+    if len(words) > 1 and words[1] in ("analyze", "analyse"):
+        start = 2
+    if len(token_offsets) <= start:
+        raise QueryRefused("read-only-kind", "EXPLAIN needs a query to explain")
+    if _token(sql, token_offsets, start) == "(":
+        raise QueryRefused("explain-options", "EXPLAIN options in parentheses are not supported")
+    return sql[token_offsets[start] :]
+
+
+def _token(sql: str, offsets: Sequence[int], i: int) -> str:
+    end = offsets[i + 1] if i + 1 < len(offsets) else len(sql)
+    return sql[offsets[i] : end].strip()
+
+
+def check_tree(tree: dict[str, Any], catalog: Catalog) -> None:
+    """Walk a ``json_serialize_sql`` tree and refuse anything outside the store."""
+    if tree.get("error"):
+        raise QueryRefused(
+            "unparseable",
+            "the statement could not be checked: " + str(tree.get("error_message", "parse error")),
+        )
+    statements = tree.get("statements")
+    if not isinstance(statements, list) or len(statements) != 1:
+        raise QueryRefused("one-statement", "send exactly one statement")
+    _walk(statements[0], catalog, frozenset())
+
+
+def _cte_names(node: dict[str, Any]) -> Iterator[str]:
+    cte_map = node.get("cte_map")
+    if isinstance(cte_map, dict):
+        for entry in cte_map.get("map") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+                yield entry["key"].lower()
+
+
+def _walk(node: Any, catalog: Catalog, ctes: frozenset[str]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _walk(item, catalog, ctes)
+        return
+    if not isinstance(node, dict):
+        return
+    # A CTE is visible in the node that defines it (including its sibling and recursive
+    # definitions); a broader scope only ever admits CTE names, never real relations.
+    ctes = ctes | frozenset(_cte_names(node))
+    kind = node.get("type")
+    if "function_name" in node:
+        _check_function(node)
+    if isinstance(kind, str) and "class" not in node:
+        if kind.endswith("_NODE"):
+            _check_query_node(kind)
+        elif "alias" in node and "sample" in node:  # the fields every TableRef serializes
+            _check_table_ref(node, kind, catalog, ctes)
+    for value in node.values():
+        if isinstance(value, dict | list):
+            _walk(value, catalog, ctes)
+
+
+def _check_function(node: dict[str, Any]) -> None:
+    name = str(node.get("function_name", "")).lower()
+    if name in DENIED_FUNCTIONS:
+        raise QueryRefused("function-not-allowed", f"the function {name}() is not available to shared queries")
+    if node.get("catalog") or node.get("schema"):
+        if str(node.get("schema", "")).lower() not in ("", "main"):
+            raise QueryRefused(
+                "function-not-allowed",
+                f"functions from other schemas or databases are not available ({node.get('schema')}.{name})",
+            )
+
+
+def _check_query_node(kind: str) -> None:
+    if kind not in ALLOWED_QUERY_NODES:
+        raise QueryRefused(
+            "data-modifying-subquery",
+            f"only plain queries are allowed inside a statement (found {kind.removesuffix('_NODE')})",
+        )
+
+
+def _check_table_ref(node: dict[str, Any], kind: str, catalog: Catalog, ctes: frozenset[str]) -> None:
+    if kind not in ALLOWED_TABLE_REFS:
+        raise QueryRefused("unsupported-construct", f"the construct {kind} is not allowed in shared queries")
+    if kind == "BASE_TABLE":
+        if node.get("at_clause"):
+            raise QueryRefused("time-travel", "AT (VERSION/TIMESTAMP) clauses are not allowed")
+        _check_relation(node, catalog, ctes)
+    elif kind == "TABLE_FUNCTION":
+        function = node.get("function") or {}
+        name = str(function.get("function_name", "")).lower()
+        if name not in ALLOWED_TABLE_FUNCTIONS or function.get("schema") or function.get("catalog"):
+            raise QueryRefused(
+                "table-function-not-allowed",
+                f"the table function {name}() is not available to shared queries (it could reach "
+                f"files, settings or other databases); allowed: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}",
+            )
+    elif kind == "SHOW_REF":
+        table = str(node.get("table_name") or "").strip('"').lower()
+        if node.get("show_type") == "SHOW_SPECIAL":
+            if table not in ALLOWED_SHOW_SPECIAL:
+                raise QueryRefused("unsupported-construct", f"SHOW {table} is not allowed")
+        elif table:
+            _check_relation(node, catalog, ctes)
+
+
+def _check_relation(node: dict[str, Any], catalog: Catalog, ctes: frozenset[str]) -> None:
+    cat = str(node.get("catalog_name") or "").lower()
+    schema = str(node.get("schema_name") or "").lower()
+    name = str(node.get("table_name") or "").lower()
+    if not cat and not schema and name in ctes:
+        return
+    if not cat and schema == catalog.database and schema not in catalog.schemas:
+        cat, schema = schema, ""  # "store.table": DuckDB reads a lone qualifier as a database
+    if cat not in ("", catalog.database):
+        raise QueryRefused(
+            "table-not-in-store", f"only this store's tables can be queried; {cat!r} is another database"
+        )
+    if schema in METADATA_SCHEMAS:
+        return
+    if (schema or "main", name) in catalog.relations:
+        return
+    shown = ", ".join(catalog.names()[:20]) or "none"
+    raise QueryRefused(
+        "table-not-in-store",
+        f"{node.get('table_name')!r} is not a table or view of this store (files, other "
+        f"databases and host objects cannot be read); tables: {shown}",
+    )

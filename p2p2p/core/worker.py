@@ -1,0 +1,384 @@
+"""The sandboxed process that owns a store's only DuckDB handle.
+
+Started by ``Executor`` as ``python -I -m p2p2p.core.worker IN_FD OUT_FD PATH LIMITS_JSON
+PRIVATE_DIR``. It confines itself (``sandbox``), opens the store locked down
+(``lockdown``), then serves one request at a time over two pipes (``frames``):
+
+* every statement is checked by ``policy`` before DuckDB executes anything;
+* results stream as an Arrow IPC stream in DATA frames; the worker only sends a frame
+  when it holds a credit from the executor, so a slow reader pauses the query instead of
+  piling up memory;
+* a watchdog thread interrupts DuckDB once the query has worked ``timeout_s`` (time
+  spent waiting for the reader does not count); the executor kills the whole process if
+  even that does not stop it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import sandbox
+from .errors import (
+    BadParameters,
+    P2P2PError,
+    QueryFailed,
+    QueryTimeout,
+    ResourceExhausted,
+    ResultTooLarge,
+)
+from .frames import HEADER, Kind, encode, encode_json, parse_header
+from .limits import Limits
+
+T = TypeVar("T")
+BATCH_ROWS = 65_536
+MAX_REQUEST = 64 << 20
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class Watchdog:
+    """Interrupts the connection once DuckDB has been busy for longer than the budget."""
+
+    def __init__(self, interrupt: Callable[[], None]) -> None:
+        self._interrupt = interrupt
+        self._lock = threading.Lock()
+        self._budget = 0.0
+        self._used = 0.0
+        self._active_since: float | None = None
+        self.fired = False
+        threading.Thread(target=self._run, name="p2p2p-watchdog", daemon=True).start()
+
+    def start_query(self, budget: float) -> None:
+        with self._lock:
+            self._budget, self._used, self._active_since, self.fired = budget, 0.0, None, False
+
+    def run(self, fn: Callable[[], T]) -> T:
+        with self._lock:
+            self._active_since = time.monotonic()
+        try:
+            return fn()
+        finally:
+            with self._lock:
+                if self._active_since is not None:
+                    self._used += time.monotonic() - self._active_since
+                self._active_since = None
+
+    @property
+    def used(self) -> float:
+        return self._used
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.02)
+            with self._lock:
+                over = (
+                    self._active_since is not None
+                    and self._used + time.monotonic() - self._active_since > self._budget
+                )
+                if over:
+                    self.fired = True
+            if over:
+                # DuckDB can miss an interrupt that lands between operators: repeat it.
+                self._interrupt()
+
+
+class Worker:
+    def __init__(self, fd_in: int, fd_out: int, path: str, limits: Limits, private_dir: str) -> None:
+        self.fd_in, self.fd_out = fd_in, fd_out
+        self.path, self.limits, self.private_dir = path, limits, private_dir
+        self.query_limits = limits
+        self.seq = 0
+
+    # -- pipe I/O --------------------------------------------------------------
+    def send(self, frame: bytes | list[bytes]) -> None:
+        parts = [frame] if isinstance(frame, bytes) else frame
+        total = sum(len(p) for p in parts)
+        views = [memoryview(p) for p in parts]
+        while total:
+            written = os.writev(self.fd_out, views)
+            total -= written
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if views and written:
+                views[0] = views[0][written:]
+
+    def read_exact(self, n: int) -> bytes:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            chunk = os.readv(self.fd_in, [view[got:]])
+            if chunk == 0:
+                raise EOFError
+            got += chunk
+        return bytes(buf)
+
+    def read_frame(self) -> tuple[Kind, bytes]:
+        kind, length = parse_header(self.read_exact(HEADER.size), MAX_REQUEST)
+        return kind, self.read_exact(length) if length else b""
+
+    def send_error(self, exc: P2P2PError) -> None:
+        self.send(encode_json(Kind.ERROR, exc.to_dict()))
+
+    # -- lifecycle ---------------------------------------------------------------
+    def serve(self) -> None:
+        import duckdb
+
+        from . import lockdown
+
+        confinement = sandbox.limit_resources(self.limits.effective_address_space_mb)
+        try:
+            con = lockdown.open_store(self.path, self.limits, self.private_dir)
+            catalog = lockdown.catalog(con)
+        except P2P2PError as exc:
+            self.send_error(exc)
+            return
+        # Everything the query path needs is imported before Landlock closes the filesystem.
+        import pyarrow as pa  # noqa: F401
+        import pyarrow.ipc  # noqa: F401
+
+        confinement += sandbox.landlock(sandbox.python_paths())
+        self.con = con
+        self.catalog = catalog
+        self.duckdb = duckdb
+        self.watchdog = Watchdog(con.interrupt)
+        self.send(
+            encode_json(
+                Kind.READY,
+                {
+                    "pid": os.getpid(),
+                    "database": catalog.database,
+                    "relations": catalog.names(),
+                    "sandbox": confinement,
+                    "duckdb": duckdb.__version__,
+                },
+            )
+        )
+        while True:
+            try:
+                kind, payload = self.read_frame()
+            except EOFError:
+                return
+            try:
+                if kind is Kind.QUERY:
+                    self.handle_query(json.loads(payload))
+                elif kind is Kind.SCHEMA:
+                    self.query_limits = self.limits
+                    self.watchdog.start_query(self.limits.timeout_s)
+                    self.send(encode_json(Kind.INFO, self.guarded(lambda: lockdown.describe(con))))
+                # A stray CREDIT/CANCEL after a finished query is harmless: ignore it.
+            except P2P2PError as exc:
+                self.send_error(exc)
+
+    def guarded(self, fn: Callable[[], T]) -> T:
+        """Run a DuckDB call under the watchdog and turn its errors into ours."""
+        duckdb = self.duckdb
+        timeout = self.query_limits.timeout_s
+        try:
+            return self.watchdog.run(fn)
+        except duckdb.InterruptException:
+            raise QueryTimeout(f"the query ran longer than {timeout:g} s and was stopped", timeout_s=timeout) from None
+        except duckdb.OutOfMemoryException:
+            raise ResourceExhausted(
+                f"the query needed more than the store's memory limit ({self.limits.memory_limit_mb} MB)"
+            ) from None
+        except MemoryError:
+            raise ResourceExhausted("the query needed more memory than the worker may use") from None
+        except duckdb.Error as exc:
+            if self.watchdog.fired:
+                raise QueryTimeout(f"the query ran longer than {timeout:g} s and was stopped", timeout_s=timeout) from None
+            raise QueryFailed(str(exc).strip()) from None
+
+    # -- queries -------------------------------------------------------------
+    def check(self, sql: str, limits: Limits) -> None:
+        from . import policy
+        from .lockdown import first_row
+
+        duckdb = self.duckdb
+        policy.check_text(sql, limits.max_sql_chars)
+        try:
+            statements = self.con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise QueryFailed(str(exc).strip()) from None
+        policy.check_kinds([str(s.type) for s in statements])
+        inner = sql
+        if str(statements[0].type).endswith("EXPLAIN"):
+            offsets = [offset for offset, _ in duckdb.tokenize(sql)]
+            inner = policy.explain_inner(sql, offsets)
+            try:
+                inner_statements = self.con.extract_statements(inner)
+            except duckdb.Error as exc:
+                raise QueryFailed(str(exc).strip()) from None
+            policy.check_kinds([str(s.type) for s in inner_statements])
+            if str(inner_statements[0].type).endswith("EXPLAIN"):
+                raise policy.QueryRefused("read-only-kind", "EXPLAIN EXPLAIN is not supported")
+        row = first_row(self.con, "SELECT json_serialize_sql(?::VARCHAR)", [inner])
+        tree = json.loads(row[0]) if row else {"error": True}
+        policy.check_tree(tree, self.catalog)
+
+    def read_params(self, header: dict[str, Any]) -> Any:
+        style = header.get("params")
+        if style is None:
+            return None
+        kind, payload = self.read_frame()
+        if kind is not Kind.PARAMS:
+            raise BadParameters("parameters were announced but not sent")
+        import pyarrow as pa
+
+        table = pa.ipc.open_stream(payload).read_all()
+        row = table.to_pylist()[0] if table.num_rows else {}
+        if style == "positional":
+            return [row[name] for name in table.column_names]
+        return row
+
+    def handle_query(self, header: dict[str, Any]) -> None:
+        limits = self.limits.tightened(**{k: header.get(k) for k in Limits.QUERY_FIELDS})
+        params = self.read_params(header)
+        sql = str(header.get("sql", ""))
+        self.query_limits = limits
+        self.watchdog.start_query(limits.timeout_s)
+        started = time.monotonic()
+        self.seq = int(header.get("seq", 0))
+        self.check(sql, limits)
+        try:
+            relation = self.guarded(lambda: self.con.sql(sql, params=params))
+        except QueryFailed as exc:
+            if "parameter" in exc.message.lower():
+                raise BadParameters(exc.message) from None
+            raise
+        if relation is None:
+            raise QueryFailed("the statement produced no result")
+        reader = self.guarded(lambda: relation.to_arrow_reader(BATCH_ROWS))
+        self.stream(reader, limits, max(1, min(8, int(header.get("window", 2)))), started)
+
+    def stream(self, reader: Any, limits: Limits, credits: int, started: float) -> None:
+        import pyarrow as pa
+
+        sink = _Collector()
+        writer = pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), reader.schema)
+        rows = sent = 0
+        truncated = ""
+        cancelled = False
+        try:
+            while True:
+                try:
+                    batch = self.guarded(reader.read_next_batch)
+                except StopIteration:
+                    break
+                if batch.num_rows == 0:
+                    continue
+                if rows >= limits.max_rows:
+                    truncated = "max_rows"
+                    break
+                take = min(batch.num_rows, limits.max_rows - rows)
+                piece = batch.slice(0, take)
+                budget = limits.max_bytes - sent
+                if piece.nbytes > budget:
+                    per_row = max(1.0, piece.nbytes / max(1, take))
+                    take = int(budget / per_row)
+                    while take > 0 and batch.slice(0, take).nbytes > budget:
+                        take = take * 3 // 4
+                    if take == 0 and rows == 0:
+                        raise ResultTooLarge(
+                            f"the first row alone exceeds the result limit of {limits.max_bytes} bytes"
+                        )
+                    piece = batch.slice(0, take)
+                    truncated = "max_bytes"
+                elif take < batch.num_rows:
+                    truncated = "max_rows"
+                if take:
+                    writer.write_batch(piece)
+                    rows += take
+                    credits = self.flush(sink, credits)
+                    sent += sink.flushed_last
+                if truncated:
+                    break
+        except _Cancelled:
+            cancelled = True
+        writer.close()
+        if not cancelled:
+            self.send(encode(Kind.DATA, b"".join(sink.take())))
+        self.send(
+            encode_json(
+                Kind.END,
+                {
+                    "rows": rows,
+                    "bytes": sent,
+                    "truncated": bool(truncated),
+                    "truncated_by": truncated or None,
+                    "cancelled": cancelled,
+                    "db_seconds": round(self.watchdog.used, 6),
+                    "seconds": round(time.monotonic() - started, 6),
+                },
+            )
+        )
+
+    def flush(self, sink: _Collector, credits: int) -> int:
+        """Send what the writer produced, waiting for a credit first; returns credits left."""
+        while credits <= 0 or self.pending_control():
+            kind, payload = self.read_frame()
+            if int.from_bytes(payload, "big") != self.seq:
+                continue  # a late credit or cancel for an earlier query
+            if kind is Kind.CANCEL:
+                raise _Cancelled
+            if kind is Kind.CREDIT:
+                credits += 1
+        parts = sink.take()
+        sink.flushed_last = sum(len(p) for p in parts)
+        self.send([HEADER.pack(Kind.DATA, sink.flushed_last), *parts])
+        return credits - 1
+
+    def pending_control(self) -> bool:
+        readable, _, _ = select.select([self.fd_in], [], [], 0)
+        return bool(readable)
+
+
+class _Collector:
+    """A write-only file for the Arrow IPC writer that hands over what was written."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.closed = False
+        self.flushed_last = 0
+
+    def write(self, data: Any) -> int:
+        self.parts.append(bytes(data))
+        return len(self.parts[-1])
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def take(self) -> list[bytes]:
+        parts, self.parts = self.parts, []
+        return parts
+
+
+def main(argv: list[str]) -> int:
+    fd_in, fd_out, path, limits_json, private_dir = argv
+    limits = Limits.from_mapping(json.loads(limits_json))
+    worker = Worker(int(fd_in), int(fd_out), path, limits, private_dir)
+    try:
+        worker.serve()
+    except (BrokenPipeError, EOFError):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

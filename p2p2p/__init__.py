@@ -1,1 +1,21 @@
-"""p2p2p: share a DuckDB file read-only with one link."""
+"""p2p2p: share a DuckDB file read-only with one link; query it without moving the data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext p2p2p``: registers ``%%p2pquery``."""
+    from .kernel_ext import load_ipython_extension as load
+
+    load(shell)
+
+
+def build_sample_store(path: str, rows: int = 20_000) -> str:
+    """Create the small sample store used by the quick start (deterministic)."""
+    from .core.sample import build_sample_store as build
+
+    return build(path, rows)

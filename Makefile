@@ -1,0 +1,48 @@
+# The two commands of the quick start. Both work on a fresh machine: they create
+# .venv, install what they need (pinned by constraints.txt), then run.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+
+.PHONY: demo test lint typecheck unit bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.base: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e .
+	@# rfc3987-syntax (via jsonschema[format-nongpl]) adds 6-13 s of import time to every
+	@# Jupyter process; nothing we run validates those formats.
+	-$(BIN)/pip uninstall -y -q rfc3987-syntax
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PIP) -e ".[test]"
+	-$(BIN)/pip uninstall -y -q rfc3987-syntax
+	touch $@
+
+demo: $(VENV)/.base
+	$(BIN)/p2p2p demo
+
+test: $(VENV)/.test lint typecheck unit
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check p2p2p tests benchmarks
+	$(BIN)/ruff format --check p2p2p tests benchmarks
+
+typecheck: $(VENV)/.test
+	$(BIN)/mypy
+
+unit: $(VENV)/.test
+	$(BIN)/pytest
+
+bench: $(VENV)/.test
+	$(BIN)/python -m benchmarks
+
+# Re-pin every dependency to what is installed now (run after changing pyproject.toml).
+lock: $(VENV)/.test
+	$(BIN)/pip freeze --exclude-editable | grep -v '^p2p2p' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

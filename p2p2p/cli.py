@@ -1,0 +1,187 @@
+"""The ``p2p2p`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .core.errors import P2P2PError
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from .core.identity import Identity
+
+    identity, created = Identity.load_or_create()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "public_key": identity.public_key_b64,
+                    "fingerprint": identity.fingerprint,
+                    "path": str(identity.path),
+                    "created": created,
+                }
+            )
+        )
+        return 0
+    print(("Created a new identity" if created else "Your identity") + f" ({identity.path})")
+    print(f"  public key   {identity.public_key_b64}")
+    print(f"  fingerprint  {identity.fingerprint}")
+    return 0
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise P2P2PError(f"--param needs NAME=VALUE, got {text!r}")
+    try:
+        value: Any = json.loads(raw)  # 2022 -> int, "x" -> str, [1,2] -> list
+    except ValueError:
+        value = raw  # bare text is a string
+    return name, value
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from .core.dataframe import to_pandas
+    from .core.executor import Executor
+    from .core.target import parse_target
+    from .widgets.result_view import describe
+
+    target = parse_target(args.target)
+    params = dict(_parse_param(p) for p in args.param) or None
+    with Executor(target.path) as executor:
+        table, info = executor.query_arrow(args.sql, params, max_rows=args.limit, timeout_s=args.timeout)
+    frame = to_pandas(table)
+    if args.format == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", default_handler=str))
+        sys.stdout.write("\n")
+    else:
+        print(frame.to_string(index=False, max_rows=args.show_rows))
+    # The status line goes to stderr so csv/json output stays clean for pipes.
+    print(describe(info, str(target)), file=sys.stderr)
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .core.sample import build_sample_store
+
+    path = build_sample_store(args.path, rows=args.rows)
+    print(path)
+    return 0
+
+
+def _notebook_source() -> Path:
+    """The quick-start notebook: shipped inside the wheel, or the repository's copy."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_notebooks" / "quickstart.ipynb", here.parent / "notebooks" / "quickstart.ipynb"):
+        if candidate.is_file():
+            return candidate
+    raise P2P2PError("the quick-start notebook is missing from this installation")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .core.sample import build_sample_store
+
+    workdir = Path(args.dir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"[1/3] building the sample store in {workdir / 'sample.duckdb'} …", flush=True)
+    build_sample_store(workdir / "sample.duckdb")
+    notebook = workdir / "quickstart.ipynb"
+    if not notebook.exists() or args.reset:
+        shutil.copyfile(_notebook_source(), notebook)
+    print(f"[2/3] quick-start notebook: {notebook}", flush=True)
+    if args.no_lab:
+        print("[3/3] skipped JupyterLab (--no-lab)")
+        return 0
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--ServerApp.root_dir={workdir}",
+        f"--ServerApp.ip={args.host}",
+        f"--ServerApp.port={args.port}",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    print("[3/3] starting JupyterLab; open the URL it prints (with its token), then quickstart.ipynb.")
+    print("      Ctrl+C stops everything.", flush=True)
+    process = subprocess.Popen(command, cwd=workdir)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="p2p2p",
+        description="Share a DuckDB file read-only with one link; query it without moving the data.",
+    )
+    parser.add_argument("--version", action="version", version=f"p2p2p {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    keys = sub.add_parser("keys", help="create (once) and show your identity key")
+    keys.add_argument("--json", action="store_true", help="print as one JSON object")
+    keys.set_defaults(func=_cmd_keys)
+
+    query = sub.add_parser("query", help="run one read-only SQL statement on a store")
+    query.add_argument("target", help="local:PATH or a path to a .duckdb file")
+    query.add_argument("sql", help="one SELECT/WITH/DESCRIBE/SHOW/SUMMARIZE/EXPLAIN statement")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    query.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+                       help="bind $NAME (VALUE is JSON if it parses, else text); repeatable")
+    query.add_argument("--limit", type=int, metavar="N", help="return at most N rows (marked truncated)")
+    query.add_argument("--timeout", type=float, metavar="S", help="stop the query after S seconds")
+    query.add_argument("--show-rows", type=int, default=60, metavar="N",
+                       help="rows printed in table format (default 60)")
+    query.set_defaults(func=_cmd_query)
+
+    sample = sub.add_parser("sample", help="create the sample store")
+    sample.add_argument("path", nargs="?", default="sample.duckdb")
+    sample.add_argument("--rows", type=int, default=20_000)
+    sample.set_defaults(func=_cmd_sample)
+
+    demo = sub.add_parser("demo", help="sample store + JupyterLab on the quick-start notebook")
+    demo.add_argument("--dir", default="demo", help="working folder (default ./demo)")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8888)
+    demo.add_argument("--reset", action="store_true", help="replace the notebook with a fresh copy")
+    demo.add_argument("--no-lab", action="store_true", help="prepare the folder but do not start JupyterLab")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args))
+    except P2P2PError as exc:
+        print(f"p2p2p: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Where p2p2p keeps its files: ``P2P2P_HOME`` if set, else the XDG directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    """Identity key and settings (private: created with mode 0700)."""
+    home = os.environ.get("P2P2P_HOME")
+    if home:
+        return Path(home).expanduser() / "config"
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "p2p2p"
+
+
+def data_dir() -> Path:
+    """Audit logs and notes (private: created with mode 0700)."""
+    home = os.environ.get("P2P2P_HOME")
+    if home:
+        return Path(home).expanduser() / "data"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "p2p2p"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed, owner-only."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path

@@ -1,0 +1,93 @@
+"""The SQL cell magic.
+
+``%%p2pquery [TARGET] [--out NAME] [--limit N] [--timeout S]`` runs the cell through the
+same sandboxed executor that serves shares, so an owner sees exactly what a viewer would.
+``{name}`` in the SQL binds the Python variable ``name`` as a parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from ..core import template
+from ..core.dataframe import to_pandas
+from ..core.errors import BadTarget, P2P2PError
+from ..core.executor import Executor
+from ..core.target import LocalTarget, parse_target
+from ..widgets.result_view import ResultView
+
+
+class CellError(Exception):
+    """Shown by IPython as its one-line message, without a traceback."""
+
+    def __init__(self, error: P2P2PError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31mp2pquery: {self}\x1b[0m"]
+
+
+@magics_class
+class P2PMagics(Magics):
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.executors: dict[str, Executor] = {}
+        self.last_target: LocalTarget | None = None
+
+    def executor(self, target: LocalTarget) -> Executor:
+        executor = self.executors.get(target.path)
+        if executor is None:
+            executor = self.executors[target.path] = Executor(target.path)
+        return executor
+
+    @magic_arguments()
+    @argument("target", nargs="?", help="local:PATH or a path to a .duckdb file; default: the last one used")
+    @argument("--out", "-o", metavar="NAME", help="also store the DataFrame in this variable")
+    @argument("--limit", "-l", type=int, metavar="N", help="return at most N rows (marked truncated)")
+    @argument("--timeout", type=float, metavar="S", help="stop the query after S seconds")
+    @cell_magic
+    def p2pquery(self, line: str, cell: str) -> None:
+        """Run the cell's SQL on a DuckDB store through p2p2p's locked-down executor.
+
+        The result is shown as a compact table with its row count and time; ``_`` (and
+        ``--out NAME``) hold the pandas DataFrame. Errors are one line, naming the rule.
+        """
+        try:
+            args = parse_argstring(self.p2pquery, line)
+        except Exception as exc:  # IPython's UsageError already reads well
+            raise exc from None
+        try:
+            if args.target:
+                target = parse_target(args.target)
+            elif self.last_target is not None:
+                target = self.last_target
+            else:
+                raise BadTarget("no store given yet: start the cell with %%p2pquery local:PATH")
+            if args.out is not None and not str(args.out).isidentifier():
+                raise BadTarget(f"--out needs a variable name, got {args.out!r}")
+            sql, params = template.bind(cell, self.shell.user_ns)
+            executor = self.executor(target)
+            table, info = executor.query_arrow(
+                sql, params or None, max_rows=args.limit, timeout_s=args.timeout
+            )
+        except P2P2PError as exc:
+            raise CellError(exc) from None
+        self.last_target = target
+        frame = to_pandas(table)
+        display(ResultView(frame, info, str(target)))
+        if args.out:
+            self.shell.user_ns[args.out] = frame
+        # Like a returned value, but without showing the DataFrame a second time.
+        self.shell.displayhook.update_user_ns(frame)
+
+    def close(self) -> None:
+        for executor in self.executors.values():
+            executor.close()
+        self.executors.clear()
+
+

@@ -59,7 +59,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     params = dict(_parse_param(p) for p in args.param) or None
     with Executor(target.path) as executor:
-        table, info = executor.query_arrow(args.sql, params, max_rows=args.limit, timeout_s=args.timeout)
+        table, info = executor.query_arrow(
+            args.sql, params, max_rows=args.limit, timeout_s=args.timeout
+        )
     frame = to_pandas(table)
     if args.format == "csv":
         frame.to_csv(sys.stdout, index=False)
@@ -84,7 +86,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _notebook_source() -> Path:
     """The quick-start notebook: shipped inside the wheel, or the repository's copy."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / "_notebooks" / "quickstart.ipynb", here.parent / "notebooks" / "quickstart.ipynb"):
+    for candidate in (
+        here / "_notebooks" / "quickstart.ipynb",
+        here.parent / "notebooks" / "quickstart.ipynb",
+    ):
         if candidate.is_file():
             return candidate
     raise P2P2PError("the quick-start notebook is missing from this installation")
@@ -115,7 +120,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
-    print("[3/3] starting JupyterLab; open the URL it prints (with its token), then quickstart.ipynb.")
+    print(
+        "[3/3] starting JupyterLab; open the URL it prints (with its token), then quickstart.ipynb."
+    )
     print("      Ctrl+C stops everything.", flush=True)
     process = subprocess.Popen(command, cwd=workdir)
     try:
@@ -145,12 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("target", help="local:PATH or a path to a .duckdb file")
     query.add_argument("sql", help="one SELECT/WITH/DESCRIBE/SHOW/SUMMARIZE/EXPLAIN statement")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    query.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
-                       help="bind $NAME (VALUE is JSON if it parses, else text); repeatable")
-    query.add_argument("--limit", type=int, metavar="N", help="return at most N rows (marked truncated)")
+    query.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="bind $NAME (VALUE is JSON if it parses, else text); repeatable",
+    )
+    query.add_argument(
+        "--limit", type=int, metavar="N", help="return at most N rows (marked truncated)"
+    )
     query.add_argument("--timeout", type=float, metavar="S", help="stop the query after S seconds")
-    query.add_argument("--show-rows", type=int, default=60, metavar="N",
-                       help="rows printed in table format (default 60)")
+    query.add_argument(
+        "--show-rows",
+        type=int,
+        default=60,
+        metavar="N",
+        help="rows printed in table format (default 60)",
+    )
     query.set_defaults(func=_cmd_query)
 
     sample = sub.add_parser("sample", help="create the sample store")
@@ -163,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8888)
     demo.add_argument("--reset", action="store_true", help="replace the notebook with a fresh copy")
-    demo.add_argument("--no-lab", action="store_true", help="prepare the folder but do not start JupyterLab")
+    demo.add_argument(
+        "--no-lab", action="store_true", help="prepare the folder but do not start JupyterLab"
+    )
     demo.set_defaults(func=_cmd_demo)
     return parser
 

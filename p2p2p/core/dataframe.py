@@ -19,4 +19,5 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
     target = pa.schema(columns)
     if target != table.schema:
         table = table.cast(target)
-    return table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()
+    return frame

@@ -169,7 +169,11 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 code = None
         if code is not None and code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            name = (
+                signal.Signals(-code).name
+                if -code in signal.Signals._value2member_map_
+                else str(-code)
+            )
             return (
                 f"the store worker was stopped by {name} while running the query (usually a query "
                 "that needed more memory than the share allows); it restarts for the next query"
@@ -204,7 +208,9 @@ class Executor:
         self.path = os.path.abspath(os.fspath(path))
         self.limits = limits or Limits()
         if not os.path.isfile(self.path):
-            raise StoreMissing(f"the store {self.path} does not exist or is not a file", path=self.path)
+            raise StoreMissing(
+                f"the store {self.path} does not exist or is not a file", path=self.path
+            )
         self._cond = threading.Condition()
         self._idle: list[WorkerProcess] = []
         self._count = 0
@@ -307,7 +313,9 @@ class Executor:
             raise
         return ResultStream(self, worker, seq, limits)
 
-    def query_arrow(self, sql: str, params: Params = None, **limits: Any) -> tuple[pa.Table, ResultInfo]:
+    def query_arrow(
+        self, sql: str, params: Params = None, **limits: Any
+    ) -> tuple[pa.Table, ResultInfo]:
         with self.query(sql, params, **limits) as stream:
             table = stream.read_all()
             return table, stream.info
@@ -517,7 +525,9 @@ def encode_params(params: Params) -> tuple[bytes, str | None]:
         names = [f"p{i + 1}" for i in range(len(values))]
         style = "positional"
     try:
-        table = pa.table({name: pa.array([value]) for name, value in zip(names, values, strict=True)})
+        table = pa.table(
+            {name: pa.array([value]) for name, value in zip(names, values, strict=True)}
+        )
     except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
         raise BadParameters(f"a parameter value cannot be sent to the store: {exc}") from None
     sink = pa.BufferOutputStream()

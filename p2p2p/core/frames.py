@@ -55,5 +55,7 @@ def parse_header(header: bytes, max_payload: int) -> tuple[Kind, int]:
     except ValueError:
         raise WorkerCrashed(f"the store worker sent an unknown frame kind {kind_byte}") from None
     if length > max_payload:
-        raise WorkerCrashed(f"the store worker sent a {length}-byte frame; the cap is {max_payload}")
+        raise WorkerCrashed(
+            f"the store worker sent a {length}-byte frame; the cap is {max_payload}"
+        )
     return kind, length

@@ -69,14 +69,18 @@ class Identity:
         try:
             info = path.stat()
         except FileNotFoundError:
-            raise IdentityError(f"no identity key at {path}; create one with `p2p2p keys`") from None
+            raise IdentityError(
+                f"no identity key at {path}; create one with `p2p2p keys`"
+            ) from None
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise IdentityError(
                 f"refusing to use {path}: it is readable by other users "
                 f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`"
             )
         if hasattr(os, "getuid") and info.st_uid != os.getuid():
-            raise IdentityError(f"refusing to use {path}: it belongs to another user (uid {info.st_uid})")
+            raise IdentityError(
+                f"refusing to use {path}: it belongs to another user (uid {info.st_uid})"
+            )
         lines = path.read_text().split()
         if len(lines) != 2 or lines[0] != HEADER:
             raise IdentityError(f"{path} is not a p2p2p identity file (expected a {HEADER} header)")

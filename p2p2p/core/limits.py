@@ -47,7 +47,9 @@ class Limits:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise BadLimits(f"limit {name} must be a number, got {value!r}")
             if not low <= value <= high:
-                raise BadLimits(f"limit {name}={value!r} is outside the allowed range {low}..{high}")
+                raise BadLimits(
+                    f"limit {name}={value!r} is outside the allowed range {low}..{high}"
+                )
         if self.address_space_mb and self.address_space_mb < self.memory_limit_mb + 512:
             raise BadLimits(
                 f"limit address_space_mb={self.address_space_mb} must be at least "
@@ -80,7 +82,9 @@ class Limits:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise BadLimits(f"unknown limit(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise BadLimits(
+                f"unknown limit(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
         return cls(**dict(data))
 
     def to_dict(self) -> dict[str, Any]:

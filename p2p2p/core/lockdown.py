@@ -92,7 +92,9 @@ def open_store(path: str, limits: Limits, private_dir: str) -> duckdb.DuckDBPyCo
 
 def classify_open_error(path: str, exc: Exception) -> StoreUnavailable:
     text = str(exc)
-    if "lock" in text.lower() and ("conflicting" in text.lower() or "could not set" in text.lower()):
+    if "lock" in text.lower() and (
+        "conflicting" in text.lower() or "could not set" in text.lower()
+    ):
         return StoreLocked(
             f"the store {path} is open for writing in another process (often the notebook "
             "that built it): close that connection (con.close()) and try again",
@@ -100,7 +102,9 @@ def classify_open_error(path: str, exc: Exception) -> StoreUnavailable:
         )
     if "no such file" in text.lower() or "cannot open file" in text.lower():
         return StoreMissing(f"the store {path} cannot be opened: {text}", path=path)
-    return StoreCorrupt(f"the store {path} is not a readable DuckDB database: {text.splitlines()[0]}", path=path)
+    return StoreCorrupt(
+        f"the store {path} is not a readable DuckDB database: {text.splitlines()[0]}", path=path
+    )
 
 
 def verify_lockdown(con: duckdb.DuckDBPyConnection, limits: Limits) -> None:
@@ -117,7 +121,9 @@ def verify_lockdown(con: duckdb.DuckDBPyConnection, limits: Limits) -> None:
         pass
     if wrong:
         con.close()
-        raise StoreUnavailable("refusing to serve the store: the DuckDB lockdown did not hold: " + "; ".join(wrong))
+        raise StoreUnavailable(
+            "refusing to serve the store: the DuckDB lockdown did not hold: " + "; ".join(wrong)
+        )
 
 
 def catalog(con: duckdb.DuckDBPyConnection) -> Catalog:

@@ -20,7 +20,9 @@ def data_dir() -> Path:
     home = os.environ.get("P2P2P_HOME")
     if home:
         return Path(home).expanduser() / "data"
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return Path(base) / "p2p2p"
 
 

@@ -11,6 +11,7 @@ Each refusal names its rule (``QueryRefused.rule``); docs/security.md lists them
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -60,13 +61,26 @@ DENIED_FUNCTIONS = frozenset(
     }
 )
 
-ALLOWED_QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
+ALLOWED_QUERY_NODES = frozenset(
+    {"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"}
+)
 ALLOWED_TABLE_REFS = frozenset(
-    {"BASE_TABLE", "JOIN", "SUBQUERY", "TABLE_FUNCTION", "EXPRESSION_LIST", "EMPTY", "EMPTY_FROM", "SHOW_REF", "PIVOT"}
+    {
+        "BASE_TABLE",
+        "JOIN",
+        "SUBQUERY",
+        "TABLE_FUNCTION",
+        "EXPRESSION_LIST",
+        "EMPTY",
+        "EMPTY_FROM",
+        "SHOW_REF",
+        "PIVOT",
+    }
 )
 # SHOW <special>: catalog listings of names only (no paths, no settings).
 ALLOWED_SHOW_SPECIAL = frozenset({"tables", "databases", "all tables"})
 METADATA_SCHEMAS = frozenset({"information_schema", "pg_catalog"})
+_WORD = re.compile(r"\w+|\S")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +105,9 @@ class Catalog:
 def check_text(sql: str, max_chars: int) -> None:
     """Checks on the raw text, before the parser sees it."""
     if len(sql) > max_chars:
-        raise QueryRefused("sql-too-long", f"the statement is {len(sql)} characters; the limit is {max_chars}")
+        raise QueryRefused(
+            "sql-too-long", f"the statement is {len(sql)} characters; the limit is {max_chars}"
+        )
     if "\x00" in sql:
         # DuckDB's parser splits statements at a NUL byte, hiding a second statement.
         raise QueryRefused("nul-byte", "the statement contains a NUL byte")
@@ -117,8 +133,8 @@ def check_kinds(kinds: Sequence[str]) -> None:
 def explain_inner(sql: str, token_offsets: Sequence[int]) -> str:
     """The statement an ``EXPLAIN [ANALYZE]`` wraps, so it can be checked like any query.
 
-    ``token_offsets`` are DuckDB's token start offsets for ``sql`` (``duckdb.tokenize``),
-    which skip comments, so ``EXPLAIN /* x */ ANALYZE`` is handled.
+    ``token_offsets`` are the start offsets of DuckDB's tokens for ``sql``
+    (``duckdb.tokenize``) without its comment tokens, so ``EXPLAIN /* x */ ANALYZE`` works.
     """
     words = [_token(sql, token_offsets, i).lower() for i in range(min(3, len(token_offsets)))]
     if not words or words[0] != "explain":
@@ -134,8 +150,9 @@ def explain_inner(sql: str, token_offsets: Sequence[int]) -> str:
 
 
 def _token(sql: str, offsets: Sequence[int], i: int) -> str:
-    end = offsets[i + 1] if i + 1 < len(offsets) else len(sql)
-    return sql[offsets[i] : end].strip()
+    # Only the token itself: the text up to the next offset may hold a comment.
+    match = _WORD.match(sql, offsets[i])
+    return match.group(0) if match else ""
 
 
 def check_tree(tree: dict[str, Any], catalog: Catalog) -> None:
@@ -185,13 +202,15 @@ def _walk(node: Any, catalog: Catalog, ctes: frozenset[str]) -> None:
 def _check_function(node: dict[str, Any]) -> None:
     name = str(node.get("function_name", "")).lower()
     if name in DENIED_FUNCTIONS:
-        raise QueryRefused("function-not-allowed", f"the function {name}() is not available to shared queries")
-    if node.get("catalog") or node.get("schema"):
-        if str(node.get("schema", "")).lower() not in ("", "main"):
-            raise QueryRefused(
-                "function-not-allowed",
-                f"functions from other schemas or databases are not available ({node.get('schema')}.{name})",
-            )
+        raise QueryRefused(
+            "function-not-allowed", f"the function {name}() is not available to shared queries"
+        )
+    if node.get("catalog") or str(node.get("schema") or "").lower() not in ("", "main"):
+        qualified = ".".join(str(p) for p in (node.get("catalog"), node.get("schema"), name) if p)
+        raise QueryRefused(
+            "function-not-allowed",
+            f"functions from other schemas or databases are not available ({qualified})",
+        )
 
 
 def _check_query_node(kind: str) -> None:
@@ -202,9 +221,13 @@ def _check_query_node(kind: str) -> None:
         )
 
 
-def _check_table_ref(node: dict[str, Any], kind: str, catalog: Catalog, ctes: frozenset[str]) -> None:
+def _check_table_ref(
+    node: dict[str, Any], kind: str, catalog: Catalog, ctes: frozenset[str]
+) -> None:
     if kind not in ALLOWED_TABLE_REFS:
-        raise QueryRefused("unsupported-construct", f"the construct {kind} is not allowed in shared queries")
+        raise QueryRefused(
+            "unsupported-construct", f"the construct {kind} is not allowed in shared queries"
+        )
     if kind == "BASE_TABLE":
         if node.get("at_clause"):
             raise QueryRefused("time-travel", "AT (VERSION/TIMESTAMP) clauses are not allowed")
@@ -238,7 +261,8 @@ def _check_relation(node: dict[str, Any], catalog: Catalog, ctes: frozenset[str]
         cat, schema = schema, ""  # "store.table": DuckDB reads a lone qualifier as a database
     if cat not in ("", catalog.database):
         raise QueryRefused(
-            "table-not-in-store", f"only this store's tables can be queried; {cat!r} is another database"
+            "table-not-in-store",
+            f"only this store's tables can be queried; {cat!r} is another database",
         )
     if schema in METADATA_SCHEMAS:
         return

@@ -97,7 +97,9 @@ def landlock_abi() -> int:
         return 0
     libc = _libc()
     libc.syscall.restype = ctypes.c_long
-    abi = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), _LANDLOCK_CREATE_RULESET_VERSION)
+    abi = libc.syscall(
+        _SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), _LANDLOCK_CREATE_RULESET_VERSION
+    )
     return max(0, int(abi))
 
 
@@ -124,7 +126,9 @@ def landlock(readable: Iterable[str]) -> list[str]:
         attr.scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL
         size = ctypes.sizeof(_RulesetAttr)
         done.append("landlock scoped signals and sockets")
-    ruleset = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0)
+    ruleset = libc.syscall(
+        _SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), 0
+    )
     if ruleset < 0:
         return []
     try:
@@ -138,7 +142,13 @@ def landlock(readable: Iterable[str]) -> list[str]:
                 is_dir = os.path.isdir(path)
                 rule.allowed_access = _FS_READ_FILE | _FS_EXECUTE | (_FS_READ_DIR if is_dir else 0)
                 rule.parent_fd = fd
-                libc.syscall(_SYS_LANDLOCK_ADD_RULE, ruleset, _LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0)
+                libc.syscall(
+                    _SYS_LANDLOCK_ADD_RULE,
+                    ruleset,
+                    _LANDLOCK_RULE_PATH_BENEATH,
+                    ctypes.byref(rule),
+                    0,
+                )
             finally:
                 os.close(fd)
         if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -151,12 +161,19 @@ def landlock(readable: Iterable[str]) -> list[str]:
 
 
 def python_paths() -> list[str]:
-    """Where the interpreter, its packages and p2p2p itself live: readable, never secret.
+    """Where the interpreter, its packages, p2p2p itself and time zone data live:
+    readable, never secret.
 
     Not every ``sys.path`` entry: an editable install or the working directory can be a
     folder that also holds data.
     """
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix}
-    paths.update(v for k, v in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib", "purelib", "platlib"))
+    paths.update(
+        v
+        for k, v in sysconfig.get_paths().items()
+        if k in ("stdlib", "platstdlib", "purelib", "platlib")
+    )
     paths.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # Time zone rules, for TIMESTAMP WITH TIME ZONE parameters and results.
+    paths.add("/usr/share/zoneinfo")
     return sorted(p for p in paths if os.path.isdir(p))

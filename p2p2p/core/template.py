@@ -49,7 +49,9 @@ def bind(sql: str, namespace: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         elif ch == "{" and (match := _PLACEHOLDER.match(sql, i)):
             name = match.group(1)
             if name not in namespace:
-                raise BadParameters(f"the SQL uses {{{name}}} but no variable named {name!r} is defined")
+                raise BadParameters(
+                    f"the SQL uses {{{name}}} but no variable named {name!r} is defined"
+                )
             params[name] = namespace[name]
             out.append(f"${name}")
             i = match.end()

@@ -29,6 +29,7 @@ from .errors import (
     BadParameters,
     P2P2PError,
     QueryFailed,
+    QueryRefused,
     QueryTimeout,
     ResourceExhausted,
     ResultTooLarge,
@@ -92,7 +93,9 @@ class Watchdog:
 
 
 class Worker:
-    def __init__(self, fd_in: int, fd_out: int, path: str, limits: Limits, private_dir: str) -> None:
+    def __init__(
+        self, fd_in: int, fd_out: int, path: str, limits: Limits, private_dir: str
+    ) -> None:
         self.fd_in, self.fd_out = fd_in, fd_out
         self.path, self.limits, self.private_dir = path, limits, private_dir
         self.query_limits = limits
@@ -179,6 +182,14 @@ class Worker:
                 # A stray CREDIT/CANCEL after a finished query is harmless: ignore it.
             except P2P2PError as exc:
                 self.send_error(exc)
+            except (BrokenPipeError, EOFError):
+                raise
+            except Exception as exc:
+                # A bug here must cost one query, not the worker; the message is ours, not
+                # the store's, so it is safe to show.
+                self.send_error(
+                    P2P2PError(f"internal error in the store worker: {type(exc).__name__}: {exc}")
+                )
 
     def guarded(self, fn: Callable[[], T]) -> T:
         """Run a DuckDB call under the watchdog and turn its errors into ours."""
@@ -187,16 +198,22 @@ class Worker:
         try:
             return self.watchdog.run(fn)
         except duckdb.InterruptException:
-            raise QueryTimeout(f"the query ran longer than {timeout:g} s and was stopped", timeout_s=timeout) from None
+            raise QueryTimeout(
+                f"the query ran longer than {timeout:g} s and was stopped", timeout_s=timeout
+            ) from None
         except duckdb.OutOfMemoryException:
             raise ResourceExhausted(
                 f"the query needed more than the store's memory limit ({self.limits.memory_limit_mb} MB)"
             ) from None
         except MemoryError:
-            raise ResourceExhausted("the query needed more memory than the worker may use") from None
+            raise ResourceExhausted(
+                "the query needed more memory than the worker may use"
+            ) from None
         except duckdb.Error as exc:
             if self.watchdog.fired:
-                raise QueryTimeout(f"the query ran longer than {timeout:g} s and was stopped", timeout_s=timeout) from None
+                raise QueryTimeout(
+                    f"the query ran longer than {timeout:g} s and was stopped", timeout_s=timeout
+                ) from None
             raise QueryFailed(str(exc).strip()) from None
 
     # -- queries -------------------------------------------------------------
@@ -213,7 +230,7 @@ class Worker:
         policy.check_kinds([str(s.type) for s in statements])
         inner = sql
         if str(statements[0].type).endswith("EXPLAIN"):
-            offsets = [offset for offset, _ in duckdb.tokenize(sql)]
+            offsets = [o for o, kind in duckdb.tokenize(sql) if kind != duckdb.token_type.comment]
             inner = policy.explain_inner(sql, offsets)
             try:
                 inner_statements = self.con.extract_statements(inner)
@@ -221,7 +238,7 @@ class Worker:
                 raise QueryFailed(str(exc).strip()) from None
             policy.check_kinds([str(s.type) for s in inner_statements])
             if str(inner_statements[0].type).endswith("EXPLAIN"):
-                raise policy.QueryRefused("read-only-kind", "EXPLAIN EXPLAIN is not supported")
+                raise QueryRefused("read-only-kind", "EXPLAIN EXPLAIN is not supported")
         row = first_row(self.con, "SELECT json_serialize_sql(?::VARCHAR)", [inner])
         tree = json.loads(row[0]) if row else {"error": True}
         policy.check_tree(tree, self.catalog)
@@ -235,8 +252,11 @@ class Worker:
             raise BadParameters("parameters were announced but not sent")
         import pyarrow as pa
 
-        table = pa.ipc.open_stream(payload).read_all()
-        row = table.to_pylist()[0] if table.num_rows else {}
+        try:
+            table = pa.ipc.open_stream(payload).read_all()
+            row = table.to_pylist()[0] if table.num_rows else {}
+        except (pa.ArrowException, ValueError) as exc:
+            raise BadParameters(f"the parameters could not be read: {exc}") from None
         if style == "positional":
             return [row[name] for name in table.column_names]
         return row

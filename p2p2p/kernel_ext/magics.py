@@ -39,6 +39,11 @@ class P2PMagics(Magics):
         self.executors: dict[str, Executor] = {}
         self.last_target: LocalTarget | None = None
 
+    @property
+    def _shell(self) -> Any:
+        assert self.shell is not None, "the magics are not attached to a shell"
+        return self.shell
+
     def executor(self, target: LocalTarget) -> Executor:
         executor = self.executors.get(target.path)
         if executor is None:
@@ -46,9 +51,15 @@ class P2PMagics(Magics):
         return executor
 
     @magic_arguments()
-    @argument("target", nargs="?", help="local:PATH or a path to a .duckdb file; default: the last one used")
+    @argument(
+        "target",
+        nargs="?",
+        help="local:PATH or a path to a .duckdb file; default: the last one used",
+    )
     @argument("--out", "-o", metavar="NAME", help="also store the DataFrame in this variable")
-    @argument("--limit", "-l", type=int, metavar="N", help="return at most N rows (marked truncated)")
+    @argument(
+        "--limit", "-l", type=int, metavar="N", help="return at most N rows (marked truncated)"
+    )
     @argument("--timeout", type=float, metavar="S", help="stop the query after S seconds")
     @cell_magic
     def p2pquery(self, line: str, cell: str) -> None:
@@ -57,10 +68,7 @@ class P2PMagics(Magics):
         The result is shown as a compact table with its row count and time; ``_`` (and
         ``--out NAME``) hold the pandas DataFrame. Errors are one line, naming the rule.
         """
-        try:
-            args = parse_argstring(self.p2pquery, line)
-        except Exception as exc:  # IPython's UsageError already reads well
-            raise exc from None
+        args = parse_argstring(self.p2pquery, line)
         try:
             if args.target:
                 target = parse_target(args.target)
@@ -70,7 +78,7 @@ class P2PMagics(Magics):
                 raise BadTarget("no store given yet: start the cell with %%p2pquery local:PATH")
             if args.out is not None and not str(args.out).isidentifier():
                 raise BadTarget(f"--out needs a variable name, got {args.out!r}")
-            sql, params = template.bind(cell, self.shell.user_ns)
+            sql, params = template.bind(cell, self._shell.user_ns)
             executor = self.executor(target)
             table, info = executor.query_arrow(
                 sql, params or None, max_rows=args.limit, timeout_s=args.timeout
@@ -81,13 +89,11 @@ class P2PMagics(Magics):
         frame = to_pandas(table)
         display(ResultView(frame, info, str(target)))
         if args.out:
-            self.shell.user_ns[args.out] = frame
+            self._shell.user_ns[args.out] = frame
         # Like a returned value, but without showing the DataFrame a second time.
-        self.shell.displayhook.update_user_ns(frame)
+        self._shell.displayhook.update_user_ns(frame)
 
     def close(self) -> None:
         for executor in self.executors.values():
             executor.close()
         self.executors.clear()
-
-

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from p2p2p.core.executor import Executor
+from p2p2p.core.limits import Limits
+from p2p2p.core.sample import build_sample_store
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_sample_store(tmp_path_factory.mktemp("store") / "sample.duckdb", rows=20_000)
+
+
+@pytest.fixture
+def executor(sample_store: str) -> Iterator[Executor]:
+    with Executor(sample_store, Limits(timeout_s=5, workers=2, memory_limit_mb=256)) as ex:
+        yield ex
+
+
+@pytest.fixture(autouse=True)
+def p2p2p_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own config dir: no test reads or writes the real one."""
+    home = tmp_path / "p2p2p-home"
+    monkeypatch.setenv("P2P2P_HOME", str(home))
+    return home

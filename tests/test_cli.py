@@ -1,0 +1,64 @@
+"""The p2p2p command, run as a user would: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def p2p2p(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "p2p2p", *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def test_help_lists_commands() -> None:
+    result = p2p2p("--help")
+    assert result.returncode == 0
+    for command in ("keys", "query", "sample", "demo"):
+        assert command in result.stdout
+
+
+def test_query_formats(sample_store: str) -> None:
+    sql = "SELECT region, count(*) AS n FROM sales WHERE year = $y GROUP BY 1 ORDER BY 1"
+    as_json = p2p2p("query", f"local:{sample_store}", sql, "--param", "y=2022", "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    rows = json.loads(as_json.stdout)
+    assert [r["region"] for r in rows] == ["east", "north", "south", "west"]
+    assert "4 rows" in as_json.stderr
+    as_csv = p2p2p("query", sample_store, sql, "-p", "y=2022", "--format", "csv")
+    lines = as_csv.stdout.strip().splitlines()
+    assert lines[0] == "region,n" and len(lines) == 5
+    assert lines[1] == f"east,{rows[0]['n']}"
+    table = p2p2p("query", sample_store, sql, "-p", "y=2022")
+    assert "north" in table.stdout and "region" in table.stdout
+
+
+def test_refused_query_exits_2_with_the_rule(sample_store: str) -> None:
+    result = p2p2p("query", sample_store, "COPY sales TO '/tmp/p2p2p-stolen.csv'")
+    assert result.returncode == 2
+    assert "read-only-kind" in result.stderr and "Traceback" not in result.stderr
+    assert not Path("/tmp/p2p2p-stolen.csv").exists()
+
+
+def test_limit_marks_truncation(sample_store: str) -> None:
+    result = p2p2p("query", sample_store, "FROM sales", "--limit", "3", "--format", "csv")
+    assert result.returncode == 0
+    assert len(result.stdout.strip().splitlines()) == 4
+    assert "TRUNCATED" in result.stderr
+
+
+def test_sample_and_demo_without_lab(tmp_path: Path) -> None:
+    built = p2p2p("sample", str(tmp_path / "s.duckdb"), "--rows", "100")
+    assert built.returncode == 0 and Path(built.stdout.strip()).is_file()
+    demo = p2p2p("demo", "--dir", str(tmp_path / "demo"), "--no-lab")
+    assert demo.returncode == 0, demo.stderr
+    assert (tmp_path / "demo" / "sample.duckdb").is_file()
+    assert (tmp_path / "demo" / "quickstart.ipynb").is_file()
+
+
+def test_bad_target_is_explained() -> None:
+    result = p2p2p("query", "https://relay.example/s/abc", "SELECT 1")
+    assert result.returncode == 2 and "relay" in result.stderr

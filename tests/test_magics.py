@@ -1,0 +1,96 @@
+"""%%p2pquery through a real IPython shell."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.testing.globalipapp import start_ipython
+
+from p2p2p.kernel_ext.magics import CellError
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[InteractiveShell]:
+    ip = start_ipython()
+    assert ip is not None
+    ip.run_line_magic("load_ext", "p2p2p")
+    yield ip
+    magics = ip.magics_manager.registry.get("P2PMagics")
+    if magics is not None:
+        magics.close()
+
+
+def run(shell: InteractiveShell, source: str) -> Any:
+    return shell.run_cell(source)
+
+
+def test_query_binds_variables_and_sets_underscore(
+    shell: InteractiveShell, sample_store: str
+) -> None:
+    shell.user_ns["year"] = 2022
+    result = run(
+        shell,
+        f"%%p2pquery local:{sample_store} --out totals\n"
+        "SELECT region, count(*) AS n FROM sales WHERE year = {year} GROUP BY 1 ORDER BY 1",
+    )
+    assert result.success, result.error_in_exec
+    frame = shell.user_ns["_"]
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame.columns) == ["region", "n"]
+    assert frame is shell.user_ns["totals"]
+    con = duckdb.connect(sample_store, read_only=True)
+    expected = con.execute("SELECT count(*) FROM sales WHERE year = 2022").fetchall()[0][0]
+    con.close()
+    assert int(frame["n"].sum()) == expected
+
+
+def test_bare_path_and_last_target(shell: InteractiveShell, sample_store: str) -> None:
+    assert run(shell, f"%%p2pquery {sample_store}\nSELECT 1 AS a").success
+    result = run(shell, "%%p2pquery --limit 3\nSELECT * FROM sales")
+    assert result.success
+    assert len(shell.user_ns["_"]) == 3
+
+
+def test_display_shows_rows_time_and_truncation(
+    shell: InteractiveShell, sample_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(shell, f"%%p2pquery local:{sample_store} --limit 2\nSELECT sale_id FROM sales ORDER BY 1")
+    out = capsys.readouterr().out
+    assert "2 rows" in out and " ms" in out and "TRUNCATED by max_rows" in out
+
+
+def test_refusal_is_one_line_not_a_traceback(
+    shell: InteractiveShell, sample_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(shell, f"%%p2pquery local:{sample_store}\nSELECT * FROM read_csv('/etc/passwd')")
+    assert not result.success
+    assert isinstance(result.error_in_exec, CellError)
+    assert result.error_in_exec.error.rule == "table-function-not-allowed"  # type: ignore[attr-defined]
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "table-function-not-allowed" in text
+    assert "Traceback" not in text
+
+
+def test_missing_variable_and_missing_store(shell: InteractiveShell, tmp_path: Any) -> None:
+    result = run(shell, "%%p2pquery local:/nonexistent/x.duckdb\nSELECT 1")
+    assert isinstance(result.error_in_exec, CellError)
+    assert "does not exist" in str(result.error_in_exec)
+    result = run(shell, "%%p2pquery\nSELECT {no_such_variable}")
+    assert "no_such_variable" in str(result.error_in_exec)
+
+
+def test_html_escapes_values(shell: InteractiveShell, sample_store: str) -> None:
+    from p2p2p.core.executor import ResultInfo
+    from p2p2p.widgets.result_view import ResultView
+
+    view = ResultView(
+        pd.DataFrame({"x": ["<script>alert(1)</script>"]}), ResultInfo(rows=1), "local:x"
+    )
+    html = view._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html

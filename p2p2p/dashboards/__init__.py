@@ -1,0 +1,1 @@
+"""Voila dashboard notebooks shipped as package data (arrive with viewer dashboards)."""

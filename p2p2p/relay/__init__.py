@@ -1,0 +1,1 @@
+"""The relay: routes share links to owners' outbound tunnels; stores nothing (arrives with the relay)."""

@@ -1,0 +1,1 @@
+"""Jupyter server extension: hosts shares in the server process (arrives with the Jupyter integration)."""

@@ -34,7 +34,7 @@ from .errors import (
     ResourceExhausted,
     ResultTooLarge,
 )
-from .frames import HEADER, Kind, encode, encode_json, parse_header
+from .frames import HEADER, Kind, encode_json, parse_header
 from .limits import Limits
 
 T = TypeVar("T")
@@ -102,7 +102,7 @@ class Worker:
         self.seq = 0
 
     # -- pipe I/O --------------------------------------------------------------
-    def send(self, frame: bytes | list[bytes]) -> None:
+    def send(self, frame: bytes | list[Any]) -> None:
         parts = [frame] if isinstance(frame, bytes) else frame
         total = sum(len(p) for p in parts)
         views = [memoryview(p) for p in parts]
@@ -327,7 +327,8 @@ class Worker:
             cancelled = True
         writer.close()
         if not cancelled:
-            self.send(encode(Kind.DATA, b"".join(sink.take())))
+            parts = sink.take()
+            self.send([HEADER.pack(Kind.DATA, sum(len(p) for p in parts)), *parts])
         self.send(
             encode_json(
                 Kind.END,
@@ -367,13 +368,15 @@ class _Collector:
     """A write-only file for the Arrow IPC writer that hands over what was written."""
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[Any] = []
         self.closed = False
         self.flushed_last = 0
 
     def write(self, data: Any) -> int:
-        self.parts.append(bytes(data))
-        return len(self.parts[-1])
+        # Large bodies arrive as pyarrow Buffers; holding the reference keeps the memory
+        # alive until writev() has sent it, so nothing is copied here.
+        self.parts.append(data)
+        return len(data)
 
     def flush(self) -> None:
         pass
@@ -384,7 +387,7 @@ class _Collector:
     def writable(self) -> bool:
         return True
 
-    def take(self) -> list[bytes]:
+    def take(self) -> list[Any]:
         parts, self.parts = self.parts, []
         return parts
 

@@ -25,6 +25,8 @@ def describe(info: ResultInfo, source: str) -> str:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
@@ -44,7 +46,9 @@ class ResultView:
     def _repr_html_(self) -> str:
         caption = html.escape(describe(self.info, self.source))
         style = "color:#b45309;font-weight:600" if self.info.truncated else "color:#555"
-        table = self._preview().to_html(escape=True, max_cols=30, border=0, classes="p2p2p-result")
+        table = self._preview().to_html(
+            escape=True, index=False, na_rep="NULL", max_cols=30, border=0, classes="p2p2p-result"
+        )
         more = ""
         hidden = len(self.frame) - len(self._preview())
         if hidden > 0:
@@ -56,7 +60,9 @@ class ResultView:
 
     def __repr__(self) -> str:
         with pd.option_context("display.max_rows", 2 * PREVIEW_ROWS, "display.max_columns", 30):
-            body = self.frame.to_string(max_rows=2 * PREVIEW_ROWS, max_cols=30)
+            body = self.frame.to_string(
+                max_rows=2 * PREVIEW_ROWS, max_cols=30, index=False, na_rep="NULL"
+            )
         return f"{describe(self.info, self.source)}\n{body}"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:

@@ -78,7 +78,9 @@ ALLOWED_TABLE_REFS = frozenset(
     }
 )
 # SHOW <special>: catalog listings of names only (no paths, no settings).
-ALLOWED_SHOW_SPECIAL = frozenset({"tables", "databases", "all tables"})
+ALLOWED_SHOW_SPECIAL = frozenset(
+    {"tables", "databases", "__show_tables_expanded"}
+)  # last: SHOW ALL TABLES
 METADATA_SCHEMAS = frozenset({"information_schema", "pg_catalog"})
 _WORD = re.compile(r"\w+|\S")
 
@@ -123,10 +125,14 @@ def check_kinds(kinds: Sequence[str]) -> None:
         )
     kind = kinds[0].rsplit(".", 1)[-1].upper()
     if kind not in ALLOWED_KINDS:
+        hint = ""
+        if kind == "MULTI":
+            kind = "PIVOT (and other multi-step)"
+            hint = "; write PIVOT inside a SELECT with an explicit IN (...) list"
         raise QueryRefused(
             "read-only-kind",
             f"{kind} statements are not allowed; only SELECT/WITH/VALUES/TABLE/FROM, "
-            "DESCRIBE, SHOW, SUMMARIZE and EXPLAIN may run",
+            f"DESCRIBE, SHOW, SUMMARIZE and EXPLAIN may run{hint}",
         )
 
 

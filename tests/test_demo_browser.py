@@ -1,0 +1,118 @@
+"""`p2p2p demo` as a newcomer meets it: JupyterLab in a real browser, the notebook run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .browser import browser_page, free_port
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+def wait_for_lab(port: int, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the demo exited before JupyterLab answered"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"JupyterLab did not answer on port {port} within {seconds} s")
+
+
+def test_demo_notebook_runs_in_jupyterlab(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    # Start from the notebook without its stored outputs, so what we see was computed now.
+    notebook = json.loads(NOTEBOOK.read_text())
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    (workdir / "quickstart.ipynb").write_text(json.dumps(notebook))
+    # Render every cell (JupyterLab 4 windows long notebooks) and skip the news prompt.
+    settings = tmp_path / "lab-settings" / "@jupyterlab"
+    (settings / "notebook-extension").mkdir(parents=True)
+    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        '{"windowingMode": "none"}'
+    )
+    (settings / "apputils-extension").mkdir(parents=True)
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false"}'
+    )
+    # Let the test drive JupyterLab's own commands instead of guessing at keystrokes.
+    config_dir = tmp_path / "jupyter-config"
+    config_dir.mkdir()
+    (config_dir / "jupyter_server_config.json").write_text(
+        json.dumps({"LabApp": {"expose_app_in_browser": True}})
+    )
+    port = free_port()
+    token = "p2p2p-test-token"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "p2p2p", "demo", "--dir", str(workdir), "--port", str(port)],
+        env={
+            **os.environ,
+            "JUPYTER_TOKEN": token,
+            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
+            "JUPYTER_CONFIG_DIR": str(config_dir),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_lab(port, process)
+        assert (workdir / "sample.duckdb").is_file()
+        with browser_page(1280, 1000) as page:
+            page.goto(f"http://127.0.0.1:{port}/lab/tree/quickstart.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            # Wait for the kernel, then Run > Run All Cells through the command palette.
+            page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
+            # JupyterLab may ask which kernel to start; the notebook's own (Python 3) is preselected.
+            deadline = time.monotonic() + 120
+            while not page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count():
+                assert time.monotonic() < deadline, "the kernel did not start"
+                select = page.locator(".jp-Dialog button", has_text="Select")
+                if select.count():
+                    select.first.click()
+                page.wait_for_timeout(500)
+            # Right after start-up JupyterLab can drop a run request while the kernel
+            # connection settles; ask again (bounded) until the first cell has run.
+            for _attempt in range(4):
+                page.wait_for_timeout(2000)
+                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                try:
+                    page.get_by_text("4 rows ·").first.wait_for(timeout=30_000)
+                    break
+                except Exception:
+                    continue
+            try:
+                page.get_by_text("4 rows ·").first.wait_for(timeout=120_000)
+            except Exception:
+                page.screenshot(path=str(tmp_path / "failure.png"))
+                raise
+            page.get_by_text("table-function-not-allowed").first.wait_for(timeout=60_000)
+            page.get_by_text("TRUNCATED by max_rows").first.wait_for(timeout=60_000)
+            page.get_by_text("read-only-kind").first.wait_for(timeout=60_000)
+            result = page.locator(".p2p2p-result-view").first
+            assert "north" in result.inner_text() and "643464.74" in result.inner_text()
+            result.scroll_into_view_if_needed()
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "quickstart-jupyterlab.png"), full_page=False)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError("the demo did not stop on Ctrl+C within 30 s") from None
+    assert process.returncode is not None

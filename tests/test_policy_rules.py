@@ -44,6 +44,8 @@ def refused(sql: str) -> str:
         "SHOW TABLES",
         "SELECT * FROM (SELECT * FROM sales) s JOIN regions USING (region)",
         "SELECT lower(region) FROM sales ORDER BY 1 NULLS LAST",
+        "WITH sales AS (SELECT * FROM sales WHERE region = 'east') SELECT count(*) FROM sales",
+        "WITH a AS (SELECT 1 AS x), b AS (SELECT * FROM a) SELECT * FROM b",
     ],
 )
 def test_reads_of_the_store_pass(sql: str) -> None:
@@ -63,12 +65,26 @@ def test_reads_of_the_store_pass(sql: str) -> None:
         ("SELECT * FROM query('SELECT 1')", "table-function-not-allowed"),
         ("WITH d AS (DELETE FROM sales RETURNING *) SELECT * FROM d", "data-modifying-subquery"),
         ("SELECT * FROM sales AT (VERSION => 1)", "time-travel"),
+        ("SELECT * FROM pg_catalog.pg_settings", "table-not-in-store"),
+        # Inside a plain CTE its own name is the catalog object, not the CTE.
+        ("WITH pg_settings AS (FROM pg_settings) SELECT * FROM pg_settings", "table-not-in-store"),
+        ('WITH "x.csv" AS (FROM "x.csv") FROM "x.csv"', "table-not-in-store"),
+        # A CTE cannot see a later sibling: that name is the catalog object too.
+        (
+            "WITH a AS (FROM pg_database), pg_database AS (SELECT 1) SELECT * FROM a",
+            "table-not-in-store",
+        ),
         # A CTE name only shields references inside its own WITH, never a file read elsewhere.
         ("SELECT * FROM (WITH x AS (SELECT 1) SELECT * FROM x), 'x'", "table-not-in-store"),
     ],
 )
 def test_reaching_outside_the_store_is_refused(sql: str, rule: str) -> None:
     assert refused(sql) == rule
+
+
+def test_deep_nesting_is_refused_not_crashed() -> None:
+    sql = "SELECT * FROM " + "(SELECT * FROM " * 150 + "sales" + ") t" * 150
+    assert refused(sql) == "too-complex"
 
 
 def test_text_rules() -> None:

@@ -35,6 +35,7 @@ from .errors import (
     BadParameters,
     P2P2PError,
     QueryTimeout,
+    ResourceExhausted,
     StoreBusy,
     StoreMissing,
     StoreUnavailable,
@@ -48,6 +49,9 @@ HARD_KILL_GRACE_S = 3.0
 STARTUP_TIMEOUT_S = 60.0
 CONTROL_FRAME_MAX = 16 << 20
 WINDOW = 2
+
+# Errors after which a worker is replaced instead of returned to the pool.
+RECYCLE_AFTER = (ResourceExhausted, P2P2PError)
 
 Params = Mapping[str, Any] | Sequence[Any] | None
 
@@ -407,8 +411,11 @@ class ResultStream:
             self._finish(kill=False)
             return None
         if kind is Kind.ERROR:
-            self._finish(kill=False)
-            raise P2P2PError.from_dict(json.loads(payload))
+            error = P2P2PError.from_dict(json.loads(payload))
+            # After a memory blow-up the worker keeps its address space mapped, and an
+            # internal error means unknown state: replace it rather than reuse it.
+            self._finish(kill=type(error) in RECYCLE_AFTER)
+            raise error
         self._finish(kill=True)
         raise WorkerCrashed(f"the worker sent an unexpected {kind.name} frame")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .errors import QueryRefused
@@ -81,7 +81,10 @@ ALLOWED_TABLE_REFS = frozenset(
 ALLOWED_SHOW_SPECIAL = frozenset(
     {"tables", "databases", "__show_tables_expanded"}
 )  # last: SHOW ALL TABLES
-METADATA_SCHEMAS = frozenset({"information_schema", "pg_catalog"})
+# information_schema views describe only catalog objects. pg_catalog is left out: its
+# pg_settings and pg_database reveal settings and the store's path.
+METADATA_SCHEMAS = frozenset({"information_schema"})
+MAX_DEPTH = 400
 _WORD = re.compile(r"\w+|\S")
 
 
@@ -174,24 +177,15 @@ def check_tree(tree: dict[str, Any], catalog: Catalog) -> None:
     _walk(statements[0], catalog, frozenset())
 
 
-def _cte_names(node: dict[str, Any]) -> Iterator[str]:
-    cte_map = node.get("cte_map")
-    if isinstance(cte_map, dict):
-        for entry in cte_map.get("map") or []:
-            if isinstance(entry, dict) and isinstance(entry.get("key"), str):
-                yield entry["key"].lower()
-
-
-def _walk(node: Any, catalog: Catalog, ctes: frozenset[str]) -> None:
+def _walk(node: Any, catalog: Catalog, ctes: frozenset[str], depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise QueryRefused("too-complex", f"the statement nests deeper than {MAX_DEPTH} levels")
     if isinstance(node, list):
         for item in node:
-            _walk(item, catalog, ctes)
+            _walk(item, catalog, ctes, depth + 1)
         return
     if not isinstance(node, dict):
         return
-    # A CTE is visible in the node that defines it (including its sibling and recursive
-    # definitions); a broader scope only ever admits CTE names, never real relations.
-    ctes = ctes | frozenset(_cte_names(node))
     kind = node.get("type")
     if "function_name" in node:
         _check_function(node)
@@ -200,9 +194,39 @@ def _walk(node: Any, catalog: Catalog, ctes: frozenset[str]) -> None:
             _check_query_node(kind)
         elif "alias" in node and "sample" in node:  # the fields every TableRef serializes
             _check_table_ref(node, kind, catalog, ctes)
-    for value in node.values():
-        if isinstance(value, dict | list):
-            _walk(value, catalog, ctes)
+    cte_map = node.get("cte_map")
+    if isinstance(cte_map, dict):
+        ctes = _walk_ctes(cte_map.get("map") or [], catalog, ctes, depth)
+    for key, value in node.items():
+        if key != "cte_map" and isinstance(value, dict | list):
+            _walk(value, catalog, ctes, depth + 1)
+
+
+def _walk_ctes(
+    entries: list[Any], catalog: Catalog, ctes: frozenset[str], depth: int
+) -> frozenset[str]:
+    """Check CTE bodies with DuckDB's scoping; return the names visible to the main query.
+
+    A CTE body sees the CTEs defined before it, and its own name only when it is
+    recursive. Inside a plain CTE its own name, or a later sibling's, means the real
+    catalog object — so treating those as CTEs would let ``WITH pg_settings AS (FROM
+    pg_settings) ...`` read a settings view.
+    """
+    scope = ctes
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+            raise QueryRefused("unsupported-construct", "a WITH clause of an unknown shape")
+        name = entry["key"].lower()
+        body = entry.get("value")
+        query = body.get("query_node") if isinstance(body, dict) else None
+        recursive = (
+            isinstance(query, dict)
+            and query.get("type") == "RECURSIVE_CTE_NODE"
+            and str(query.get("cte_name", "")).lower() == name
+        )
+        _walk(body, catalog, scope | {name} if recursive else scope, depth + 1)
+        scope = scope | {name}
+    return scope
 
 
 def _check_function(node: dict[str, Any]) -> None:

@@ -147,13 +147,14 @@ class Worker:
             self.send_error(exc)
             return
         # Everything the query path needs is imported before Landlock closes the filesystem.
-        import pyarrow as pa  # noqa: F401
-        import pyarrow.ipc  # noqa: F401
+        import pyarrow as pa
+        import pyarrow.ipc
 
         confinement += sandbox.landlock(sandbox.python_paths())
         self.con = con
         self.catalog = catalog
         self.duckdb = duckdb
+        self.arrow_error = pa.ArrowException
         self.watchdog = Watchdog(con.interrupt)
         self.send(
             encode_json(
@@ -209,12 +210,19 @@ class Worker:
             raise ResourceExhausted(
                 "the query needed more memory than the worker may use"
             ) from None
-        except duckdb.Error as exc:
-            if self.watchdog.fired:
+        except (duckdb.Error, OSError, self.arrow_error) as exc:
+            # Errors raised while Arrow pulls batches arrive as OSError/ArrowException
+            # carrying DuckDB's message.
+            text = str(exc).strip()
+            if self.watchdog.fired or "INTERRUPT" in text:
                 raise QueryTimeout(
                     f"the query ran longer than {timeout:g} s and was stopped", timeout_s=timeout
                 ) from None
-            raise QueryFailed(str(exc).strip()) from None
+            if "Out of Memory" in text or "failed to allocate" in text:
+                raise ResourceExhausted(
+                    f"the query needed more than the store's memory limit ({self.limits.memory_limit_mb} MB)"
+                ) from None
+            raise QueryFailed(text) from None
 
     # -- queries -------------------------------------------------------------
     def check(self, sql: str, limits: Limits) -> None:
@@ -223,25 +231,40 @@ class Worker:
 
         duckdb = self.duckdb
         policy.check_text(sql, limits.max_sql_chars)
+        kind = self.statement_kind(sql)
+        inner = sql
+        if kind == "EXPLAIN":
+            offsets = [o for o, t in duckdb.tokenize(sql) if t != duckdb.token_type.comment]
+            inner = policy.explain_inner(sql, offsets)
+            if self.statement_kind(inner) == "EXPLAIN":
+                raise QueryRefused("read-only-kind", "EXPLAIN EXPLAIN is not supported")
+        try:
+            row = first_row(self.con, "SELECT json_serialize_sql(?::VARCHAR)", [inner])
+            tree = json.loads(row[0]) if row else {"error": True}
+            policy.check_tree(tree, self.catalog)
+        except RecursionError:
+            raise QueryRefused(
+                "too-complex", "the statement is nested too deeply to check"
+            ) from None
+
+    def statement_kind(self, sql: str) -> str:
+        """The kind of the one statement in ``sql`` (refusing anything else)."""
+        from . import policy
+
         try:
             statements = self.con.extract_statements(sql)
-        except duckdb.Error as exc:
+            kinds = [str(s.type) for s in statements]
+        except self.duckdb.Error as exc:
             raise QueryFailed(str(exc).strip()) from None
-        policy.check_kinds([str(s.type) for s in statements])
-        inner = sql
-        if str(statements[0].type).endswith("EXPLAIN"):
-            offsets = [o for o, kind in duckdb.tokenize(sql) if kind != duckdb.token_type.comment]
-            inner = policy.explain_inner(sql, offsets)
-            try:
-                inner_statements = self.con.extract_statements(inner)
-            except duckdb.Error as exc:
-                raise QueryFailed(str(exc).strip()) from None
-            policy.check_kinds([str(s.type) for s in inner_statements])
-            if str(inner_statements[0].type).endswith("EXPLAIN"):
-                raise QueryRefused("read-only-kind", "EXPLAIN EXPLAIN is not supported")
-        row = first_row(self.con, "SELECT json_serialize_sql(?::VARCHAR)", [inner])
-        tree = json.loads(row[0]) if row else {"error": True}
-        policy.check_tree(tree, self.catalog)
+        except ValueError:
+            # The Python client has no name for some statement types (UPDATE EXTENSIONS).
+            raise QueryRefused("read-only-kind", "this kind of statement is not allowed") from None
+        except RecursionError:
+            raise QueryRefused(
+                "too-complex", "the statement is nested too deeply to check"
+            ) from None
+        policy.check_kinds(kinds)
+        return kinds[0].rsplit(".", 1)[-1].upper()
 
     def read_params(self, header: dict[str, Any]) -> Any:
         style = header.get("params")
@@ -279,9 +302,23 @@ class Worker:
         if relation is None:
             raise QueryFailed("the statement produced no result")
         reader = self.guarded(lambda: relation.to_arrow_reader(BATCH_ROWS))
-        self.stream(reader, limits, max(1, min(8, int(header.get("window", 2)))), started)
+        try:
+            end = self.stream(reader, limits, max(1, min(8, int(header.get("window", 2)))), started)
+        finally:
+            # Release the result before answering: tearing down a query cut short (an
+            # endless recursive CTE truncated at max_rows) can block, and must do so
+            # here, under the watchdog, not later inside the next caller's query.
+            self.release(reader, relation)
+        self.send(encode_json(Kind.END, end))
 
-    def stream(self, reader: Any, limits: Limits, credits: int, started: float) -> None:
+    def release(self, *handles: Any) -> None:
+        self.watchdog.start_query(0.0)  # any time spent now is over budget: interrupt
+        try:
+            self.watchdog.run(lambda: [h.close() for h in handles if hasattr(h, "close")])
+        except Exception:
+            pass
+
+    def stream(self, reader: Any, limits: Limits, credits: int, started: float) -> dict[str, Any]:
         import pyarrow as pa
 
         sink = _Collector()
@@ -329,20 +366,15 @@ class Worker:
         if not cancelled:
             parts = sink.take()
             self.send([HEADER.pack(Kind.DATA, sum(len(p) for p in parts)), *parts])
-        self.send(
-            encode_json(
-                Kind.END,
-                {
-                    "rows": rows,
-                    "bytes": sent,
-                    "truncated": bool(truncated),
-                    "truncated_by": truncated or None,
-                    "cancelled": cancelled,
-                    "db_seconds": round(self.watchdog.used, 6),
-                    "seconds": round(time.monotonic() - started, 6),
-                },
-            )
-        )
+        return {
+            "rows": rows,
+            "bytes": sent,
+            "truncated": bool(truncated),
+            "truncated_by": truncated or None,
+            "cancelled": cancelled,
+            "db_seconds": round(self.watchdog.used, 6),
+            "seconds": round(time.monotonic() - started, 6),
+        }
 
     def flush(self, sink: _Collector, credits: int) -> int:
         """Send what the writer produced, waiting for a credit first; returns credits left."""

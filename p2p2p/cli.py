@@ -75,6 +75,14 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from .core.audit import verify
+
+    report = verify(args.file)
+    print(f"ok: {report.entries} entries, chain intact; head {report.head}")
+    return 0
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .core.sample import build_sample_store
 
@@ -172,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows printed in table format (default 60)",
     )
     query.set_defaults(func=_cmd_query)
+
+    audit = sub.add_parser("audit", help="work with a share's audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    audit_verify = audit_sub.add_parser("verify", help="check the hash chain of an audit log")
+    audit_verify.add_argument("file")
+    audit_verify.set_defaults(func=_cmd_audit_verify)
 
     sample = sub.add_parser("sample", help="create the sample store")
     sample.add_argument("path", nargs="?", default="sample.duckdb")

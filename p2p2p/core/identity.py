@@ -36,6 +36,11 @@ def fingerprint(public_key: bytes) -> str:
     return "-".join(digest[i : i + 4] for i in range(0, 16, 4))
 
 
+def box_public_key(ed25519_public_key: bytes) -> bytes:
+    """The X25519 twin of someone's Ed25519 public key: what encrypts to them."""
+    return bytes(nacl.signing.VerifyKey(ed25519_public_key).to_curve25519_public_key())
+
+
 class Identity:
     def __init__(self, signing_key: nacl.signing.SigningKey, path: Path | None = None) -> None:
         self.signing_key = signing_key
@@ -56,6 +61,12 @@ class Identity:
     @property
     def box_private_key(self) -> nacl.public.PrivateKey:
         return self.signing_key.to_curve25519_private_key()
+
+    @property
+    def box_keys(self) -> tuple[bytes, bytes]:
+        """``(public, secret)`` of the X25519 twin, as raw bytes."""
+        private = self.box_private_key
+        return bytes(private.public_key), bytes(private)
 
     def sign(self, message: bytes) -> bytes:
         return bytes(self.signing_key.sign(message).signature)

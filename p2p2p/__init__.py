@@ -14,6 +14,17 @@ def load_ipython_extension(shell: Any) -> None:
     load(shell)
 
 
+def connect(target: str) -> Any:
+    """A store to query: ``local:PATH`` or a share link (``http(s)://relay/s/<id>/?t=…``).
+
+    ``store.query(sql, params)`` returns pandas, ``store.query_arrow`` a pyarrow Table,
+    ``store.schema()`` the tables and columns.
+    """
+    from .core.client import connect as _connect
+
+    return _connect(target)
+
+
 def build_sample_store(path: str, rows: int = 20_000) -> str:
     """Create the small sample store used by the quick start (deterministic)."""
     from .core.sample import build_sample_store as build

@@ -51,17 +51,21 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
+    from .core.client import connect
     from .core.dataframe import to_pandas
-    from .core.executor import Executor
-    from .core.target import parse_target
     from .widgets.result_view import describe
 
-    target = parse_target(args.target)
     params = dict(_parse_param(p) for p in args.param) or None
-    with Executor(target.path) as executor:
-        table, info = executor.query_arrow(
-            args.sql, params, max_rows=args.limit, timeout_s=args.timeout
-        )
+    store = connect(args.target)
+    try:
+        table = store.query_arrow(args.sql, params, max_rows=args.limit, timeout_s=args.timeout)
+        info = store.last_info
+    finally:
+        store.close()
+    if args.target.startswith(("http://", "https://")):
+        label = args.target.split("?", 1)[0]  # never echo the access token
+    else:
+        label = args.target if args.target.startswith("local:") else f"local:{args.target}"
     frame = to_pandas(table)
     if args.format == "csv":
         frame.to_csv(sys.stdout, index=False)
@@ -71,8 +75,80 @@ def _cmd_query(args: argparse.Namespace) -> int:
     else:
         print(frame.to_string(index=False, max_rows=args.show_rows))
     # The status line goes to stderr so csv/json output stays clean for pipes.
-    print(describe(info, str(target)), file=sys.stderr)
+    print(describe(info, label), file=sys.stderr)
     return 0
+
+
+def _cmd_relay(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from .relay.app import RelayConfig, serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(message)s")
+    config = RelayConfig(heartbeat_s=args.heartbeat)
+
+    def ready(server: Any) -> None:
+        print(
+            f"p2p2p relay on http://{args.host}:{args.port}  (stores nothing; Ctrl+C stops it)",
+            flush=True,
+        )
+
+    try:
+        asyncio.run(serve(args.host, args.port, config, ready))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _cmd_share(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .core.identity import Identity
+    from .owner.manager import ShareManager
+    from .owner.tunnel_client import RelayRefused, TunnelClient
+
+    identity, _ = Identity.load_or_create()
+
+    async def main() -> int:
+        manager = ShareManager(identity)
+        share, token = manager.add(args.path, name=args.name, listed=args.listed)
+        client = TunnelClient(args.relay, manager)
+        runner = asyncio.ensure_future(client.run())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        waiter = asyncio.ensure_future(client.registered.wait())
+        await asyncio.wait([runner, waiter], return_when=asyncio.FIRST_COMPLETED)
+        if runner.done():
+            runner.result()  # raises RelayRefused
+        link = manager.link(args.relay, share, token)
+        record = {
+            "link": link,
+            "share_id": share.share_id,
+            "owner": identity.public_key_b64,
+            "name": share.name,
+        }
+        if args.json:
+            print(json.dumps(record), flush=True)
+        else:
+            print(
+                f"Sharing {share.path} as {share.name!r} (read-only). Link:\n  {link}", flush=True
+            )
+            print("Ctrl+C revokes it.", flush=True)
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([runner, stopper], return_when=asyncio.FIRST_COMPLETED)
+        # Revoke: closing the tunnel makes the relay forget every share on it at once.
+        manager.close()
+        await client.close()
+        runner.cancel()
+        return 0
+
+    try:
+        return asyncio.run(main())
+    except RelayRefused as exc:
+        raise P2P2PError(f"the relay refused the share: {exc}") from None
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -157,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=_cmd_keys)
 
     query = sub.add_parser("query", help="run one read-only SQL statement on a store")
-    query.add_argument("target", help="local:PATH or a path to a .duckdb file")
+    query.add_argument("target", help="local:PATH, a path to a .duckdb file, or a share link")
     query.add_argument("sql", help="one SELECT/WITH/DESCRIBE/SHOW/SUMMARIZE/EXPLAIN statement")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     query.add_argument(
@@ -180,6 +256,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows printed in table format (default 60)",
     )
     query.set_defaults(func=_cmd_query)
+
+    relay = sub.add_parser("relay", help="run a relay (stateless; anyone can run one)")
+    relay.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default loopback)"
+    )
+    relay.add_argument("--port", type=int, default=8765)
+    relay.add_argument(
+        "--heartbeat", type=float, default=5.0, metavar="S", help="seconds between owner heartbeats"
+    )
+    relay.set_defaults(func=_cmd_relay)
+
+    share = sub.add_parser(
+        "share", help="share a DuckDB file read-only through a relay until Ctrl+C"
+    )
+    share.add_argument("path")
+    share.add_argument("--relay", required=True, metavar="URL", help="e.g. http://127.0.0.1:8765")
+    share.add_argument("--name", help="share name (default: from the file name)")
+    share.add_argument(
+        "--listed", action="store_true", help="show the share on the relay's directory page"
+    )
+    share.add_argument("--json", action="store_true", help="print the link as one JSON line")
+    share.set_defaults(func=_cmd_share)
 
     audit = sub.add_parser("audit", help="work with a share's audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)

@@ -117,6 +117,18 @@ class IdentityError(P2P2PError):
     code = "identity"
 
 
+class ShareOffline(P2P2PError):
+    """The share is not reachable: revoked, its owner offline, or the relay down."""
+
+    code = "offline"
+
+
+class Forbidden(P2P2PError):
+    """The link's access token is missing, wrong or revoked."""
+
+    code = "forbidden"
+
+
 class WorkerCrashed(P2P2PError):
     """The sandboxed worker process died unexpectedly; it is restarted on the next query."""
 
@@ -141,6 +153,8 @@ _BY_CODE: dict[str, type[P2P2PError]] = {
         BadLimits,
         BadTarget,
         IdentityError,
+        ShareOffline,
+        Forbidden,
         WorkerCrashed,
     )
 }

@@ -294,8 +294,26 @@ class Executor:
         max_bytes: int | None = None,
     ) -> ResultStream:
         """Start a query; iterate the returned stream for Arrow record batches."""
-        limits = self.limits.tightened(timeout_s=timeout_s, max_rows=max_rows, max_bytes=max_bytes)
         param_bytes, style = encode_params(params)
+        return self.query_encoded(
+            sql, param_bytes, style, timeout_s=timeout_s, max_rows=max_rows, max_bytes=max_bytes
+        )
+
+    def query_encoded(
+        self,
+        sql: str,
+        param_bytes: bytes,
+        style: str | None,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+        max_bytes: int | None = None,
+    ) -> ResultStream:
+        """``query`` with parameters already in their wire form (see ``encode_params``):
+        a remote caller's parameters go to the worker without being decoded here."""
+        if style not in (None, "named", "positional"):
+            raise BadParameters(f"unknown parameter style {style!r}")
+        limits = self.limits.tightened(timeout_s=timeout_s, max_rows=max_rows, max_bytes=max_bytes)
         worker = self._acquire(limits.timeout_s)
         with self._cond:
             self._seq = (self._seq + 1) % (1 << 31)

@@ -27,10 +27,7 @@ def parse_target(text: str, cwd: str | None = None) -> LocalTarget:
     if not text:
         raise BadTarget("no store given: use local:PATH or a path to a .duckdb file")
     if text.startswith(("http://", "https://")):
-        raise BadTarget(
-            f"{text!r} looks like a share link; remote stores need the relay, which this "
-            "version of p2p2p does not include yet. Use local:PATH."
-        )
+        raise BadTarget(f"{text!r} is a share link, not a local store: use p2p2p.connect(link)")
     path = text.removeprefix(LOCAL_PREFIX)
     if not path:
         raise BadTarget("local: needs a path, e.g. local:sales.duckdb")

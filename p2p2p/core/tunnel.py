@@ -341,3 +341,45 @@ class Connection:
         if (stream_id % 2 == 1) == self.initiator:
             return stream_id < self._next_id
         return stream_id <= self._peer_max_id
+
+
+# -- HTTP over a stream ---------------------------------------------------------------
+# A proxied request is an OPEN frame whose head is ``{"method", "path", "query",
+# "headers", "share_id"}`` followed by the request body as DATA. The response body starts
+# with its own head: 4-byte length + JSON ``{"status", "headers"}``, then the body bytes.
+
+
+def encode_response_head(status: int, headers: dict[str, str]) -> bytes:
+    head = _dump({"status": status, "headers": headers})
+    return struct.pack(">I", len(head)) + head
+
+
+class ResponseHeadParser:
+    """Splits the first bytes of a response stream into its head and the body after it."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self.head: dict[str, Any] | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        """Returns body bytes that followed the head (once the head is complete)."""
+        if self.head is not None:
+            return data
+        self._buf += data
+        if len(self._buf) < 4:
+            return b""
+        (length,) = struct.unpack_from(">I", self._buf)
+        if length > MAX_JSON:
+            raise ProtocolError(f"response head of {length} bytes exceeds {MAX_JSON}")
+        if len(self._buf) < 4 + length:
+            return b""
+        head = _json(bytes(self._buf[4 : 4 + length]), "response head")
+        status = head.get("status")
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise ProtocolError(f"response head has no valid status ({status!r})")
+        if not isinstance(head.get("headers", {}), dict):
+            raise ProtocolError("response head headers must be an object")
+        self.head = head
+        rest = bytes(self._buf[4 + length :])
+        self._buf = bytearray()
+        return rest

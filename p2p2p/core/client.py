@@ -1,0 +1,196 @@
+"""``p2p2p.connect``: one object for a local store or a share link.
+
+Remote requests are end-to-end encrypted to the owner's key (``envelope``), which the
+client first checks against the self-certifying share id (``shareid``): a relay cannot
+substitute another owner. The access token travels inside the encryption.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pandas as pd
+import pyarrow as pa
+
+from . import envelope
+from .dataframe import to_pandas
+from .errors import BadTarget, P2P2PError, ShareOffline
+from .executor import Executor, Params, ResultInfo, encode_params
+from .identity import box_public_key, unb64
+from .shareid import ID_LENGTH, matches
+from .target import parse_target
+
+_B32 = set("abcdefghijklmnopqrstuvwxyz234567")
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    base: str  # http(s)://relay[:port]
+    share_id: str
+    token: str
+
+    @property
+    def share_url(self) -> str:
+        return f"{self.base}/s/{self.share_id}"
+
+
+def parse_link(text: str) -> Link:
+    url = urllib.parse.urlsplit(text.strip())
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise BadTarget(
+            f"{text!r} is not a share link (expected http(s)://relay/s/<share id>/?t=<token>)"
+        )
+    parts = [p for p in url.path.split("/") if p]
+    if len(parts) < 2 or parts[0] != "s":
+        raise BadTarget(f"{text!r} has no /s/<share id>/ path: copy the whole link the owner sent")
+    share_id = parts[1]
+    if len(share_id) != ID_LENGTH or not set(share_id) <= _B32:
+        raise BadTarget(
+            f"the share id in {text!r} is damaged ({len(share_id)} characters; expected {ID_LENGTH})"
+        )
+    token = urllib.parse.parse_qs(url.query).get("t", [""])[-1]
+    if not token:
+        raise BadTarget(f"{text!r} has no access token (?t=…): copy the whole link")
+    return Link(f"{url.scheme}://{url.netloc}", share_id, token)
+
+
+class LocalStore:
+    """A DuckDB file on this machine, through the same sandboxed executor as shares."""
+
+    def __init__(self, path: str) -> None:
+        self.executor = Executor(path)
+        self.last_info = ResultInfo()
+
+    def query_arrow(self, sql: str, params: Params = None, **limits: Any) -> pa.Table:
+        table, self.last_info = self.executor.query_arrow(sql, params, **limits)
+        return table
+
+    def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:
+        return to_pandas(self.query_arrow(sql, params, **limits))
+
+    def schema(self) -> dict[str, Any]:
+        return self.executor.schema()
+
+    def close(self) -> None:
+        self.executor.close()
+
+
+class RemoteStore:
+    """A share reached through its link."""
+
+    def __init__(self, link: Link, timeout_s: float = 60.0) -> None:
+        self.link = link
+        self.http = httpx.Client(timeout=httpx.Timeout(timeout_s, read=None))
+        self.last_info = ResultInfo()
+        try:
+            answer = self.http.get(f"{link.share_url}/.p2p2p/owner")
+        except httpx.TransportError as exc:
+            raise ShareOffline(f"cannot reach the relay at {link.base}: {exc}") from None
+        if answer.status_code != 200:
+            raise _http_error(answer)
+        info = answer.json()
+        self.owner_key = unb64(str(info["owner"]))
+        self.name = str(info["name"])
+        if not matches(link.share_id, self.owner_key, self.name):
+            raise envelope.Tampered(
+                "the relay presented an owner key that does not match the share id: refusing to send anything"
+            )
+        self._box_key = box_public_key(self.owner_key)
+
+    def _call(self, message: dict[str, Any]) -> Iterator[tuple[bytes, bool]]:
+        session = envelope.ClientSession(self._box_key, self.link.share_id)
+        payload = json.dumps({**message, "token": self.link.token}).encode()
+        body = session.request_prefix() + session.request.seal(payload, final=True)
+        try:
+            with self.http.stream(
+                "POST", f"{self.link.share_url}/.p2p2p/e2e", content=body
+            ) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise _http_error(response)
+                header = b""
+                opener: envelope.Opener | None = None
+                for raw in response.iter_raw():
+                    if opener is None:
+                        header += raw
+                        if len(header) < 24:
+                            continue
+                        opener = session.response_opener(header[:24])
+                        raw = header[24:]
+                    chunks = opener.feed(raw)
+                    for i, chunk in enumerate(chunks):
+                        yield chunk, opener.finished and i == len(chunks) - 1
+                if opener is None:
+                    raise envelope.Truncated("the owner's answer ended before it began")
+                opener.close()
+        except httpx.TransportError as exc:
+            raise ShareOffline(f"the share went offline while answering ({exc})") from None
+
+    def _single(self, message: dict[str, Any]) -> dict[str, Any]:
+        for chunk, _final in self._call(message):
+            answer: dict[str, Any] = json.loads(chunk)
+            if not answer.get("ok"):
+                raise P2P2PError.from_dict(answer.get("error") or {})
+            return answer
+        raise envelope.Truncated("empty answer")
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._single({"op": "info"})["info"])
+
+    def schema(self) -> dict[str, Any]:
+        return dict(self._single({"op": "schema"})["schema"])
+
+    def query_arrow(self, sql: str, params: Params = None, **limits: Any) -> pa.Table:
+        param_bytes, style = encode_params(params)
+        message = {
+            "op": "query",
+            "sql": sql,
+            "params": base64.b64encode(param_bytes).decode(),
+            "style": style,
+            **{k: v for k, v in limits.items() if v is not None},
+        }
+        chunks = self._call(message)
+        first, _ = next(chunks)
+        head = json.loads(first)
+        if not head.get("ok"):
+            raise P2P2PError.from_dict(head.get("error") or {})
+        ipc: list[bytes] = []
+        for chunk, final in chunks:
+            if final:
+                end = json.loads(chunk)
+                if not end.get("ok"):
+                    raise P2P2PError.from_dict(end.get("error") or {})
+                self.last_info = ResultInfo(**end["end"])
+            else:
+                ipc.append(chunk)
+        return pa.ipc.open_stream(b"".join(ipc)).read_all()
+
+    def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:
+        return to_pandas(self.query_arrow(sql, params, **limits))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _http_error(response: httpx.Response) -> P2P2PError:
+    try:
+        body = response.json()
+        code, message = str(body.get("error", "error")), str(body.get("message", response.text))
+    except ValueError:
+        code, message = "error", response.text[:200] or f"HTTP {response.status_code}"
+    if code == "offline" or response.status_code in (404, 502, 503):
+        return ShareOffline(message)
+    return P2P2PError.from_dict({"code": code, "message": message})
+
+
+def connect(target: str) -> LocalStore | RemoteStore:
+    """``local:PATH`` (or a path) for a file here; a share link for a remote share."""
+    if target.strip().startswith(("http://", "https://")):
+        return RemoteStore(parse_link(target))
+    return LocalStore(parse_target(target).path)

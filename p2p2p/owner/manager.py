@@ -1,0 +1,124 @@
+"""The owner's shares: which stores are reachable, under which ids and tokens.
+
+``ShareManager`` is host-agnostic: the CLI (``p2p2p share``) runs it in its own process,
+the Jupyter server extension will run it inside the server. It owns one ``Executor`` per
+share (the single enforcement point) and one audit log per share; the access token is
+shown once and kept only as a hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core.audit import AuditLog
+from ..core.errors import P2P2PError, StoreMissing
+from ..core.executor import Executor
+from ..core.identity import Identity
+from ..core.limits import Limits
+from ..core.paths import data_dir, private_dir
+from ..core.registration import ShareAd
+from ..core.shareid import check_name, name_from_path, share_id
+
+TOKEN_BYTES = 24  # 192 bits
+
+
+class ShareExists(P2P2PError):
+    code = "share_exists"
+
+
+class UnknownShare(P2P2PError):
+    code = "unknown_share"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclasses.dataclass
+class Share:
+    name: str
+    share_id: str
+    path: str
+    executor: Executor
+    token_hash: str
+    audit: AuditLog
+    listed: bool = False
+    title: str = ""
+    started: float = dataclasses.field(default_factory=time.time)
+    queries: int = 0
+    bytes_out: int = 0
+
+    def token_ok(self, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(token_hash(str(token)), self.token_hash)
+
+    def ad(self) -> ShareAd:
+        return ShareAd(self.share_id, self.name, self.listed, self.title)
+
+
+class ShareManager:
+    def __init__(self, identity: Identity, base_dir: Path | None = None) -> None:
+        self.identity = identity
+        self.base_dir = base_dir or data_dir()
+        self.shares: dict[str, Share] = {}  # by share id
+        self.listeners: list[Any] = []  # called with (event, share) on add/remove
+
+    def add(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        listed: bool = False,
+        limits: Limits | None = None,
+        title: str = "",
+    ) -> tuple[Share, str]:
+        """Share a store; returns the share and its access token (shown once, kept hashed)."""
+        resolved = os.path.realpath(os.fspath(path))
+        if not os.path.isfile(resolved):
+            raise StoreMissing(f"cannot share {path}: no such file")
+        name = check_name(name or name_from_path(resolved))
+        sid = share_id(self.identity.public_key, name)
+        if sid in self.shares:
+            raise ShareExists(f"a share named {name!r} is already active; unshare it first")
+        executor = Executor(resolved, limits)
+        executor.warm()  # opens the store now: a locked or broken file fails here, not for a viewer
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        audit_dir = private_dir(self.base_dir / "audit")
+        share = Share(
+            name=name,
+            share_id=sid,
+            path=resolved,
+            executor=executor,
+            token_hash=token_hash(token),
+            audit=AuditLog(audit_dir / f"{sid}.jsonl"),
+            listed=listed,
+            title=title,
+        )
+        self.shares[sid] = share
+        for listener in self.listeners:
+            listener("added", share)
+        return share, token
+
+    def remove(self, name_or_id: str) -> Share:
+        share = self.shares.get(name_or_id) or next(
+            (s for s in self.shares.values() if s.name == name_or_id), None
+        )
+        if share is None:
+            raise UnknownShare(f"no active share named {name_or_id!r}")
+        del self.shares[share.share_id]
+        for listener in self.listeners:
+            listener("removed", share)
+        share.executor.close()
+        return share
+
+    def close(self) -> None:
+        for sid in list(self.shares):
+            self.remove(sid)
+
+    def link(self, relay_url: str, share: Share, token: str) -> str:
+        return f"{relay_url.rstrip('/')}/s/{share.share_id}/?t={token}"

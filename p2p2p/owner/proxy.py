@@ -1,0 +1,332 @@
+"""The owner's API for one share, as seen through the tunnel.
+
+Paths are relative to ``/s/<share_id>``:
+
+* ``POST /.p2p2p/e2e`` — an end-to-end encrypted request (``envelope``) from a program;
+  the access token travels inside the encryption.
+* ``GET /api/info``, ``GET /api/schema``, ``GET|POST /api/query?sql=…&format=json|arrow``
+  — the plain path for curl and browsers; the token comes as ``?t=`` or
+  ``Authorization: Bearer``. JSON results are capped at ``JSON_MAX_ROWS`` rows.
+
+Every request is checked against the share's token and every query goes through the
+share's executor and is written to its audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from ..core import envelope
+from ..core.audit import statement_hash
+from ..core.dataframe import to_pandas
+from ..core.errors import BadParameters, Forbidden, P2P2PError
+from ..core.executor import ResultInfo, ResultStream
+from .manager import Share, ShareManager
+
+JSON_MAX_ROWS = 10_000
+_STATUS = {
+    "refused": 400,
+    "query_failed": 400,
+    "bad_parameters": 400,
+    "timeout": 504,
+    "too_large": 413,
+    "resources": 507,
+    "busy": 503,
+    "forbidden": 403,
+    "not_found": 404,
+}
+
+
+@dataclasses.dataclass
+class Request:
+    share_id: str
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    def arg(self, name: str) -> str | None:
+        values = urllib.parse.parse_qs(self.query).get(name)
+        return values[-1] if values else None
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: AsyncIterator[bytes]
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def json_response(status: int, obj: Any) -> Response:
+    return Response(
+        status, {"content-type": "application/json"}, _once(json.dumps(obj, default=str).encode())
+    )
+
+
+def error_response(exc: P2P2PError) -> Response:
+    return json_response(
+        _STATUS.get(exc.code, 500), {"error": exc.code, "message": exc.message, **exc.details}
+    )
+
+
+async def stream_in_thread(chunks: Iterator[Any], close: Any) -> AsyncIterator[Any]:
+    """Pull a blocking iterator on a thread, at most two items ahead (backpressure)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in chunks:
+                if stop.is_set():
+                    break
+                asyncio.run_coroutine_threadsafe(queue.put(("item", item)), loop).result()
+            asyncio.run_coroutine_threadsafe(queue.put(("end", None)), loop).result()
+        except BaseException as exc:  # handed to the consumer
+            if not loop.is_closed():
+                asyncio.run_coroutine_threadsafe(queue.put(("error", exc)), loop).result()
+        finally:
+            close()
+
+    thread = threading.Thread(target=produce, name="p2p2p-result", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        while not queue.empty():  # unblock a producer waiting for space
+            queue.get_nowait()
+
+
+class Proxy:
+    def __init__(self, manager: ShareManager) -> None:
+        self.manager = manager
+
+    async def handle(self, request: Request) -> Response:
+        share = self.manager.shares.get(request.share_id)
+        if share is None:
+            return json_response(
+                404, {"error": "offline", "message": "this share is offline or has been revoked"}
+            )
+        try:
+            if request.path == "/.p2p2p/e2e" and request.method == "POST":
+                return await self.e2e(share, request)
+            token = request.arg("t") or _bearer(request.headers.get("authorization", ""))
+            if not share.token_ok(token):
+                raise Forbidden("the link's access token is missing, wrong or revoked")
+            if request.path == "/api/info":
+                return json_response(200, info(share))
+            if request.path == "/api/schema":
+                return json_response(200, await asyncio.to_thread(share.executor.schema))
+            if request.path == "/api/query":
+                return await self.plain_query(share, request)
+            return json_response(
+                404, {"error": "not_found", "message": f"no such endpoint {request.path}"}
+            )
+        except P2P2PError as exc:
+            return error_response(exc)
+
+    # -- plain ---------------------------------------------------------------------
+    async def plain_query(self, share: Share, request: Request) -> Response:
+        sql = request.arg("sql")
+        if sql is None and request.body:
+            sql = request.body.decode("utf-8", "replace")
+        if not sql:
+            raise BadParameters("send the SQL as ?sql=… or as the request body")
+        fmt = request.arg("format") or "json"
+        limit = _int(request.arg("limit"))
+        if fmt == "arrow":
+            stream = await self.start(share, sql, b"", None, "anonymous", "plain", max_rows=limit)
+            return Response(
+                200,
+                {"content-type": "application/vnd.apache.arrow.stream"},
+                self.drain(share, stream, sql),
+            )
+        cap = min(limit or JSON_MAX_ROWS, JSON_MAX_ROWS)
+        stream = await self.start(share, sql, b"", None, "anonymous", "plain", max_rows=cap)
+        table = await asyncio.to_thread(stream.read_all)
+        self.audit(share, sql, "anonymous", "plain", "ok", stream.info)
+        frame = to_pandas(table)
+        body = {
+            "columns": list(frame.columns),
+            "rows": json.loads(
+                frame.to_json(orient="values", date_format="iso", default_handler=str)
+            ),
+            "row_count": stream.info.rows,
+            "truncated": stream.info.truncated,
+        }
+        return json_response(200, body)
+
+    async def start(
+        self,
+        share: Share,
+        sql: str,
+        params: bytes,
+        style: str | None,
+        client: str,
+        channel: str,
+        **limits: Any,
+    ) -> ResultStream:
+        try:
+            return await asyncio.to_thread(
+                share.executor.query_encoded, sql, params, style, **limits
+            )
+        except P2P2PError as exc:
+            self.audit(
+                share,
+                sql,
+                client,
+                channel,
+                f"{exc.code}:{getattr(exc, 'rule', '')}".rstrip(":"),
+                None,
+            )
+            raise
+
+    async def drain(self, share: Share, stream: ResultStream, sql: str) -> AsyncIterator[bytes]:
+        outcome = "ok"
+        try:
+            async for chunk in stream_in_thread(iter(stream.ipc_chunks()), stream.close):
+                share.bytes_out += len(chunk)
+                yield bytes(chunk)
+        except P2P2PError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            self.audit(share, sql, "anonymous", "plain", outcome, stream.info)
+
+    def audit(
+        self,
+        share: Share,
+        sql: str,
+        client: str,
+        channel: str,
+        outcome: str,
+        info: ResultInfo | None,
+    ) -> None:
+        share.queries += 1
+        share.audit.record(
+            share_id=share.share_id,
+            client=client,
+            channel=channel,
+            statement_sha256=statement_hash(sql),
+            statement=sql[:10_000],
+            outcome=outcome,
+            rows=info.rows if info else 0,
+            bytes=info.bytes if info else 0,
+            truncated=bool(info and info.truncated),
+            duration_ms=round(info.seconds * 1000, 1) if info else 0,
+        )
+
+    # -- end to end ------------------------------------------------------------------
+    async def e2e(self, share: Share, request: Request) -> Response:
+        public, secret = self.manager.identity.box_keys
+        body = request.body
+        try:
+            session = envelope.OwnerSession(
+                public, secret, share.share_id, body[: envelope.REQUEST_PREFIX_BYTES]
+            )
+            chunks = session.request.feed(body[envelope.REQUEST_PREFIX_BYTES :])
+            session.request.close()
+            message = json.loads(b"".join(chunks))
+            if not isinstance(message, dict):
+                raise ValueError
+        except envelope.Tampered as exc:
+            return json_response(400, {"error": exc.code, "message": exc.message})
+        except ValueError:
+            return json_response(
+                400, {"error": "tampered", "message": "the encrypted request is not valid"}
+            )
+        return Response(
+            200,
+            {"content-type": "application/octet-stream"},
+            self.e2e_body(share, session, message),
+        )
+
+    async def e2e_body(
+        self, share: Share, session: envelope.OwnerSession, message: dict[str, Any]
+    ) -> AsyncIterator[bytes]:
+        seal = session.response.seal
+        yield session.response.header
+        client = "anonymous"
+        try:
+            if not share.token_ok(message.get("token")):
+                raise Forbidden("the link's access token is wrong or revoked")
+            op = message.get("op")
+            if op == "info":
+                yield seal(json.dumps({"ok": True, "info": info(share)}).encode(), final=True)
+                return
+            if op == "schema":
+                schema = await asyncio.to_thread(share.executor.schema)
+                yield seal(json.dumps({"ok": True, "schema": schema}).encode(), final=True)
+                return
+            if op != "query":
+                raise BadParameters(f"unknown operation {op!r}")
+            sql = str(message.get("sql", ""))
+            params = base64.b64decode(message.get("params") or "")
+            style = message.get("style")
+            limits = {
+                k: message.get(k)
+                for k in ("timeout_s", "max_rows", "max_bytes")
+                if message.get(k) is not None
+            }
+            stream = await self.start(share, sql, params, style, client, "e2e", **limits)
+        except P2P2PError as exc:
+            yield seal(json.dumps({"ok": False, "error": exc.to_dict()}).encode(), final=True)
+            return
+        yield seal(json.dumps({"ok": True}).encode())
+        outcome = "ok"
+        try:
+            async for chunk in stream_in_thread(iter(stream.ipc_chunks()), stream.close):
+                share.bytes_out += len(chunk)
+                yield seal(bytes(chunk))
+            end = dataclasses.asdict(stream.info)
+            yield seal(json.dumps({"ok": True, "end": end}).encode(), final=True)
+        except P2P2PError as exc:
+            outcome = exc.code
+            yield seal(json.dumps({"ok": False, "error": exc.to_dict()}).encode(), final=True)
+        finally:
+            self.audit(share, sql, client, "e2e", outcome, stream.info)
+
+
+def info(share: Share) -> dict[str, Any]:
+    return {
+        "name": share.name,
+        "share_id": share.share_id,
+        "title": share.title,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(share.started)),
+        "queries": share.queries,
+    }
+
+
+def _bearer(value: str) -> str | None:
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token else None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise BadParameters(f"expected a whole number, got {value!r}") from None

@@ -1,0 +1,239 @@
+"""The owner's outbound tunnel: dial the relay, prove the share ids, answer requests.
+
+An asyncio adapter around the sans-I/O ``tunnel.Connection`` and ``registration``. It
+reconnects by itself with capped exponential backoff plus jitter, and re-registers the
+same share ids, so links keep working across relay restarts and network blips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from ..core import registration
+from ..core.aio import spawn
+from ..core.tunnel import (
+    Connection,
+    ControlReceived,
+    DataReceived,
+    ProtocolError,
+    StreamEnded,
+    StreamOpened,
+    StreamReset,
+    WindowOpened,
+    encode_response_head,
+)
+from .manager import Share, ShareManager
+from .proxy import Proxy, Request
+
+log = logging.getLogger("p2p2p.owner")
+
+MAX_REQUEST_BODY = 1 << 20
+BACKOFF_FIRST_S = 0.1
+BACKOFF_CAP_S = 1.0  # reconnect within ~1 s of the relay coming back
+
+
+class RelayRefused(Exception):
+    """The relay refused the registration: retrying would not help."""
+
+
+@dataclasses.dataclass
+class _Incoming:
+    head: dict[str, Any]
+    body: bytearray = dataclasses.field(default_factory=bytearray)
+    window: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class TunnelClient:
+    def __init__(
+        self, relay_url: str, manager: ShareManager, on_state: Callable[[str], None] | None = None
+    ) -> None:
+        self.relay_url = relay_url.rstrip("/")
+        self.manager = manager
+        self.proxy = Proxy(manager)
+        self.on_state = on_state or (lambda state: None)
+        self.state = "connecting"
+        self.registered = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._conn: Connection | None = None
+        self._incoming: dict[int, _Incoming] = {}
+        manager.listeners.append(self._on_share_change)
+
+    @property
+    def tunnel_url(self) -> str:
+        scheme, _, rest = self.relay_url.partition("://")
+        return ("wss" if scheme == "https" else "ws") + "://" + rest + "/tunnel"
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.on_state(state)
+
+    async def run(self) -> None:
+        """Stay connected until cancelled."""
+        delay = BACKOFF_FIRST_S
+        while True:
+            try:
+                async with connect(
+                    self.tunnel_url,
+                    max_size=(1 << 20) + (64 << 10),
+                    compression=None,
+                    ping_interval=5,
+                    ping_timeout=10,
+                    open_timeout=10,
+                ) as ws:
+                    delay = BACKOFF_FIRST_S
+                    await self._session(ws)
+            except RelayRefused:
+                self._set_state("refused")
+                raise
+            except (OSError, WebSocketException, ProtocolError, TimeoutError) as exc:
+                log.info("relay connection lost: %s", exc)
+            finally:
+                self.registered.clear()
+                self._abandon_requests()
+            self._set_state("reconnecting")
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(BACKOFF_CAP_S, delay * 2)
+
+    async def _session(self, ws: ClientConnection) -> None:
+        conn = Connection(initiator=False)
+        self._ws, self._conn = ws, conn
+        try:
+            async for message in ws:
+                if isinstance(message, str):
+                    raise ProtocolError("the relay sent a text frame")
+                for event in conn.receive(message):
+                    await self._dispatch(conn, event)
+                await self._flush()
+        finally:
+            self._ws = self._conn = None
+
+    async def _flush(self) -> None:
+        ws, conn = self._ws, self._conn
+        if ws is None or conn is None:
+            return
+        for frame in conn.data_to_send():
+            await ws.send(frame)
+
+    async def _dispatch(self, conn: Connection, event: Any) -> None:
+        if isinstance(event, ControlReceived):
+            await self._on_control(conn, event.message)
+        elif isinstance(event, StreamOpened):
+            incoming = self._incoming[event.stream_id] = _Incoming(event.head)
+            if event.ended:
+                incoming.task = asyncio.ensure_future(self._answer(conn, event.stream_id, incoming))
+        elif isinstance(event, DataReceived):
+            receiving = self._incoming.get(event.stream_id)
+            if receiving is None:
+                return
+            incoming = receiving
+            incoming.body += event.data
+            conn.consumed(event.stream_id, len(event.data))
+            if len(incoming.body) > MAX_REQUEST_BODY:
+                conn.reset_stream(event.stream_id, "too_large", "request body too large")
+                self._incoming.pop(event.stream_id, None)
+            elif event.ended:
+                incoming.task = asyncio.ensure_future(self._answer(conn, event.stream_id, incoming))
+        elif isinstance(event, StreamEnded):
+            pass
+        elif isinstance(event, WindowOpened):
+            waiting = self._incoming.get(event.stream_id)
+            if waiting is not None:
+                waiting.window.set()
+        elif isinstance(event, StreamReset):
+            cancelled = self._incoming.pop(event.stream_id, None)
+            if cancelled is not None and cancelled.task is not None:
+                cancelled.task.cancel()
+
+    async def _on_control(self, conn: Connection, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "challenge":
+            ads = [share.ad() for share in self.manager.shares.values()]
+            conn.control(
+                registration.answer(self.manager.identity, str(message.get("challenge")), ads)
+            )
+        elif kind == "registered":
+            self.registered.set()
+            self._set_state("connected")
+        elif kind == "refused":
+            raise RelayRefused(str(message.get("message", "registration refused")))
+
+    def _on_share_change(self, event: str, share: Share) -> None:
+        """Tell the relay at once; on removal also cut the share's streams."""
+        conn = self._conn
+        if conn is None:
+            return
+        if event == "removed":
+            conn.control({"type": "unregister", "shares": [share.share_id]})
+            for stream_id, incoming in list(self._incoming.items()):
+                if incoming.head.get("share_id") == share.share_id:
+                    conn.reset_stream(stream_id, "revoked", "the owner stopped sharing")
+                    self._incoming.pop(stream_id, None)
+                    if incoming.task is not None:
+                        incoming.task.cancel()
+        elif event == "added" and self._ws is not None:
+            # A new share needs a fresh signature: reconnecting re-registers everything.
+            spawn(self._ws.close())
+        spawn(self._flush())  # listeners are called on the event loop
+
+    async def _answer(self, conn: Connection, stream_id: int, incoming: _Incoming) -> None:
+        head = incoming.head
+        request = Request(
+            share_id=str(head.get("share_id", "")),
+            method=str(head.get("method", "GET")),
+            path=str(head.get("path", "/")),
+            query=str(head.get("query", "")),
+            headers={str(k): str(v) for k, v in dict(head.get("headers") or {}).items()},
+            body=bytes(incoming.body),
+        )
+        try:
+            response = await self.proxy.handle(request)
+            await self._send(
+                conn, stream_id, incoming, encode_response_head(response.status, response.headers)
+            )
+            async for chunk in response.body:
+                await self._send(conn, stream_id, incoming, chunk)
+            if stream_id in conn.open_streams:
+                conn.end_stream(stream_id)
+                await self._flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never let one request take the tunnel down
+            log.exception("request failed: %s", exc)
+            if stream_id in conn.open_streams:
+                conn.reset_stream(stream_id, "internal", "the owner failed to answer")
+                await self._flush()
+        finally:
+            self._incoming.pop(stream_id, None)
+
+    async def _send(
+        self, conn: Connection, stream_id: int, incoming: _Incoming, data: bytes
+    ) -> None:
+        view = memoryview(data)
+        while view:
+            if stream_id not in conn.open_streams:
+                raise asyncio.CancelledError
+            incoming.window.clear()
+            taken = conn.send_data(stream_id, view)
+            await self._flush()
+            view = view[taken:]
+            if view:
+                await incoming.window.wait()
+
+    def _abandon_requests(self) -> None:
+        for incoming in self._incoming.values():
+            if incoming.task is not None:
+                incoming.task.cancel()
+        self._incoming.clear()
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()

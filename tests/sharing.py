@@ -1,0 +1,76 @@
+"""Real relay and share processes on loopback, for the sharing tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from .browser import free_port
+
+
+class Process:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "p2p2p", *args],
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def stderr(self) -> str:
+        stream: IO[str] | None = self.proc.stderr
+        return stream.read() if stream and self.proc.poll() is not None else ""
+
+
+class Relay(Process):
+    def __init__(self, port: int | None = None, heartbeat: float = 1.0) -> None:
+        self.port = port or free_port()
+        super().__init__(["relay", "--port", str(self.port), "--heartbeat", str(heartbeat)])
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "the relay exited at start"
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("the relay did not come up")
+
+    def health(self) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.url}/healthz", timeout=5).json())
+
+
+class Share(Process):
+    def __init__(self, store: str, relay_url: str, home: Path, *extra: str) -> None:
+        super().__init__(
+            ["share", store, "--relay", relay_url, "--json", *extra], env={"P2P2P_HOME": str(home)}
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # blocks until the share is reachable (or exits)
+        if not line:
+            self.stop()
+            raise AssertionError(
+                f"p2p2p share printed nothing: {self.proc.stderr.read() if self.proc.stderr else ''}"
+            )
+        self.info = json.loads(line)
+        self.link: str = self.info["link"]

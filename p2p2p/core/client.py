@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import envelope
+from .chunkfile import open_ipc_stream
 from .dataframe import to_pandas
 from .errors import BadTarget, P2P2PError, ShareOffline
 from .executor import Executor, Params, ResultInfo, encode_params
@@ -156,20 +157,29 @@ class RemoteStore:
             **{k: v for k, v in limits.items() if v is not None},
         }
         chunks = self._call(message)
-        first, _ = next(chunks)
+        first, final = next(chunks)
         head = json.loads(first)
-        if not head.get("ok"):
+        if not head.get("ok") or final:
             raise P2P2PError.from_dict(head.get("error") or {})
-        ipc: list[bytes] = []
-        for chunk, final in chunks:
-            if final:
+
+        def next_ipc_chunk() -> bytes | None:
+            # Decrypted pieces of the Arrow stream go straight into pyarrow's reader, so
+            # record batches are decoded while later ones are still on the wire.
+            for chunk, last in chunks:
+                if not last:
+                    return chunk
                 end = json.loads(chunk)
                 if not end.get("ok"):
                     raise P2P2PError.from_dict(end.get("error") or {})
                 self.last_info = ResultInfo(**end["end"])
-            else:
-                ipc.append(chunk)
-        return pa.ipc.open_stream(b"".join(ipc)).read_all()
+                return None
+            raise envelope.Truncated("the result ended without its end marker")
+
+        reader = open_ipc_stream(next_ipc_chunk)
+        table = reader.read_all()
+        while next_ipc_chunk() is not None:  # up to the end marker after Arrow's end-of-stream
+            pass
+        return table
 
     def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:
         return to_pandas(self.query_arrow(sql, params, **limits))

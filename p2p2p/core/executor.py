@@ -31,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc
 
+from .chunkfile import open_ipc_stream
 from .errors import (
     BadParameters,
     P2P2PError,
@@ -455,7 +456,7 @@ class ResultStream:
 
     def _open_reader(self) -> pa.ipc.RecordBatchStreamReader:
         if self._reader is None:
-            self._reader = pa.ipc.open_stream(pa.PythonFile(_ChunkFile(self._next_data), mode="r"))
+            self._reader = open_ipc_stream(self._next_data)
         return self._reader
 
     @property
@@ -506,51 +507,6 @@ class ResultStream:
                 self.close()
             except Exception:
                 pass
-
-
-class _ChunkFile:
-    """A readable file over DATA payloads, so pyarrow's IPC reader can parse them.
-
-    ``read`` hands out memoryview slices of the payloads: pyarrow wraps them without
-    copying, so a record batch body goes from the pipe into Arrow arrays in one copy.
-    """
-
-    closed = False
-
-    def __init__(self, next_chunk: Any) -> None:
-        self._next_chunk = next_chunk
-        self._buf = memoryview(b"")
-        self._eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _fill(self) -> bool:
-        while not self._buf and not self._eof:
-            chunk = self._next_chunk()
-            if chunk is None:
-                self._eof = True
-            else:
-                self._buf = memoryview(chunk)
-        return bool(self._buf)
-
-    def read(self, size: int = -1) -> Any:
-        if not self._fill():
-            return b""
-        if 0 <= size < len(self._buf):
-            out, self._buf = self._buf[:size], self._buf[size:]
-            return out
-        out, self._buf = self._buf, memoryview(b"")
-        if size < 0 or len(out) == size:
-            return out
-        # A read spanning payloads (rare: the worker flushes whole messages): join them.
-        parts = [bytes(out)]
-        have = len(out)
-        while have < size and self._fill():
-            piece = self.read(size - have)
-            parts.append(bytes(piece))
-            have += len(piece)
-        return b"".join(parts)
 
 
 def _widen_pipe(fd: int) -> None:

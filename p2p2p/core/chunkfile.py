@@ -1,0 +1,59 @@
+"""Reading an Arrow IPC stream that arrives in pieces (pipe frames, decrypted chunks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc
+
+
+class ChunkFile:
+    """A readable file over DATA payloads, so pyarrow's IPC reader can parse them.
+
+    ``read`` hands out memoryview slices of the payloads: pyarrow wraps them without
+    copying, so a record batch body goes from the pipe into Arrow arrays in one copy.
+    """
+
+    closed = False
+
+    def __init__(self, next_chunk: Any) -> None:
+        self._next_chunk = next_chunk
+        self._buf = memoryview(b"")
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        while not self._buf and not self._eof:
+            chunk = self._next_chunk()
+            if chunk is None:
+                self._eof = True
+            else:
+                self._buf = memoryview(chunk)
+        return bool(self._buf)
+
+    def read(self, size: int = -1) -> Any:
+        if not self._fill():
+            return b""
+        if 0 <= size < len(self._buf):
+            out, self._buf = self._buf[:size], self._buf[size:]
+            return out
+        out, self._buf = self._buf, memoryview(b"")
+        if size < 0 or len(out) == size:
+            return out
+        # A read spanning payloads (rare: the worker flushes whole messages): join them.
+        parts = [bytes(out)]
+        have = len(out)
+        while have < size and self._fill():
+            piece = self.read(size - have)
+            parts.append(bytes(piece))
+            have += len(piece)
+        return b"".join(parts)
+
+
+def open_ipc_stream(next_chunk: Callable[[], Any]) -> pa.ipc.RecordBatchStreamReader:
+    """A record batch reader pulling pieces from ``next_chunk`` (None at the end)."""
+    return pa.ipc.open_stream(pa.PythonFile(ChunkFile(next_chunk), mode="r"))

@@ -1,151 +1,39 @@
-"""What the sandboxed executor costs compared with DuckDB in the same process.
-
-Runs every path back to back in one process, several rounds, and reports medians and
-ratios (the machine is noisy; absolute numbers mean little, ratios measured side by side
-do). Writes benchmarks/results.md.
+"""Run every benchmark side by side and write benchmarks/results.md.
 
     python -m benchmarks [--rounds N] [--quick]
+
+The machine is noisy: each figure is the median of back-to-back rounds in one run, and
+the ratios, not the absolute times, are what to compare.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable
+import platform
 from pathlib import Path
 
-import duckdb
-
-from p2p2p.core.dataframe import to_pandas
-from p2p2p.core.executor import Executor
-from p2p2p.core.limits import Limits
-
-QUERY = "SELECT * FROM wide LIMIT {n}"
-
-
-def build(path: Path, rows: int) -> None:
-    con = duckdb.connect(str(path))
-    con.execute(
-        f"""
-        CREATE TABLE wide AS
-        SELECT i AS id, i % 97 AS a, i % 1013 AS b, (i * 7) % 100003 AS c,
-               i / 3.0 AS x, sqrt(i) AS y,
-               'item-' || (i % 5000) AS label, ['north', 'south', 'east', 'west'][1 + i % 4] AS region,
-               TIMESTAMP '2024-01-01' + to_seconds(i) AS ts,
-               ((i % 100000) / 100.0)::DECIMAL(12, 2) AS amount
-        FROM range({rows}) t(i)
-        """
-    )
-    con.close()
-
-
-PEAK_SCRIPT = """
-import sys
-from p2p2p.core.executor import Executor
-from p2p2p.core.limits import Limits
-path, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-ex = Executor(path, Limits(workers=1, max_rows=10_000_000, max_bytes=1 << 31))
-ex.warm()
-base = hwm()
-total = 0
-with ex.query(f"SELECT * FROM wide LIMIT {n}") as stream:
-    if mode == "stream":
-        for batch in stream:
-            total += batch.nbytes
-    else:
-        total = stream.read_all().nbytes
-print(hwm() - base, total)
-ex.close()
-"""
-
-
-def peak_memory(path: Path, n: int, mode: str) -> tuple[int, int]:
-    """Peak resident memory a fresh process gains while taking a result."""
-    out = subprocess.run(
-        [sys.executable, "-c", PEAK_SCRIPT, str(path), str(n), mode],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout.split()
-    return int(out[0]), int(out[1])
-
-
-def median_time(fn: Callable[[], object], rounds: int) -> float:
-    samples = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+from . import executor, sharing
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--quick", action="store_true", help="small sizes only, for a smoke run")
     args = parser.parse_args()
-    sizes = [1_000, 10_000] if args.quick else [1_000, 100_000, 1_000_000]
-    lines = []
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.duckdb"
-        build(path, max(sizes))
-        direct = duckdb.connect(str(path), read_only=True)
-        executor = Executor(path, Limits(workers=1, max_rows=10_000_000, max_bytes=1 << 31))
-        started = time.perf_counter()
-        executor.warm()
-        spawn = time.perf_counter() - started
-
-        def local(n: int) -> None:
-            to_pandas(direct.sql(QUERY.format(n=n)).to_arrow_table())
-
-        def sandboxed(n: int) -> None:
-            to_pandas(executor.query_arrow(QUERY.format(n=n))[0])
-
-        rows = []
-        for n in sizes:
-            local(n)
-            sandboxed(n)  # warm both paths once
-            t_local = median_time(lambda n=n: local(n), args.rounds)
-            t_sand = median_time(lambda n=n: sandboxed(n), args.rounds)
-            rows.append((n, t_local, t_sand))
-
-        n = max(sizes)
-        streamed_peak, total = peak_memory(path, n, "stream")
-        whole_peak, _ = peak_memory(path, n, "whole")
-        rtt = median_time(lambda: executor.query_arrow("SELECT 1"), max(20, args.rounds * 4))
-        executor.close()
-
-    lines.append("| rows | in-process DuckDB → pandas | sandboxed executor → pandas | ratio |")
-    lines.append("|---:|---:|---:|---:|")
-    for n, t_local, t_sand in rows:
-        lines.append(
-            f"| {n:,} | {t_local * 1000:.1f} ms | {t_sand * 1000:.1f} ms | {t_sand / t_local:.2f}× |"
-        )
-    lines.append("")
-    lines.append(f"* round trip of `SELECT 1` through the executor: {rtt * 1000:.2f} ms (median)")
-    lines.append(
-        f"* starting a worker (spawn, imports, open + lockdown + sandbox): {spawn * 1000:.0f} ms"
-    )
-    lines.append(
-        f"* peak memory of a fresh caller process handling {n:,} rows ({total / 2**20:.0f} MiB of "
-        f"Arrow data): streamed batch by batch {streamed_peak / 2**20:.0f} MiB, read whole "
-        f"{whole_peak / 2**20:.0f} MiB (the worker sends at most 2 batches ahead)"
-    )
-    report = "\n".join(lines)
-    print(report)
+    sections = [
+        ("The sandboxed executor vs DuckDB in-process", executor.run(args.rounds, args.quick)),
+        (
+            "Remote queries through the relay vs the yardsticks",
+            sharing.run(args.rounds, args.quick),
+        ),
+    ]
+    text = "\n\n".join(f"## {title}\n\n{body}" for title, body in sections)
+    print(text)
     out = Path(__file__).with_name("results.md")
     out.write_text(
-        "# Benchmark results\n\nMedians of back-to-back runs on one machine "
-        f"({args.rounds} rounds; `python -m benchmarks`).\n\n{report}\n"
+        "# Benchmark results\n\n"
+        f"`python -m benchmarks` ({args.rounds} rounds, medians; {platform.machine()}, "
+        f"{platform.python_version()}; loopback only).\n\n{text}\n"
     )
     print(f"\nwritten to {out}")
 

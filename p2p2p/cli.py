@@ -105,6 +105,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
     import asyncio
 
     from .core.identity import Identity
+    from .core.limits import Limits
     from .owner.manager import ShareManager
     from .owner.tunnel_client import RelayRefused, TunnelClient
 
@@ -112,7 +113,20 @@ def _cmd_share(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         manager = ShareManager(identity)
-        share, token = manager.add(args.path, name=args.name, listed=args.listed)
+        limits = Limits(
+            **{
+                k: v
+                for k, v in {
+                    "timeout_s": args.timeout,
+                    "max_rows": args.max_rows,
+                    "max_bytes": args.max_bytes,
+                    "memory_limit_mb": args.memory_mb,
+                    "workers": args.workers,
+                }.items()
+                if v is not None
+            }
+        )
+        share, token = manager.add(args.path, name=args.name, listed=args.listed, limits=limits)
         client = TunnelClient(args.relay, manager)
         runner = asyncio.ensure_future(client.run())
         stop = asyncio.Event()
@@ -277,6 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--listed", action="store_true", help="show the share on the relay's directory page"
     )
     share.add_argument("--json", action="store_true", help="print the link as one JSON line")
+    share.add_argument(
+        "--timeout", type=float, metavar="S", help="per-query time limit (default 30)"
+    )
+    share.add_argument(
+        "--max-rows", type=int, metavar="N", help="rows per result (default 1,000,000)"
+    )
+    share.add_argument(
+        "--max-bytes", type=int, metavar="B", help="bytes per result (default 256 MiB)"
+    )
+    share.add_argument(
+        "--memory-mb", type=int, metavar="MB", help="DuckDB memory per worker (default 1024)"
+    )
+    share.add_argument("--workers", type=int, metavar="N", help="queries at once (default 2)")
     share.set_defaults(func=_cmd_share)
 
     audit = sub.add_parser("audit", help="work with a share's audit log")

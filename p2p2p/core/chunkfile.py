@@ -44,14 +44,17 @@ class ChunkFile:
         out, self._buf = self._buf, memoryview(b"")
         if size < 0 or len(out) == size:
             return out
-        # A read spanning payloads (rare: the worker flushes whole messages): join them.
-        parts = [bytes(out)]
+        # A read spanning pieces (a record batch body split into sealed pieces): gather
+        # them into one buffer, copying each byte once.
+        gathered = bytearray(size)
+        gathered[: len(out)] = out
         have = len(out)
         while have < size and self._fill():
-            piece = self.read(size - have)
-            parts.append(bytes(piece))
-            have += len(piece)
-        return b"".join(parts)
+            take = min(size - have, len(self._buf))
+            gathered[have : have + take] = self._buf[:take]
+            self._buf = self._buf[take:]
+            have += take
+        return memoryview(gathered)[:have]
 
 
 def open_ipc_stream(next_chunk: Callable[[], Any]) -> pa.ipc.RecordBatchStreamReader:

@@ -108,7 +108,7 @@ class Opener:
                 break
             if self.finished:
                 raise Tampered("data arrived after the authenticated end of the stream")
-            ciphertext = bytes(self._buf[_LENGTH.size : _LENGTH.size + length])
+            ciphertext = bytes(memoryview(self._buf)[_LENGTH.size : _LENGTH.size + length])
             del self._buf[: _LENGTH.size + length]
             try:
                 plaintext, tag = sodium.crypto_secretstream_xchacha20poly1305_pull(

@@ -25,7 +25,7 @@ import struct
 from typing import Any
 
 HEADER = struct.Struct(">BBI")
-DEFAULT_WINDOW = 1 << 20  # bytes in flight per stream
+DEFAULT_WINDOW = 4 << 20  # bytes in flight per stream
 DEFAULT_MAX_PAYLOAD = 1 << 20  # bytes per DATA frame
 DEFAULT_MAX_STREAMS = 256
 MAX_JSON = 64 << 10  # OPEN/RESET/CONTROL payloads

@@ -32,6 +32,7 @@ from ..core.executor import ResultInfo, ResultStream
 from .manager import Share, ShareManager
 
 JSON_MAX_ROWS = 10_000
+SEAL_PIECE = 1 << 20
 _STATUS = {
     "refused": 400,
     "query_failed": 400,
@@ -298,7 +299,11 @@ class Proxy:
         try:
             async for chunk in stream_in_thread(iter(stream.ipc_chunks()), stream.close):
                 share.bytes_out += len(chunk)
-                yield seal(bytes(chunk))
+                view = memoryview(chunk)
+                # A record batch can be tens of MiB; sealed pieces stay small so neither side
+                # buffers a whole batch twice and tunnel frames stay near their size.
+                for start in range(0, len(view), SEAL_PIECE):
+                    yield seal(bytes(view[start : start + SEAL_PIECE]))
             end = dataclasses.asdict(stream.info)
             yield seal(json.dumps({"ok": True, "end": end}).encode(), final=True)
         except P2P2PError as exc:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ..core import registration
 from ..core.aio import spawn
@@ -120,8 +120,11 @@ class TunnelClient:
         ws, conn = self._ws, self._conn
         if ws is None or conn is None:
             return
-        for frame in conn.data_to_send():
-            await ws.send(frame)
+        try:
+            for frame in conn.data_to_send():
+                await ws.send(frame)
+        except ConnectionClosed:
+            pass  # the run loop notices and reconnects
 
     async def _dispatch(self, conn: Connection, event: Any) -> None:
         if isinstance(event, ControlReceived):

@@ -340,3 +340,31 @@ def test_token_never_in_relay_urls_for_programs(shared: Share) -> None:
     link = parse_link(shared.link)
     # p2p2p.connect never sends the token in a URL; the link keeps it in ?t= for browsers.
     assert urllib.parse.urlsplit(f"{link.share_url}/.p2p2p/e2e").query == ""
+
+
+def test_ctrl_c_works_while_the_relay_is_unreachable(sample_store: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .browser import free_port
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "p2p2p",
+            "share",
+            sample_store,
+            "--relay",
+            f"http://127.0.0.1:{free_port()}",
+        ],
+        env={**os.environ, "P2P2P_HOME": str(tmp_path / "owner")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)  # connecting and retrying with backoff
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 1 and "stopped before the relay" in err

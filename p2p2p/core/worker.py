@@ -39,6 +39,7 @@ from .limits import Limits
 
 T = TypeVar("T")
 BATCH_ROWS = 65_536
+CHECK_CACHE = 512
 MAX_REQUEST = 64 << 20
 
 
@@ -55,6 +56,7 @@ class Watchdog:
         self._budget = 0.0
         self._used = 0.0
         self._active_since: float | None = None
+        self._busy = threading.Event()  # set while DuckDB works: the watchdog sleeps otherwise
         self.fired = False
         threading.Thread(target=self._run, name="p2p2p-watchdog", daemon=True).start()
 
@@ -65,9 +67,11 @@ class Watchdog:
     def run(self, fn: Callable[[], T]) -> T:
         with self._lock:
             self._active_since = time.monotonic()
+        self._busy.set()
         try:
             return fn()
         finally:
+            self._busy.clear()
             with self._lock:
                 if self._active_since is not None:
                     self._used += time.monotonic() - self._active_since
@@ -79,6 +83,7 @@ class Watchdog:
 
     def _run(self) -> None:
         while True:
+            self._busy.wait()
             time.sleep(0.02)
             with self._lock:
                 over = (
@@ -100,6 +105,7 @@ class Worker:
         self.path, self.limits, self.private_dir = path, limits, private_dir
         self.query_limits = limits
         self.seq = 0
+        self.checked: dict[str, None] = {}  # statements that passed the policy, oldest first
 
     # -- pipe I/O --------------------------------------------------------------
     def send(self, frame: bytes | list[Any]) -> None:
@@ -227,10 +233,22 @@ class Worker:
     # -- queries -------------------------------------------------------------
     def check(self, sql: str, limits: Limits) -> None:
         from . import policy
+
+        policy.check_text(sql, limits.max_sql_chars)
+        # The catalog is fixed for the worker's life (the store is read-only), so a text
+        # that passed once passes again: dashboards and clients repeat their statements.
+        if sql in self.checked:
+            return
+        self.check_parsed(sql)
+        if len(self.checked) >= CHECK_CACHE:
+            self.checked.pop(next(iter(self.checked)))
+        self.checked[sql] = None
+
+    def check_parsed(self, sql: str) -> None:
+        from . import policy
         from .lockdown import first_row
 
         duckdb = self.duckdb
-        policy.check_text(sql, limits.max_sql_chars)
         kind = self.statement_kind(sql)
         inner = sql
         if kind == "EXPLAIN":

@@ -83,8 +83,15 @@ def error_response(exc: P2P2PError) -> Response:
     )
 
 
-async def stream_in_thread(chunks: Iterator[Any], close: Any) -> AsyncIterator[Any]:
-    """Pull a blocking iterator on a thread, at most two items ahead (backpressure)."""
+async def stream_in_thread(
+    chunks: Iterator[Any], close: Any
+) -> AsyncIterator[tuple[list[Any], bool]]:
+    """Pull a blocking iterator on a thread, at most two items ahead (backpressure).
+
+    Yields ``(items, last)``: every item ready at that moment, and whether the iterator
+    has ended, so a small result leaves as one piece instead of one network write per
+    item, while a large one still streams.
+    """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=2)
     stop = threading.Event()
@@ -106,12 +113,17 @@ async def stream_in_thread(chunks: Iterator[Any], close: Any) -> AsyncIterator[A
     thread.start()
     try:
         while True:
-            kind, value = await queue.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
+            ready = [await queue.get()]
+            while not queue.empty():
+                ready.append(queue.get_nowait())
+            items = [value for kind, value in ready if kind == "item"]
+            for kind, value in ready:
+                if kind == "error":
+                    raise value
+            last = any(kind == "end" for kind, _ in ready)
+            if items or last:
+                yield items, last
+            if last:
                 return
     finally:
         stop.set()
@@ -206,9 +218,9 @@ class Proxy:
     async def drain(self, share: Share, stream: ResultStream, sql: str) -> AsyncIterator[bytes]:
         outcome = "ok"
         try:
-            async for chunk in stream_in_thread(iter(stream.ipc_chunks()), stream.close):
-                share.bytes_out += len(chunk)
-                yield bytes(chunk)
+            async for ready, _last in stream_in_thread(iter(stream.ipc_chunks()), stream.close):
+                share.bytes_out += sum(len(chunk) for chunk in ready)
+                yield b"".join(ready)
         except P2P2PError as exc:
             outcome = exc.code
             raise
@@ -267,18 +279,22 @@ class Proxy:
         self, share: Share, session: envelope.OwnerSession, message: dict[str, Any]
     ) -> AsyncIterator[bytes]:
         seal = session.response.seal
-        yield session.response.header
+        out = bytearray(session.response.header)  # leaves with the first answer piece
         client = "anonymous"
         try:
             if not share.token_ok(message.get("token")):
                 raise Forbidden("the link's access token is wrong or revoked")
             op = message.get("op")
             if op == "info":
-                yield seal(json.dumps({"ok": True, "info": info(share)}).encode(), final=True)
+                yield bytes(
+                    out + seal(json.dumps({"ok": True, "info": info(share)}).encode(), final=True)
+                )
                 return
             if op == "schema":
                 schema = await asyncio.to_thread(share.executor.schema)
-                yield seal(json.dumps({"ok": True, "schema": schema}).encode(), final=True)
+                yield bytes(
+                    out + seal(json.dumps({"ok": True, "schema": schema}).encode(), final=True)
+                )
                 return
             if op != "query":
                 raise BadParameters(f"unknown operation {op!r}")
@@ -292,23 +308,34 @@ class Proxy:
             }
             stream = await self.start(share, sql, params, style, client, "e2e", **limits)
         except P2P2PError as exc:
-            yield seal(json.dumps({"ok": False, "error": exc.to_dict()}).encode(), final=True)
+            yield bytes(
+                out + seal(json.dumps({"ok": False, "error": exc.to_dict()}).encode(), final=True)
+            )
             return
-        yield seal(json.dumps({"ok": True}).encode())
+        out += seal(json.dumps({"ok": True}).encode())
         outcome = "ok"
         try:
-            async for chunk in stream_in_thread(iter(stream.ipc_chunks()), stream.close):
-                share.bytes_out += len(chunk)
-                view = memoryview(chunk)
-                # A record batch can be tens of MiB; sealed pieces stay small so neither side
-                # buffers a whole batch twice and tunnel frames stay near their size.
-                for start in range(0, len(view), SEAL_PIECE):
-                    yield seal(bytes(view[start : start + SEAL_PIECE]))
+            async for ready, last in stream_in_thread(iter(stream.ipc_chunks()), stream.close):
+                for chunk in ready:
+                    share.bytes_out += len(chunk)
+                    view = memoryview(chunk)
+                    # A record batch can be tens of MiB; sealed pieces stay small so neither
+                    # side buffers a whole batch twice and tunnel frames stay near their size.
+                    for start in range(0, len(view), SEAL_PIECE):
+                        out += seal(bytes(view[start : start + SEAL_PIECE]))
+                        if len(out) >= SEAL_PIECE:
+                            yield bytes(out)
+                            out.clear()
+                if not last:  # at the end, the END marker below joins the last data
+                    yield bytes(out)
+                    out.clear()
             end = dataclasses.asdict(stream.info)
-            yield seal(json.dumps({"ok": True, "end": end}).encode(), final=True)
+            yield bytes(out + seal(json.dumps({"ok": True, "end": end}).encode(), final=True))
         except P2P2PError as exc:
             outcome = exc.code
-            yield seal(json.dumps({"ok": False, "error": exc.to_dict()}).encode(), final=True)
+            yield bytes(
+                out + seal(json.dumps({"ok": False, "error": exc.to_dict()}).encode(), final=True)
+            )
         finally:
             self.audit(share, sql, client, "e2e", outcome, stream.info)
 

@@ -199,11 +199,13 @@ class TunnelClient:
         )
         try:
             response = await self.proxy.handle(request)
-            await self._send(
-                conn, stream_id, incoming, encode_response_head(response.status, response.headers)
-            )
+            pending = encode_response_head(response.status, response.headers)
             async for chunk in response.body:
-                await self._send(conn, stream_id, incoming, chunk)
+                # The head travels with the first piece of the body: one frame fewer.
+                await self._send(conn, stream_id, incoming, pending + chunk if pending else chunk)
+                pending = b""
+            if pending:
+                await self._send(conn, stream_id, incoming, pending)
             if stream_id in conn.open_streams:
                 conn.end_stream(stream_id)
                 await self._flush()

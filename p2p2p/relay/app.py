@@ -317,6 +317,7 @@ class ShareHandler(tornado.web.RequestHandler):
             return
         parser = ResponseHeadParser()
         started = False
+        unflushed = 0
         try:
             while True:
                 timeout = None if started else self.relay.config.response_timeout_s
@@ -333,9 +334,14 @@ class ShareHandler(tornado.web.RequestHandler):
                                 self.set_header(str(key), str(value))
                     if body:
                         self.write(body)
+                    unflushed += len(event.data)
+                    # Frames that already arrived go out in one write; credit returns only
+                    # once the client's connection has taken the bytes.
+                    if event.ended or stream.events.empty():
                         await self.flush()
-                    tunnel.conn.consumed(stream.stream_id, len(event.data))
-                    await tunnel.flush()
+                        tunnel.conn.consumed(stream.stream_id, unflushed)
+                        unflushed = 0
+                        await tunnel.flush()
                 if isinstance(event, StreamEnded) or (
                     isinstance(event, DataReceived) and event.ended
                 ):

@@ -239,7 +239,7 @@ def run(rounds: int, quick: bool) -> str:
             lines.append(
                 f"At {n:,} rows, ours (E2E via relay) is {ours / floor[n]:.2f}× local Arrow→pandas, "
                 f"{ours / results['Flight do_get'][n]:.2f}× Flight, "
-                f"{results['local .df()'][n] / ours:.2f}× faster than local .df(), "
+                f"local .df() takes {results['local .df()'][n] / ours:.2f}× our time, "
                 f"{results['JSON proxy'][n] / ours:.0f}× faster than the JSON proxy."
             )
 

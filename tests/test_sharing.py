@@ -368,3 +368,40 @@ def test_ctrl_c_works_while_the_relay_is_unreachable(sample_store: str, tmp_path
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 1 and "stopped before the relay" in err
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def test_a_slow_reader_does_not_fill_the_relay(relay: Relay, shared: Share) -> None:
+    link = parse_link(shared.link)
+    sql = urllib.parse.quote("SELECT i, repeat('x', 1000) AS s FROM range(200000) t(i)")
+    request = (
+        f"GET /s/{link.share_id}/api/query?format=arrow&t={link.token}&sql={sql} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    ).encode()
+    before = _rss(relay.proc.pid)
+    peak = before
+    received = 0
+    with socket.create_connection(("127.0.0.1", relay.port)) as sock:
+        sock.sendall(request)
+        sock.settimeout(10)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # bounded: ~3 s of slow reading
+            chunk = sock.recv(16384)
+            if not chunk:
+                break
+            received += len(chunk)
+            peak = max(peak, _rss(relay.proc.pid))
+            time.sleep(0.005)
+    assert received > 1 << 20, "the result did not start flowing"
+    # A ~200 MB result was on offer; the relay held at most a few windows of it.
+    assert peak - before < 64 << 20, f"relay grew by {(peak - before) >> 20} MiB"
+    time.sleep(0.5)
+    assert relay.health()["ok"]
+    assert p2p2p.connect(shared.link).query("SELECT 6 AS x")["x"][0] == 6

@@ -184,7 +184,8 @@ def run(rounds: int, quick: bool) -> str:
             con = duckdb.connect(str(path), read_only=True)
             flight_client = flight.FlightClient(f"grpc://127.0.0.1:{flight_port}")
             http = httpx.Client(timeout=None)
-            remote = RemoteStore(link)
+            remote = RemoteStore(link)  # loopback: no compression
+            remote_lz4 = RemoteStore(link, compression="lz4")  # what a remote link would use
 
             paths: dict[str, Callable[[int], object]] = {
                 "local Arrow→pandas": lambda n: to_pandas(
@@ -211,6 +212,7 @@ def run(rounds: int, quick: bool) -> str:
                     ).read_all()
                 ),
                 "p2p2p via relay, E2E": lambda n: remote.query(QUERY.format(n=n)),
+                "p2p2p via relay, E2E + lz4": lambda n: remote_lz4.query(QUERY.format(n=n)),
             }
             results: dict[str, dict[int, float]] = {name: {} for name in paths}
             for n in sizes:

@@ -65,6 +65,19 @@ def test_remote_query_matches_local(shared: Share, sample_store: str) -> None:
     store.close()
 
 
+def test_compressed_results_are_identical_and_smaller(shared: Share) -> None:
+    plain = RemoteStore(parse_link(shared.link), compression=None)
+    packed = RemoteStore(parse_link(shared.link), compression="lz4")
+    sql = "SELECT * FROM sales ORDER BY sale_id"
+    assert packed.query_arrow(sql).equals(plain.query_arrow(sql))
+    assert packed.last_info.bytes < plain.last_info.bytes * 0.8
+    assert (
+        packed.compression == "lz4" and RemoteStore(parse_link(shared.link)).compression is None
+    )  # loopback
+    with pytest.raises(Exception, match="compression"):
+        RemoteStore(parse_link(shared.link), compression="snappy").query_arrow("SELECT 1")
+
+
 def test_lockdown_holds_remotely(shared: Share) -> None:
     store = RemoteStore(parse_link(shared.link))
     with pytest.raises(QueryRefused) as info:

@@ -293,11 +293,18 @@ class Executor:
         timeout_s: float | None = None,
         max_rows: int | None = None,
         max_bytes: int | None = None,
+        compression: str | None = None,
     ) -> ResultStream:
         """Start a query; iterate the returned stream for Arrow record batches."""
         param_bytes, style = encode_params(params)
         return self.query_encoded(
-            sql, param_bytes, style, timeout_s=timeout_s, max_rows=max_rows, max_bytes=max_bytes
+            sql,
+            param_bytes,
+            style,
+            timeout_s=timeout_s,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+            compression=compression,
         )
 
     def query_encoded(
@@ -309,11 +316,14 @@ class Executor:
         timeout_s: float | None = None,
         max_rows: int | None = None,
         max_bytes: int | None = None,
+        compression: str | None = None,
     ) -> ResultStream:
         """``query`` with parameters already in their wire form (see ``encode_params``):
         a remote caller's parameters go to the worker without being decoded here."""
         if style not in (None, "named", "positional"):
             raise BadParameters(f"unknown parameter style {style!r}")
+        if compression not in (None, "lz4", "zstd"):
+            raise BadParameters(f"unknown compression {compression!r} (use lz4, zstd or none)")
         limits = self.limits.tightened(timeout_s=timeout_s, max_rows=max_rows, max_bytes=max_bytes)
         worker = self._acquire(limits.timeout_s)
         with self._cond:
@@ -324,6 +334,7 @@ class Executor:
             "seq": seq,
             "window": WINDOW,
             "params": style,
+            "compression": compression,
             **{name: getattr(limits, name) for name in Limits.QUERY_FIELDS},
         }
         try:

@@ -40,6 +40,7 @@ from .limits import Limits
 T = TypeVar("T")
 BATCH_ROWS = 65_536
 CHECK_CACHE = 512
+COMPRESSIONS = ("lz4", "zstd")
 MAX_REQUEST = 64 << 20
 
 
@@ -321,7 +322,8 @@ class Worker:
             raise QueryFailed("the statement produced no result")
         reader = self.guarded(lambda: relation.to_arrow_reader(BATCH_ROWS))
         try:
-            end = self.stream(reader, limits, max(1, min(8, int(header.get("window", 2)))), started)
+            window = max(1, min(8, int(header.get("window", 2))))
+            end = self.stream(reader, limits, window, started, header.get("compression"))
         finally:
             # Release the result before answering: tearing down a query cut short (an
             # endless recursive CTE truncated at max_rows) can block, and must do so
@@ -336,11 +338,22 @@ class Worker:
         except Exception:
             pass
 
-    def stream(self, reader: Any, limits: Limits, credits: int, started: float) -> dict[str, Any]:
+    def stream(
+        self,
+        reader: Any,
+        limits: Limits,
+        credits: int,
+        started: float,
+        compression: str | None = None,
+    ) -> dict[str, Any]:
         import pyarrow as pa
 
         sink = _Collector()
-        writer = pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), reader.schema)
+        # Compressed IPC buffers (lz4/zstd) are decoded transparently by any Arrow reader.
+        options = pa.ipc.IpcWriteOptions(
+            compression=compression if compression in COMPRESSIONS else None
+        )
+        writer = pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), reader.schema, options=options)
         rows = sent = 0
         truncated = ""
         cancelled = False

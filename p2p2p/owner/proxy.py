@@ -303,7 +303,7 @@ class Proxy:
             style = message.get("style")
             limits = {
                 k: message.get(k)
-                for k in ("timeout_s", "max_rows", "max_bytes")
+                for k in ("timeout_s", "max_rows", "max_bytes", "compression")
                 if message.get(k) is not None
             }
             stream = await self.start(share, sql, params, style, client, "e2e", **limits)

@@ -65,6 +65,7 @@ class Share(Process):
         super().__init__(
             ["share", store, "--relay", relay_url, "--json", *extra], env={"P2P2P_HOME": str(home)}
         )
+        self.home = home
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until the share is reachable (or exits)
         if not line:

@@ -417,3 +417,39 @@ def test_a_slow_reader_does_not_fill_the_relay(relay: Relay, shared: Share) -> N
     time.sleep(0.5)
     assert relay.health()["ok"]
     assert p2p2p.connect(shared.link).query("SELECT 6 AS x")["x"][0] == 6
+
+
+def _last_audit_entry(share: Share) -> dict[str, object]:
+    import json
+
+    path = share.home / "data" / "audit" / f"{share.info['share_id']}.jsonl"
+    return dict(json.loads(path.read_text().splitlines()[-1]))
+
+
+def test_the_audit_log_names_signed_clients(shared: Share, monkeypatch: pytest.MonkeyPatch) -> None:
+    from p2p2p.core import envelope
+    from p2p2p.core.audit import verify
+
+    analyst = Identity.generate()
+    RemoteStore(parse_link(shared.link), identity=analyst).query_arrow("SELECT 'signed' AS who")
+    entry = _last_audit_entry(shared)
+    assert (
+        entry["client"] == f"ed25519:{analyst.public_key_b64}"
+        and entry["statement"] == "SELECT 'signed' AS who"
+    )
+    RemoteStore(parse_link(shared.link), identity=None).query_arrow("SELECT 'anon' AS who")
+    assert _last_audit_entry(shared)["client"] == "anonymous"
+    # A claim for someone else's key, signed with ours, is refused.
+    impostor = Identity.generate()
+    real_claim = envelope.client_claim
+    monkeypatch.setattr(
+        envelope,
+        "client_claim",
+        lambda identity, sid, session: {
+            **real_claim(identity, sid, session),
+            "key": analyst.public_key_b64,
+        },
+    )
+    with pytest.raises(envelope.Tampered, match="client signature"):
+        RemoteStore(parse_link(shared.link), identity=impostor).query_arrow("SELECT 1")
+    assert verify(shared.home / "data" / "audit" / f"{shared.info['share_id']}.jsonl").entries >= 2

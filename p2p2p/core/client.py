@@ -23,7 +23,8 @@ from .chunkfile import open_ipc_stream
 from .dataframe import to_pandas
 from .errors import BadTarget, P2P2PError, ShareOffline
 from .executor import Executor, Params, ResultInfo, encode_params
-from .identity import box_public_key, unb64
+from .identity import FILENAME, Identity, box_public_key, unb64
+from .paths import config_dir
 from .shareid import ID_LENGTH, matches
 from .target import parse_target
 
@@ -86,9 +87,16 @@ class RemoteStore:
     """A share reached through its link."""
 
     def __init__(
-        self, link: Link, timeout_s: float = 60.0, compression: str | None = "auto"
+        self,
+        link: Link,
+        timeout_s: float = 60.0,
+        compression: str | None = "auto",
+        identity: Identity | str | None = "auto",
     ) -> None:
         self.link = link
+        # Requests are signed with the user's identity when one exists (``p2p2p keys``),
+        # so the owner's audit log names the analyst; otherwise they are anonymous.
+        self.identity = existing_identity() if identity == "auto" else identity
         self.http = httpx.Client(timeout=httpx.Timeout(timeout_s, read=None))
         self.last_info = ResultInfo()
         # lz4 wins even on loopback here (benchmarks/results.md: bytes cross three Python
@@ -111,7 +119,10 @@ class RemoteStore:
 
     def _call(self, message: dict[str, Any]) -> Iterator[tuple[bytes, bool]]:
         session = envelope.ClientSession(self._box_key, self.link.share_id)
-        payload = json.dumps({**message, "token": self.link.token}).encode()
+        claim = None
+        if isinstance(self.identity, Identity):
+            claim = envelope.client_claim(self.identity, self.link.share_id, session)
+        payload = json.dumps({**message, "token": self.link.token, "client": claim}).encode()
         body = session.request_prefix() + session.request.seal(payload, final=True)
         try:
             with self.http.stream(
@@ -192,6 +203,12 @@ class RemoteStore:
 
     def close(self) -> None:
         self.http.close()
+
+
+def existing_identity() -> Identity | None:
+    """The user's identity if one was created; never creates one behind their back."""
+    path = config_dir() / FILENAME
+    return Identity.load(path) if path.exists() else None
 
 
 def default_compression(link: Link) -> str | None:

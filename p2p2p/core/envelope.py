@@ -25,6 +25,7 @@ keys are fresh per request.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import nacl.bindings as sodium
 
@@ -147,6 +148,39 @@ class ClientSession:
 
     def response_opener(self, header: bytes) -> Opener:
         return Opener(self._rx, self.share_id, header)
+
+
+_CLIENT_DOMAIN = b"p2p2p-client-v1\x00"
+
+
+def client_claim(identity: Any, share_id: str, session: ClientSession) -> dict[str, str]:
+    """Who sends this request: the client's Ed25519 key and a signature binding it to
+    this request's one-time encryption key, so the claim cannot be moved to another
+    request. Travels inside the encryption."""
+    from .identity import b64
+
+    signed = _CLIENT_DOMAIN + share_id.encode() + b"\x00" + session.public_key
+    return {"key": identity.public_key_b64, "sig": b64(identity.sign(signed))}
+
+
+def verify_claim(claim: Any, share_id: str, client_public_key: bytes) -> str:
+    """``ed25519:<key>`` for a valid claim, ``anonymous`` without one; raises on a forgery."""
+    if claim is None:
+        return "anonymous"
+    import nacl.exceptions
+    import nacl.signing
+
+    from .identity import unb64
+
+    try:
+        key = unb64(str(claim["key"]))
+        nacl.signing.VerifyKey(key).verify(
+            _CLIENT_DOMAIN + share_id.encode() + b"\x00" + client_public_key,
+            unb64(str(claim["sig"])),
+        )
+    except (KeyError, TypeError, ValueError, nacl.exceptions.BadSignatureError):
+        raise Tampered("the request's client signature does not verify") from None
+    return "ed25519:" + str(claim["key"])
 
 
 class OwnerSession:

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+_BY_CODE: dict[str, type[P2P2PError]] = {}
+
 
 class P2P2PError(Exception):
     """Base class: the message is written for the person who has to act on it."""
 
     code: ClassVar[str] = "error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every error type, wherever it is defined, comes back as itself from to_dict().
+        super().__init_subclass__(**kwargs)
+        _BY_CODE[cls.code] = cls
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -24,6 +31,7 @@ class P2P2PError(Exception):
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> P2P2PError:
+        _BY_CODE.setdefault("error", P2P2PError)
         cls = _BY_CODE.get(str(data.get("code")), P2P2PError)
         details = data.get("details") or {}
         if not isinstance(details, dict):
@@ -133,28 +141,3 @@ class WorkerCrashed(P2P2PError):
     """The sandboxed worker process died unexpectedly; it is restarted on the next query."""
 
     code = "worker_crashed"
-
-
-_BY_CODE: dict[str, type[P2P2PError]] = {
-    cls.code: cls
-    for cls in (
-        P2P2PError,
-        QueryRefused,
-        QueryFailed,
-        QueryTimeout,
-        ResultTooLarge,
-        ResourceExhausted,
-        StoreUnavailable,
-        StoreMissing,
-        StoreCorrupt,
-        StoreLocked,
-        StoreBusy,
-        BadParameters,
-        BadLimits,
-        BadTarget,
-        IdentityError,
-        ShareOffline,
-        Forbidden,
-        WorkerCrashed,
-    )
-}

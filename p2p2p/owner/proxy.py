@@ -284,6 +284,9 @@ class Proxy:
         try:
             if not share.token_ok(message.get("token")):
                 raise Forbidden("the link's access token is wrong or revoked")
+            client = envelope.verify_claim(
+                message.get("client"), share.share_id, session.client_public_key
+            )
             op = message.get("op")
             if op == "info":
                 yield bytes(

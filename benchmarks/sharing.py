@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ import pyarrow.flight as flight
 from p2p2p.core.client import RemoteStore, parse_link
 from p2p2p.core.dataframe import to_pandas
 from p2p2p.core.executor import Executor
+
+from .executor import median_time
 
 QUERY = "SELECT * FROM wide LIMIT {n}"
 
@@ -103,15 +104,6 @@ def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
         args, stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
     )
     return proc
-
-
-def best_and_median(fn: Callable[[], object], rounds: int) -> float:
-    samples = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def rss(pid: int) -> int:
@@ -220,9 +212,9 @@ def run(rounds: int, quick: bool) -> str:
                     if name == "JSON proxy" and n not in json_sizes:
                         continue
                     fn(n)  # warm
-                    results[name][n] = best_and_median(lambda fn=fn, n=n: fn(n), rounds)
+                    results[name][n] = median_time(lambda fn=fn, n=n: fn(n), rounds)
             if not quick:
-                results["JSON proxy"][max(sizes)] = best_and_median(
+                results["JSON proxy"][max(sizes)] = median_time(
                     lambda: paths["JSON proxy"](max(sizes)), 1
                 )
 

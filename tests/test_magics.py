@@ -9,14 +9,15 @@ import duckdb
 import pandas as pd
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.testing.globalipapp import start_ipython
+from IPython.testing import globalipapp
 
 from p2p2p.kernel_ext.magics import CellError
 
 
 @pytest.fixture(scope="module")
 def shell() -> Iterator[InteractiveShell]:
-    ip = start_ipython()
+    globalipapp.start_ipython()  # the test shell is process-wide: made once, then reused
+    ip = globalipapp.get_ipython()
     assert ip is not None
     ip.run_line_magic("load_ext", "p2p2p")
     yield ip

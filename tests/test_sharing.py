@@ -453,3 +453,22 @@ def test_the_audit_log_names_signed_clients(shared: Share, monkeypatch: pytest.M
     with pytest.raises(envelope.Tampered, match="client signature"):
         RemoteStore(parse_link(shared.link), identity=impostor).query_arrow("SELECT 1")
     assert verify(shared.home / "data" / "audit" / f"{shared.info['share_id']}.jsonl").entries >= 2
+
+
+def test_p2pquery_cell_on_a_share_link(shared: Share, capsys: pytest.CaptureFixture[str]) -> None:
+    from IPython.testing import globalipapp
+
+    globalipapp.start_ipython()  # the test shell is process-wide: made once, then reused
+    shell = globalipapp.get_ipython()
+    assert shell is not None
+    shell.run_line_magic("load_ext", "p2p2p")
+    shell.user_ns["city"] = "Osterfeld"
+    result = shell.run_cell(
+        f"%%p2pquery {shared.link}\nSELECT manager FROM regions WHERE city = {{city}}"
+    )
+    assert result.success, result.error_in_exec
+    assert list(shell.user_ns["_"]["manager"]) == ["Mara Okafor"]
+    out = capsys.readouterr().out
+    assert "1 row" in out and "/s/" in out and parse_link(shared.link).token not in out
+    refused = shell.run_cell("%%p2pquery\nCOPY sales TO '/tmp/x.csv'")  # the same link again
+    assert not refused.success and "read-only-kind" in str(refused.error_in_exec)

@@ -14,10 +14,10 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from ..core import template
+from ..core.client import LocalStore, RemoteStore, parse_link
 from ..core.dataframe import to_pandas
 from ..core.errors import BadTarget, P2P2PError
-from ..core.executor import Executor
-from ..core.target import LocalTarget, parse_target
+from ..core.target import parse_target
 from ..widgets.result_view import ResultView
 
 
@@ -36,25 +36,35 @@ class CellError(Exception):
 class P2PMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
-        self.executors: dict[str, Executor] = {}
-        self.last_target: LocalTarget | None = None
+        self.stores: dict[str, LocalStore | RemoteStore] = {}
+        self.labels: dict[str, str] = {}
+        self.last_target: str | None = None
 
     @property
     def _shell(self) -> Any:
         assert self.shell is not None, "the magics are not attached to a shell"
         return self.shell
 
-    def executor(self, target: LocalTarget) -> Executor:
-        executor = self.executors.get(target.path)
-        if executor is None:
-            executor = self.executors[target.path] = Executor(target.path)
-        return executor
+    def store(self, text: str) -> str:
+        """Open (once per kernel) the store a target names; returns its key."""
+        if text.startswith(("http://", "https://")):
+            link = parse_link(text)
+            key, label = text, f"{link.share_url}/"  # never show the token
+            if key not in self.stores:
+                self.stores[key] = RemoteStore(link)
+        else:
+            target = parse_target(text)
+            key, label = target.path, str(target)
+            if key not in self.stores:
+                self.stores[key] = LocalStore(target.path)
+        self.labels[key] = label
+        return key
 
     @magic_arguments()
     @argument(
         "target",
         nargs="?",
-        help="local:PATH or a path to a .duckdb file; default: the last one used",
+        help="a share link, local:PATH or a path to a .duckdb file; default: the last one used",
     )
     @argument("--out", "-o", metavar="NAME", help="also store the DataFrame in this variable")
     @argument(
@@ -71,29 +81,32 @@ class P2PMagics(Magics):
         args = parse_argstring(self.p2pquery, line)
         try:
             if args.target:
-                target = parse_target(args.target)
+                key = self.store(args.target)
             elif self.last_target is not None:
-                target = self.last_target
+                key = self.last_target
             else:
-                raise BadTarget("no store given yet: start the cell with %%p2pquery local:PATH")
+                raise BadTarget(
+                    "no store given yet: start the cell with %%p2pquery <link or local:PATH>"
+                )
             if args.out is not None and not str(args.out).isidentifier():
                 raise BadTarget(f"--out needs a variable name, got {args.out!r}")
             sql, params = template.bind(cell, self._shell.user_ns)
-            executor = self.executor(target)
-            table, info = executor.query_arrow(
+            store = self.stores[key]
+            table = store.query_arrow(
                 sql, params or None, max_rows=args.limit, timeout_s=args.timeout
             )
+            info = store.last_info
         except P2P2PError as exc:
             raise CellError(exc) from None
-        self.last_target = target
+        self.last_target = key
         frame = to_pandas(table)
-        display(ResultView(frame, info, str(target)))
+        display(ResultView(frame, info, self.labels[key]))
         if args.out:
             self._shell.user_ns[args.out] = frame
         # Like a returned value, but without showing the DataFrame a second time.
         self._shell.displayhook.update_user_ns(frame)
 
     def close(self) -> None:
-        for executor in self.executors.values():
-            executor.close()
-        self.executors.clear()
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()

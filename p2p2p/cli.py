@@ -51,7 +51,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from .core.client import connect
+    from .core.client import connect, display_target
     from .core.dataframe import to_pandas
     from .widgets.result_view import describe
 
@@ -62,10 +62,6 @@ def _cmd_query(args: argparse.Namespace) -> int:
         info = store.last_info
     finally:
         store.close()
-    if args.target.startswith(("http://", "https://")):
-        label = args.target.split("?", 1)[0]  # never echo the access token
-    else:
-        label = args.target if args.target.startswith("local:") else f"local:{args.target}"
     frame = to_pandas(table)
     if args.format == "csv":
         frame.to_csv(sys.stdout, index=False)
@@ -75,7 +71,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     else:
         print(frame.to_string(index=False, max_rows=args.show_rows))
     # The status line goes to stderr so csv/json output stays clean for pipes.
-    print(describe(info, label), file=sys.stderr)
+    print(describe(info, display_target(args.target)), file=sys.stderr)
     return 0
 
 

@@ -26,7 +26,7 @@ from .executor import Executor, Params, ResultInfo, encode_params
 from .identity import FILENAME, Identity, box_public_key, unb64
 from .paths import config_dir
 from .shareid import ID_LENGTH, matches
-from .target import parse_target
+from .target import is_link, parse_target
 
 _B32 = set("abcdefghijklmnopqrstuvwxyz234567")
 
@@ -40,6 +40,11 @@ class Link:
     @property
     def share_url(self) -> str:
         return f"{self.base}/s/{self.share_id}"
+
+    @property
+    def display(self) -> str:
+        """The link as it may be shown: without its access token."""
+        return f"{self.share_url}/"
 
 
 def parse_link(text: str) -> Link:
@@ -90,7 +95,7 @@ class RemoteStore:
         self,
         link: Link,
         timeout_s: float = 60.0,
-        compression: str | None = "auto",
+        compression: str | None = "lz4",
         identity: Identity | str | None = "auto",
     ) -> None:
         self.link = link
@@ -100,8 +105,8 @@ class RemoteStore:
         self.http = httpx.Client(timeout=httpx.Timeout(timeout_s, read=None))
         self.last_info = ResultInfo()
         # lz4 wins even on loopback here (benchmarks/results.md: bytes cross three Python
-        # processes, so fewer bytes beat the compression CPU); chosen per link, overridable.
-        self.compression = default_compression(link) if compression == "auto" else compression
+        # processes, so fewer bytes beat the compression CPU); None or "zstd" override it.
+        self.compression = compression
         try:
             answer = self.http.get(f"{link.share_url}/.p2p2p/owner")
         except httpx.TransportError as exc:
@@ -136,10 +141,10 @@ class RemoteStore:
                 for raw in response.iter_raw():
                     if opener is None:
                         header += raw
-                        if len(header) < 24:
+                        if len(header) < envelope.HEADER_BYTES:
                             continue
-                        opener = session.response_opener(header[:24])
-                        raw = header[24:]
+                        opener = session.response_opener(header[: envelope.HEADER_BYTES])
+                        raw = header[envelope.HEADER_BYTES :]
                     chunks = opener.feed(raw)
                     for i, chunk in enumerate(chunks):
                         yield chunk, opener.finished and i == len(chunks) - 1
@@ -211,11 +216,6 @@ def existing_identity() -> Identity | None:
     return Identity.load(path) if path.exists() else None
 
 
-def default_compression(link: Link) -> str | None:
-    """The compression to ask for on this link. Measured: lz4 on loopback and beyond."""
-    return "lz4"
-
-
 def _http_error(response: httpx.Response) -> P2P2PError:
     try:
         body = response.json()
@@ -229,6 +229,11 @@ def _http_error(response: httpx.Response) -> P2P2PError:
 
 def connect(target: str) -> LocalStore | RemoteStore:
     """``local:PATH`` (or a path) for a file here; a share link for a remote share."""
-    if target.strip().startswith(("http://", "https://")):
+    if is_link(target):
         return RemoteStore(parse_link(target))
     return LocalStore(parse_target(target).path)
+
+
+def display_target(target: str) -> str:
+    """How a target is shown in results and logs: a link never with its token."""
+    return parse_link(target).display if is_link(target) else str(parse_target(target))

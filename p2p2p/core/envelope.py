@@ -33,12 +33,12 @@ from .errors import P2P2PError
 
 VERSION = 1
 _LENGTH = struct.Struct(">I")
-_HEADER_BYTES = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES
+HEADER_BYTES = sodium.crypto_secretstream_xchacha20poly1305_HEADERBYTES
 _ABYTES = sodium.crypto_secretstream_xchacha20poly1305_ABYTES
 _TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 _TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
 PUBLIC_KEY_BYTES = sodium.crypto_kx_PUBLIC_KEY_BYTES
-REQUEST_PREFIX_BYTES = 1 + PUBLIC_KEY_BYTES + _HEADER_BYTES
+REQUEST_PREFIX_BYTES = 1 + PUBLIC_KEY_BYTES + HEADER_BYTES
 DEFAULT_MAX_CHUNK = 16 << 20
 
 
@@ -85,7 +85,7 @@ class Opener:
     def __init__(
         self, key: bytes, share_id: str, header: bytes, max_chunk: int = DEFAULT_MAX_CHUNK
     ) -> None:
-        if len(header) != _HEADER_BYTES:
+        if len(header) != HEADER_BYTES:
             raise Tampered("the encrypted stream's header is damaged")
         self._state = sodium.crypto_secretstream_xchacha20poly1305_state()
         try:

@@ -22,11 +22,16 @@ class LocalTarget:
         return self.label or f"{LOCAL_PREFIX}{self.path}"
 
 
+def is_link(text: str) -> bool:
+    """Whether a target names a share by its link rather than a file here."""
+    return text.strip().startswith(("http://", "https://"))
+
+
 def parse_target(text: str, cwd: str | None = None) -> LocalTarget:
     text = text.strip()
     if not text:
         raise BadTarget("no store given: use local:PATH or a path to a .duckdb file")
-    if text.startswith(("http://", "https://")):
+    if is_link(text):
         raise BadTarget(f"{text!r} is a share link, not a local store: use p2p2p.connect(link)")
     path = text.removeprefix(LOCAL_PREFIX)
     if not path:

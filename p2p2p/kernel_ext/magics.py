@@ -17,7 +17,7 @@ from ..core import template
 from ..core.client import LocalStore, RemoteStore, parse_link
 from ..core.dataframe import to_pandas
 from ..core.errors import BadTarget, P2P2PError
-from ..core.target import parse_target
+from ..core.target import is_link, parse_target
 from ..widgets.result_view import ResultView
 
 
@@ -47,9 +47,9 @@ class P2PMagics(Magics):
 
     def store(self, text: str) -> str:
         """Open (once per kernel) the store a target names; returns its key."""
-        if text.startswith(("http://", "https://")):
+        if is_link(text):
             link = parse_link(text)
-            key, label = text, f"{link.share_url}/"  # never show the token
+            key, label = text, link.display
             if key not in self.stores:
                 self.stores[key] = RemoteStore(link)
         else:

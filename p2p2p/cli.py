@@ -106,9 +106,6 @@ def _cmd_share(args: argparse.Namespace) -> int:
     from .owner.tunnel_client import RelayRefused, TunnelClient
 
     identity, _ = Identity.load_or_create()
-    # Results are read on helper threads while the event loop answers the tunnel; the
-    # default 5 ms GIL switch interval showed up as ~4 ms on every small query.
-    sys.setswitchinterval(0.0005)
 
     async def main() -> int:
         manager = ShareManager(identity)

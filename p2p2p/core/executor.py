@@ -51,9 +51,6 @@ STARTUP_TIMEOUT_S = 60.0
 CONTROL_FRAME_MAX = 16 << 20
 WINDOW = 2
 
-# Errors after which a worker is replaced instead of returned to the pool.
-RECYCLE_AFTER = (ResourceExhausted, P2P2PError)
-
 Params = Mapping[str, Any] | Sequence[Any] | None
 
 _live_workers: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
@@ -443,8 +440,8 @@ class ResultStream:
         if kind is Kind.ERROR:
             error = P2P2PError.from_dict(json.loads(payload))
             # After a memory blow-up the worker keeps its address space mapped, and an
-            # internal error means unknown state: replace it rather than reuse it.
-            self._finish(kill=type(error) in RECYCLE_AFTER)
+            # internal error (a bare P2P2PError) means unknown state: replace it.
+            self._finish(kill=isinstance(error, ResourceExhausted) or type(error) is P2P2PError)
             raise error
         self._finish(kill=True)
         raise WorkerCrashed(f"the worker sent an unexpected {kind.name} frame")

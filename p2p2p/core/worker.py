@@ -24,6 +24,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+# Imported with the module, so before the worker confines itself (Landlock closes the
+# filesystem once the store is open).
+import pyarrow as pa
+import pyarrow.ipc
+
 from . import sandbox
 from .errors import (
     BadParameters,
@@ -153,15 +158,10 @@ class Worker:
         except P2P2PError as exc:
             self.send_error(exc)
             return
-        # Everything the query path needs is imported before Landlock closes the filesystem.
-        import pyarrow as pa
-        import pyarrow.ipc
-
         confinement += sandbox.landlock(sandbox.python_paths())
         self.con = con
         self.catalog = catalog
         self.duckdb = duckdb
-        self.arrow_error = pa.ArrowException
         self.watchdog = Watchdog(con.interrupt)
         self.send(
             encode_json(
@@ -206,30 +206,33 @@ class Worker:
         try:
             return self.watchdog.run(fn)
         except duckdb.InterruptException:
-            raise QueryTimeout(
-                f"the query ran longer than {timeout:g} s and was stopped", timeout_s=timeout
-            ) from None
+            raise self.timed_out(timeout) from None
         except duckdb.OutOfMemoryException:
-            raise ResourceExhausted(
-                f"the query needed more than the store's memory limit ({self.limits.memory_limit_mb} MB)"
-            ) from None
+            raise self.out_of_memory() from None
         except MemoryError:
             raise ResourceExhausted(
                 "the query needed more memory than the worker may use"
             ) from None
-        except (duckdb.Error, OSError, self.arrow_error) as exc:
+        except (duckdb.Error, OSError, pa.ArrowException) as exc:
             # Errors raised while Arrow pulls batches arrive as OSError/ArrowException
             # carrying DuckDB's message.
             text = str(exc).strip()
             if self.watchdog.fired or "INTERRUPT" in text:
-                raise QueryTimeout(
-                    f"the query ran longer than {timeout:g} s and was stopped", timeout_s=timeout
-                ) from None
+                raise self.timed_out(timeout) from None
             if "Out of Memory" in text or "failed to allocate" in text:
-                raise ResourceExhausted(
-                    f"the query needed more than the store's memory limit ({self.limits.memory_limit_mb} MB)"
-                ) from None
+                raise self.out_of_memory() from None
             raise QueryFailed(text) from None
+
+    @staticmethod
+    def timed_out(timeout: float) -> QueryTimeout:
+        return QueryTimeout(
+            f"the query ran longer than {timeout:g} s and was stopped", timeout_s=timeout
+        )
+
+    def out_of_memory(self) -> ResourceExhausted:
+        return ResourceExhausted(
+            f"the query needed more than the store's memory limit ({self.limits.memory_limit_mb} MB)"
+        )
 
     # -- queries -------------------------------------------------------------
     def check(self, sql: str, limits: Limits) -> None:
@@ -240,7 +243,12 @@ class Worker:
         # that passed once passes again: dashboards and clients repeat their statements.
         if sql in self.checked:
             return
-        self.check_parsed(sql)
+        try:
+            self.check_parsed(sql)
+        except RecursionError:
+            raise QueryRefused(
+                "too-complex", "the statement is nested too deeply to check"
+            ) from None
         if len(self.checked) >= CHECK_CACHE:
             self.checked.pop(next(iter(self.checked)))
         self.checked[sql] = None
@@ -257,14 +265,9 @@ class Worker:
             inner = policy.explain_inner(sql, offsets)
             if self.statement_kind(inner) == "EXPLAIN":
                 raise QueryRefused("read-only-kind", "EXPLAIN EXPLAIN is not supported")
-        try:
-            row = first_row(self.con, "SELECT json_serialize_sql(?::VARCHAR)", [inner])
-            tree = json.loads(row[0]) if row else {"error": True}
-            policy.check_tree(tree, self.catalog)
-        except RecursionError:
-            raise QueryRefused(
-                "too-complex", "the statement is nested too deeply to check"
-            ) from None
+        row = first_row(self.con, "SELECT json_serialize_sql(?::VARCHAR)", [inner])
+        tree = json.loads(row[0]) if row else {"error": True}
+        policy.check_tree(tree, self.catalog)
 
     def statement_kind(self, sql: str) -> str:
         """The kind of the one statement in ``sql`` (refusing anything else)."""
@@ -278,10 +281,6 @@ class Worker:
         except ValueError:
             # The Python client has no name for some statement types (UPDATE EXTENSIONS).
             raise QueryRefused("read-only-kind", "this kind of statement is not allowed") from None
-        except RecursionError:
-            raise QueryRefused(
-                "too-complex", "the statement is nested too deeply to check"
-            ) from None
         policy.check_kinds(kinds)
         return kinds[0].rsplit(".", 1)[-1].upper()
 
@@ -292,8 +291,6 @@ class Worker:
         kind, payload = self.read_frame()
         if kind is not Kind.PARAMS:
             raise BadParameters("parameters were announced but not sent")
-        import pyarrow as pa
-
         try:
             table = pa.ipc.open_stream(payload).read_all()
             row = table.to_pylist()[0] if table.num_rows else {}
@@ -346,8 +343,6 @@ class Worker:
         started: float,
         compression: str | None = None,
     ) -> dict[str, Any]:
-        import pyarrow as pa
-
         sink = _Collector()
         # Compressed IPC buffers (lz4/zstd) are decoded transparently by any Arrow reader.
         options = pa.ipc.IpcWriteOptions(
@@ -395,8 +390,7 @@ class Worker:
             cancelled = True
         writer.close()
         if not cancelled:
-            parts = sink.take()
-            self.send([HEADER.pack(Kind.DATA, sum(len(p) for p in parts)), *parts])
+            self.send_data(sink.take())
         return {
             "rows": rows,
             "bytes": sent,
@@ -417,10 +411,14 @@ class Worker:
                 raise _Cancelled
             if kind is Kind.CREDIT:
                 credits += 1
-        parts = sink.take()
-        sink.flushed_last = sum(len(p) for p in parts)
-        self.send([HEADER.pack(Kind.DATA, sink.flushed_last), *parts])
+        sink.flushed_last = self.send_data(sink.take())
         return credits - 1
+
+    def send_data(self, parts: list[Any]) -> int:
+        """One DATA frame from the writer's pieces, sent without joining them; its size."""
+        size = sum(len(p) for p in parts)
+        self.send([HEADER.pack(Kind.DATA, size), *parts])
+        return size
 
     def pending_control(self) -> bool:
         readable, _, _ = select.select([self.fd_in], [], [], 0)

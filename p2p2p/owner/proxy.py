@@ -43,6 +43,8 @@ _STATUS = {
     "busy": 503,
     "forbidden": 403,
     "not_found": 404,
+    "tampered": 400,
+    "truncated": 400,
 }
 
 
@@ -264,11 +266,9 @@ class Proxy:
             if not isinstance(message, dict):
                 raise ValueError
         except envelope.Tampered as exc:
-            return json_response(400, {"error": exc.code, "message": exc.message})
+            return error_response(exc)
         except ValueError:
-            return json_response(
-                400, {"error": "tampered", "message": "the encrypted request is not valid"}
-            )
+            return error_response(envelope.Tampered("the encrypted request is not valid"))
         return Response(
             200,
             {"content-type": "application/octet-stream"},
@@ -280,6 +280,11 @@ class Proxy:
     ) -> AsyncIterator[bytes]:
         seal = session.response.seal
         out = bytearray(session.response.header)  # leaves with the first answer piece
+
+        def last_piece(answer: dict[str, Any]) -> bytes:
+            """What is still pending plus the final, end-marked JSON answer."""
+            return bytes(out + seal(json.dumps(answer).encode(), final=True))
+
         client = "anonymous"
         try:
             if not share.token_ok(message.get("token")):
@@ -289,15 +294,11 @@ class Proxy:
             )
             op = message.get("op")
             if op == "info":
-                yield bytes(
-                    out + seal(json.dumps({"ok": True, "info": info(share)}).encode(), final=True)
-                )
+                yield last_piece({"ok": True, "info": info(share)})
                 return
             if op == "schema":
                 schema = await asyncio.to_thread(share.executor.schema)
-                yield bytes(
-                    out + seal(json.dumps({"ok": True, "schema": schema}).encode(), final=True)
-                )
+                yield last_piece({"ok": True, "schema": schema})
                 return
             if op != "query":
                 raise BadParameters(f"unknown operation {op!r}")
@@ -311,9 +312,7 @@ class Proxy:
             }
             stream = await self.start(share, sql, params, style, client, "e2e", **limits)
         except P2P2PError as exc:
-            yield bytes(
-                out + seal(json.dumps({"ok": False, "error": exc.to_dict()}).encode(), final=True)
-            )
+            yield last_piece({"ok": False, "error": exc.to_dict()})
             return
         out += seal(json.dumps({"ok": True}).encode())
         outcome = "ok"
@@ -333,12 +332,10 @@ class Proxy:
                     yield bytes(out)
                     out.clear()
             end = dataclasses.asdict(stream.info)
-            yield bytes(out + seal(json.dumps({"ok": True, "end": end}).encode(), final=True))
+            yield last_piece({"ok": True, "end": end})
         except P2P2PError as exc:
             outcome = exc.code
-            yield bytes(
-                out + seal(json.dumps({"ok": False, "error": exc.to_dict()}).encode(), final=True)
-            )
+            yield last_piece({"ok": False, "error": exc.to_dict()})
         finally:
             self.audit(share, sql, client, "e2e", outcome, stream.info)
 

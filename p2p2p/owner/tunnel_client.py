@@ -152,9 +152,7 @@ class TunnelClient:
             if waiting is not None:
                 waiting.window.set()
         elif isinstance(event, StreamReset):
-            cancelled = self._incoming.pop(event.stream_id, None)
-            if cancelled is not None and cancelled.task is not None:
-                cancelled.task.cancel()
+            self._drop(event.stream_id)
 
     async def _on_control(self, conn: Connection, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -179,9 +177,7 @@ class TunnelClient:
             for stream_id, incoming in list(self._incoming.items()):
                 if incoming.head.get("share_id") == share.share_id:
                     conn.reset_stream(stream_id, "revoked", "the owner stopped sharing")
-                    self._incoming.pop(stream_id, None)
-                    if incoming.task is not None:
-                        incoming.task.cancel()
+                    self._drop(stream_id)
         elif event == "added" and self._ws is not None:
             # A new share needs a fresh signature: reconnecting re-registers everything.
             spawn(self._ws.close())
@@ -233,11 +229,15 @@ class TunnelClient:
             if view:
                 await incoming.window.wait()
 
+    def _drop(self, stream_id: int) -> None:
+        """Forget a request and stop answering it."""
+        incoming = self._incoming.pop(stream_id, None)
+        if incoming is not None and incoming.task is not None:
+            incoming.task.cancel()
+
     def _abandon_requests(self) -> None:
-        for incoming in self._incoming.values():
-            if incoming.task is not None:
-                incoming.task.cancel()
-        self._incoming.clear()
+        for stream_id in list(self._incoming):
+            self._drop(stream_id)
 
     async def close(self) -> None:
         if self._ws is not None:

@@ -76,12 +76,16 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_relay(args: argparse.Namespace) -> int:
-    import asyncio
     import logging
 
+    from .core.aio import run
     from .relay.app import RelayConfig, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(message)s")
+    # One line per request names share ids and client addresses: only when asked for.
+    logging.getLogger("tornado.access").setLevel(
+        logging.INFO if args.access_log else logging.WARNING
+    )
     config = RelayConfig(heartbeat_s=args.heartbeat)
 
     def ready(server: Any) -> None:
@@ -91,7 +95,7 @@ def _cmd_relay(args: argparse.Namespace) -> int:
         )
 
     try:
-        asyncio.run(serve(args.host, args.port, config, ready))
+        run(serve(args.host, args.port, config, ready))
     except KeyboardInterrupt:
         pass
     return 0
@@ -100,6 +104,7 @@ def _cmd_relay(args: argparse.Namespace) -> int:
 def _cmd_share(args: argparse.Namespace) -> int:
     import asyncio
 
+    from .core.aio import run
     from .core.identity import Identity
     from .core.limits import Limits
     from .owner.manager import ShareManager
@@ -165,7 +170,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
         return 0
 
     try:
-        return asyncio.run(main())
+        return run(main())
     except RelayRefused as exc:
         raise P2P2PError(f"the relay refused the share: {exc}") from None
 
@@ -283,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--port", type=int, default=8765)
     relay.add_argument(
         "--heartbeat", type=float, default=5.0, metavar="S", help="seconds between owner heartbeats"
+    )
+    relay.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (share id, client address, status); off by default",
     )
     relay.set_defaults(func=_cmd_relay)
 

@@ -7,9 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
@@ -19,11 +20,13 @@ from .browser import free_port
 class Process:
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.args = args
+        # stderr goes to a file: a pipe nobody reads fills up and then blocks the process.
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives with the process)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "p2p2p", *args],
             env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
         )
 
@@ -37,8 +40,8 @@ class Process:
                 self.proc.wait(timeout=5)
 
     def stderr(self) -> str:
-        stream: IO[str] | None = self.proc.stderr
-        return stream.read() if stream and self.proc.poll() is not None else ""
+        self._stderr.seek(0)
+        return self._stderr.read()
 
 
 class Relay(Process):
@@ -70,8 +73,6 @@ class Share(Process):
         line = self.proc.stdout.readline()  # blocks until the share is reachable (or exits)
         if not line:
             self.stop()
-            raise AssertionError(
-                f"p2p2p share printed nothing: {self.proc.stderr.read() if self.proc.stderr else ''}"
-            )
+            raise AssertionError(f"p2p2p share printed nothing: {self.stderr()}")
         self.info = json.loads(line)
         self.link: str = self.info["link"]

@@ -416,7 +416,11 @@ def test_a_slow_reader_does_not_fill_the_relay(relay: Relay, shared: Share) -> N
     assert peak - before < 64 << 20, f"relay grew by {(peak - before) >> 20} MiB"
     time.sleep(0.5)
     assert relay.health()["ok"]
+    # The owner's audit log says the reader left before the end, not that it got it all.
+    entry = _last_audit_entry(shared)
+    assert entry["statement"] == urllib.parse.unquote(sql) and entry["outcome"] == "cancelled"
     assert p2p2p.connect(shared.link).query("SELECT 6 AS x")["x"][0] == 6
+    assert _last_audit_entry(shared)["outcome"] == "ok"
 
 
 def _last_audit_entry(share: Share) -> dict[str, object]:

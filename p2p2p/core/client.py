@@ -155,12 +155,13 @@ class RemoteStore:
             raise ShareOffline(f"the share went offline while answering ({exc})") from None
 
     def _single(self, message: dict[str, Any]) -> dict[str, Any]:
-        for chunk, _final in self._call(message):
-            answer: dict[str, Any] = json.loads(chunk)
-            if not answer.get("ok"):
-                raise P2P2PError.from_dict(answer.get("error") or {})
-            return answer
-        raise envelope.Truncated("empty answer")
+        answers = [json.loads(chunk) for chunk, _final in self._call(message)]
+        if len(answers) != 1:
+            raise envelope.Truncated(f"expected one answer, got {len(answers)}")
+        answer: dict[str, Any] = answers[0]
+        if not answer.get("ok"):
+            raise P2P2PError.from_dict(answer.get("error") or {})
+        return answer
 
     def info(self) -> dict[str, Any]:
         return dict(self._single({"op": "info"})["info"])
@@ -201,6 +202,10 @@ class RemoteStore:
         table = reader.read_all()
         while next_ipc_chunk() is not None:  # up to the end marker after Arrow's end-of-stream
             pass
+        # Reading the HTTP response to its very end returns the connection to the pool;
+        # an abandoned one would be closed, and the next query would pay a new connect.
+        for _extra in chunks:
+            raise envelope.Tampered("data after the end marker")
         return table
 
     def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:

@@ -47,6 +47,9 @@ BATCH_ROWS = 65_536
 CHECK_CACHE = 512
 COMPRESSIONS = ("lz4", "zstd")
 MAX_REQUEST = 64 << 20
+# Less than this much Arrow output waits for the next batch or the end, so a small result
+# leaves as one write (one DATA frame, together with END) instead of three.
+COALESCE_BYTES = 256 << 10
 
 
 class _Cancelled(Exception):
@@ -320,13 +323,13 @@ class Worker:
         reader = self.guarded(lambda: relation.to_arrow_reader(BATCH_ROWS))
         try:
             window = max(1, min(8, int(header.get("window", 2))))
-            end = self.stream(reader, limits, window, started, header.get("compression"))
+            end, rest = self.stream(reader, limits, window, started, header.get("compression"))
         finally:
             # Release the result before answering: tearing down a query cut short (an
             # endless recursive CTE truncated at max_rows) can block, and must do so
             # here, under the watchdog, not later inside the next caller's query.
             self.release(reader, relation)
-        self.send(encode_json(Kind.END, end))
+        self.send([*self.data_frame(rest), encode_json(Kind.END, end)])
 
     def release(self, *handles: Any) -> None:
         self.watchdog.start_query(0.0)  # any time spent now is over budget: interrupt
@@ -342,14 +345,15 @@ class Worker:
         credits: int,
         started: float,
         compression: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], list[Any]]:
+        """Stream the result; returns the END statistics and the last unsent pieces."""
         sink = _Collector()
         # Compressed IPC buffers (lz4/zstd) are decoded transparently by any Arrow reader.
         options = pa.ipc.IpcWriteOptions(
             compression=compression if compression in COMPRESSIONS else None
         )
         writer = pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), reader.schema, options=options)
-        rows = sent = 0
+        rows = 0
         truncated = ""
         cancelled = False
         try:
@@ -365,7 +369,7 @@ class Worker:
                     break
                 take = min(batch.num_rows, limits.max_rows - rows)
                 piece = batch.slice(0, take)
-                budget = limits.max_bytes - sent
+                budget = limits.max_bytes - sink.written
                 if piece.nbytes > budget:
                     per_row = max(1.0, piece.nbytes / max(1, take))
                     take = int(budget / per_row)
@@ -382,24 +386,23 @@ class Worker:
                 if take:
                     writer.write_batch(piece)
                     rows += take
-                    credits = self.flush(sink, credits)
-                    sent += sink.flushed_last
+                    if sink.pending >= COALESCE_BYTES:
+                        credits = self.flush(sink, credits)
                 if truncated:
                     break
         except _Cancelled:
             cancelled = True
         writer.close()
-        if not cancelled:
-            self.send_data(sink.take())
+        rest = [] if cancelled else sink.take()
         return {
             "rows": rows,
-            "bytes": sent,
+            "bytes": sink.written,
             "truncated": bool(truncated),
             "truncated_by": truncated or None,
             "cancelled": cancelled,
             "db_seconds": round(self.watchdog.used, 6),
             "seconds": round(time.monotonic() - started, 6),
-        }
+        }, rest
 
     def flush(self, sink: _Collector, credits: int) -> int:
         """Send what the writer produced, waiting for a credit first; returns credits left."""
@@ -411,14 +414,14 @@ class Worker:
                 raise _Cancelled
             if kind is Kind.CREDIT:
                 credits += 1
-        sink.flushed_last = self.send_data(sink.take())
+        self.send(self.data_frame(sink.take()))
         return credits - 1
 
-    def send_data(self, parts: list[Any]) -> int:
-        """One DATA frame from the writer's pieces, sent without joining them; its size."""
+    @staticmethod
+    def data_frame(parts: list[Any]) -> list[Any]:
+        """One DATA frame from the writer's pieces, without joining them (none if empty)."""
         size = sum(len(p) for p in parts)
-        self.send([HEADER.pack(Kind.DATA, size), *parts])
-        return size
+        return [HEADER.pack(Kind.DATA, size), *parts] if size else []
 
     def pending_control(self) -> bool:
         readable, _, _ = select.select([self.fd_in], [], [], 0)
@@ -431,12 +434,15 @@ class _Collector:
     def __init__(self) -> None:
         self.parts: list[Any] = []
         self.closed = False
-        self.flushed_last = 0
+        self.pending = 0  # bytes written and not yet taken
+        self.written = 0  # bytes written in all
 
     def write(self, data: Any) -> int:
         # Large bodies arrive as pyarrow Buffers; holding the reference keeps the memory
         # alive until writev() has sent it, so nothing is copied here.
         self.parts.append(data)
+        self.pending += len(data)
+        self.written += len(data)
         return len(data)
 
     def flush(self) -> None:
@@ -450,6 +456,7 @@ class _Collector:
 
     def take(self) -> list[Any]:
         parts, self.parts = self.parts, []
+        self.pending = 0
         return parts
 
 

@@ -21,11 +21,13 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import aclosing
 from typing import Any
 
 from ..core import envelope
 from ..core.audit import statement_hash
+from ..core.chunkfile import open_ipc_stream
 from ..core.dataframe import to_pandas
 from ..core.errors import BadParameters, Forbidden, P2P2PError
 from ..core.executor import ResultInfo, ResultStream
@@ -33,6 +35,9 @@ from .manager import Share, ShareManager
 
 JSON_MAX_ROWS = 10_000
 SEAL_PIECE = 1 << 20
+# Read this much of a result on the thread that starts the query: a small result is then
+# complete after one thread hop, and leaves in one tunnel frame.
+FIRST_BYTES = 1 << 20
 _STATUS = {
     "refused": 400,
     "query_failed": 400,
@@ -66,10 +71,10 @@ class Request:
 class Response:
     status: int
     headers: dict[str, str]
-    body: AsyncIterator[bytes]
+    body: AsyncGenerator[bytes, None]
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
+async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
 
 
@@ -87,7 +92,7 @@ def error_response(exc: P2P2PError) -> Response:
 
 async def stream_in_thread(
     chunks: Iterator[Any], close: Any
-) -> AsyncIterator[tuple[list[Any], bool]]:
+) -> AsyncGenerator[tuple[list[Any], bool], None]:
     """Pull a blocking iterator on a thread, at most two items ahead (backpressure).
 
     Yields ``(items, last)``: every item ready at that moment, and whether the iterator
@@ -133,6 +138,34 @@ async def stream_in_thread(
             queue.get_nowait()
 
 
+class Result:
+    """A started query: what arrived with its start, then the rest as it comes."""
+
+    def __init__(self, stream: ResultStream, first: list[bytearray], rest: Iterator[bytearray]):
+        self.stream = stream
+        self.first = first
+        self.rest = rest
+        self.completed = False  # read to the end; otherwise closing it cancels the query
+
+    async def pieces(self) -> AsyncGenerator[tuple[list[bytearray], bool], None]:
+        """``(chunks, last)`` pieces of the Arrow IPC stream, as in ``stream_in_thread``."""
+        if self.stream.done:
+            self.completed = True
+            yield self.first, True
+            return
+        handed_over = False
+        try:
+            yield self.first, False
+            handed_over = True  # from here on the reading thread closes the stream
+            async with aclosing(stream_in_thread(self.rest, self.stream.close)) as rest:
+                async for ready, last in rest:
+                    self.completed = last
+                    yield ready, last
+        finally:
+            if not handed_over:  # the consumer left after the first piece: cancel the query
+                await asyncio.to_thread(self.stream.close)
+
+
 class Proxy:
     def __init__(self, manager: ShareManager) -> None:
         self.manager = manager
@@ -171,26 +204,34 @@ class Proxy:
         fmt = request.arg("format") or "json"
         limit = _int(request.arg("limit"))
         if fmt == "arrow":
-            stream = await self.start(share, sql, b"", None, "anonymous", "plain", max_rows=limit)
+            result = await self.start(share, sql, b"", None, "anonymous", "plain", max_rows=limit)
             return Response(
                 200,
                 {"content-type": "application/vnd.apache.arrow.stream"},
-                self.drain(share, stream, sql),
+                self.drain(share, result, sql),
             )
         cap = min(limit or JSON_MAX_ROWS, JSON_MAX_ROWS)
-        stream = await self.start(share, sql, b"", None, "anonymous", "plain", max_rows=cap)
-        table = await asyncio.to_thread(stream.read_all)
-        self.audit(share, sql, "anonymous", "plain", "ok", stream.info)
-        frame = to_pandas(table)
-        body = {
-            "columns": list(frame.columns),
-            "rows": json.loads(
-                frame.to_json(orient="values", date_format="iso", default_handler=str)
-            ),
-            "row_count": stream.info.rows,
-            "truncated": stream.info.truncated,
-        }
-        return json_response(200, body)
+        result = await self.start(share, sql, b"", None, "anonymous", "plain", max_rows=cap)
+        chunks: list[bytearray] = []
+        async with aclosing(result.pieces()) as pieces:
+            async for ready, _last in pieces:
+                chunks.extend(ready)
+        info = result.stream.info
+        self.audit(share, sql, "anonymous", "plain", "ok", info)
+
+        def render() -> bytes:
+            frame = to_pandas(open_ipc_stream(iter([*chunks, None]).__next__).read_all())
+            # pandas writes the rows as JSON itself: embedding them saves a loads/dumps trip.
+            rows = frame.to_json(orient="values", date_format="iso", default_handler=str)
+            columns = json.dumps([str(c) for c in frame.columns])
+            truncated = json.dumps(info.truncated)
+            return (
+                f'{{"columns": {columns}, "row_count": {info.rows}, '
+                f'"truncated": {truncated}, "rows": {rows}}}'
+            ).encode()
+
+        body = await asyncio.to_thread(render)
+        return Response(200, {"content-type": "application/json"}, _once(body))
 
     async def start(
         self,
@@ -201,11 +242,23 @@ class Proxy:
         client: str,
         channel: str,
         **limits: Any,
-    ) -> ResultStream:
+    ) -> Result:
+        def begin() -> Result:
+            stream = share.executor.query_encoded(sql, params, style, **limits)
+            rest = stream.ipc_chunks()
+            first: list[bytearray] = []
+            size = 0
+            try:
+                while size < FIRST_BYTES and (chunk := next(rest, None)) is not None:
+                    first.append(chunk)
+                    size += len(chunk)
+            except BaseException:
+                stream.close()
+                raise
+            return Result(stream, first, rest)
+
         try:
-            return await asyncio.to_thread(
-                share.executor.query_encoded, sql, params, style, **limits
-            )
+            return await asyncio.to_thread(begin)
         except P2P2PError as exc:
             self.audit(
                 share,
@@ -217,17 +270,19 @@ class Proxy:
             )
             raise
 
-    async def drain(self, share: Share, stream: ResultStream, sql: str) -> AsyncIterator[bytes]:
-        outcome = "ok"
+    async def drain(self, share: Share, result: Result, sql: str) -> AsyncGenerator[bytes, None]:
+        outcome = "cancelled"
         try:
-            async for ready, _last in stream_in_thread(iter(stream.ipc_chunks()), stream.close):
-                share.bytes_out += sum(len(chunk) for chunk in ready)
-                yield b"".join(ready)
+            async with aclosing(result.pieces()) as pieces:
+                async for ready, _last in pieces:
+                    share.bytes_out += sum(len(chunk) for chunk in ready)
+                    yield b"".join(ready)
+            outcome = "ok"
         except P2P2PError as exc:
             outcome = exc.code
             raise
         finally:
-            self.audit(share, sql, "anonymous", "plain", outcome, stream.info)
+            self.audit(share, sql, "anonymous", "plain", outcome, result.stream.info)
 
     def audit(
         self,
@@ -277,7 +332,7 @@ class Proxy:
 
     async def e2e_body(
         self, share: Share, session: envelope.OwnerSession, message: dict[str, Any]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         seal = session.response.seal
         out = bytearray(session.response.header)  # leaves with the first answer piece
 
@@ -310,27 +365,31 @@ class Proxy:
                 for k in ("timeout_s", "max_rows", "max_bytes", "compression")
                 if message.get(k) is not None
             }
-            stream = await self.start(share, sql, params, style, client, "e2e", **limits)
+            result = await self.start(share, sql, params, style, client, "e2e", **limits)
         except P2P2PError as exc:
             yield last_piece({"ok": False, "error": exc.to_dict()})
             return
         out += seal(json.dumps({"ok": True}).encode())
-        outcome = "ok"
+        stream = result.stream
+        outcome = "cancelled"  # unless it ends below: the client went away mid-result
         try:
-            async for ready, last in stream_in_thread(iter(stream.ipc_chunks()), stream.close):
-                for chunk in ready:
-                    share.bytes_out += len(chunk)
-                    view = memoryview(chunk)
-                    # A record batch can be tens of MiB; sealed pieces stay small so neither
-                    # side buffers a whole batch twice and tunnel frames stay near their size.
-                    for start in range(0, len(view), SEAL_PIECE):
-                        out += seal(bytes(view[start : start + SEAL_PIECE]))
-                        if len(out) >= SEAL_PIECE:
-                            yield bytes(out)
-                            out.clear()
-                if not last:  # at the end, the END marker below joins the last data
-                    yield bytes(out)
-                    out.clear()
+            async with aclosing(result.pieces()) as pieces:
+                async for ready, last in pieces:
+                    for chunk in ready:
+                        share.bytes_out += len(chunk)
+                        view = memoryview(chunk)
+                        # A record batch can be tens of MiB; sealed pieces stay small so
+                        # neither side buffers a whole batch twice and tunnel frames stay
+                        # near their size.
+                        for start in range(0, len(view), SEAL_PIECE):
+                            out += seal(bytes(view[start : start + SEAL_PIECE]))
+                            if len(out) >= SEAL_PIECE:
+                                yield bytes(out)
+                                out.clear()
+                    if not last:  # at the end, the END marker below joins the last data
+                        yield bytes(out)
+                        out.clear()
+            outcome = "ok"
             end = dataclasses.asdict(stream.info)
             yield last_piece({"ok": True, "end": end})
         except P2P2PError as exc:

@@ -31,7 +31,7 @@ from ..core.tunnel import (
     encode_response_head,
 )
 from .manager import Share, ShareManager
-from .proxy import Proxy, Request
+from .proxy import Proxy, Request, Response
 
 log = logging.getLogger("p2p2p.owner")
 
@@ -193,18 +193,22 @@ class TunnelClient:
             headers={str(k): str(v) for k, v in dict(head.get("headers") or {}).items()},
             body=bytes(incoming.body),
         )
+        response: Response | None = None
         try:
             response = await self.proxy.handle(request)
+            # The head travels with the first piece of the body, and each piece is sent
+            # once the next one exists, so the last carries END_STREAM: a small answer is
+            # one frame.
             pending = encode_response_head(response.status, response.headers)
+            head_only = True
             async for chunk in response.body:
-                # The head travels with the first piece of the body: one frame fewer.
-                await self._send(conn, stream_id, incoming, pending + chunk if pending else chunk)
-                pending = b""
-            if pending:
+                if head_only:
+                    pending += chunk
+                    head_only = False
+                    continue
                 await self._send(conn, stream_id, incoming, pending)
-            if stream_id in conn.open_streams:
-                conn.end_stream(stream_id)
-                await self._flush()
+                pending = chunk
+            await self._send(conn, stream_id, incoming, pending, end=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # never let one request take the tunnel down
@@ -214,20 +218,23 @@ class TunnelClient:
                 await self._flush()
         finally:
             self._incoming.pop(stream_id, None)
+            if response is not None:  # now, not at garbage collection: it cancels the query
+                await response.body.aclose()
 
     async def _send(
-        self, conn: Connection, stream_id: int, incoming: _Incoming, data: bytes
+        self, conn: Connection, stream_id: int, incoming: _Incoming, data: bytes, end: bool = False
     ) -> None:
         view = memoryview(data)
-        while view:
+        while True:
             if stream_id not in conn.open_streams:
                 raise asyncio.CancelledError
             incoming.window.clear()
-            taken = conn.send_data(stream_id, view)
+            taken = conn.send_data(stream_id, view, end=end)
             await self._flush()
             view = view[taken:]
-            if view:
-                await incoming.window.wait()
+            if not view:
+                return
+            await incoming.window.wait()
 
     def _drop(self, stream_id: int) -> None:
         """Forget a request and stop answering it."""

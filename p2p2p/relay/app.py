@@ -335,9 +335,11 @@ class ShareHandler(tornado.web.RequestHandler):
                     if body:
                         self.write(body)
                     unflushed += len(event.data)
+                    if event.ended:
+                        break  # finish() sends the rest, with Content-Length if it is all
                     # Frames that already arrived go out in one write; credit returns only
                     # once the client's connection has taken the bytes.
-                    if event.ended or stream.events.empty():
+                    if stream.events.empty():
                         await self.flush()
                         tunnel.conn.consumed(stream.stream_id, unflushed)
                         unflushed = 0

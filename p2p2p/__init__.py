@@ -30,3 +30,10 @@ def build_sample_store(path: str, rows: int = 20_000) -> str:
     from .core.sample import build_sample_store as build
 
     return build(path, rows)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """Enabled by the installed jupyter-config file: shares live in the Jupyter server."""
+    from .server_ext import P2P2PExtension
+
+    return [{"module": "p2p2p.server_ext", "app": P2P2PExtension}]

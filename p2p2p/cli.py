@@ -53,7 +53,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
 def _cmd_query(args: argparse.Namespace) -> int:
     from .core.client import connect, display_target
     from .core.dataframe import to_pandas
-    from .widgets.result_view import describe
+    from .widgets.result_table import describe
 
     params = dict(_parse_param(p) for p in args.param) or None
     store = connect(args.target)
@@ -82,10 +82,6 @@ def _cmd_relay(args: argparse.Namespace) -> int:
     from .relay.app import RelayConfig, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(message)s")
-    # One line per request names share ids and client addresses: only when asked for.
-    logging.getLogger("tornado.access").setLevel(
-        logging.INFO if args.access_log else logging.WARNING
-    )
     config = RelayConfig(heartbeat_s=args.heartbeat)
 
     def ready(server: Any) -> None:
@@ -95,7 +91,7 @@ def _cmd_relay(args: argparse.Namespace) -> int:
         )
 
     try:
-        run(serve(args.host, args.port, config, ready))
+        run(serve(args.host, args.port, config, ready, access_log=args.access_log))
     except KeyboardInterrupt:
         pass
     return 0

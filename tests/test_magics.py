@@ -86,12 +86,31 @@ def test_missing_variable_and_missing_store(shell: InteractiveShell, tmp_path: A
     assert "no_such_variable" in str(result.error_in_exec)
 
 
-def test_html_escapes_values(shell: InteractiveShell, sample_store: str) -> None:
-    from p2p2p.core.executor import ResultInfo
-    from p2p2p.widgets.result_view import ResultView
+def test_share_without_the_server_extension_runs_in_the_kernel(
+    shell: InteractiveShell, sample_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import p2p2p
+    from p2p2p.core.errors import ShareOffline
+    from p2p2p.widgets import ShareStatus
 
-    view = ResultView(
-        pd.DataFrame({"x": ["<script>alert(1)</script>"]}), ResultInfo(rows=1), "local:x"
-    )
-    html = view._repr_html_()
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    result = run(shell, f"%share {sample_store} --name in-kernel")
+    assert result.error_in_exec is None, result.error_in_exec
+    widget = result.result
+    assert isinstance(widget, ShareStatus)
+    assert "shares run inside this kernel" in capsys.readouterr().out  # said once
+    link = widget.status["link"]
+    assert int(p2p2p.connect(link).query("SELECT count(*) AS n FROM sales")["n"][0]) == 20_000
+    listed = run(shell, "%shares").result
+    assert "in-kernel" in repr(listed)
+    widget.close()
+    result = run(shell, "%unshare")  # the only share: no name needed
+    assert result.error_in_exec is None
+    assert "stopped: in-kernel" in capsys.readouterr().out
+    with pytest.raises(ShareOffline):
+        p2p2p.connect(link)
+    # Bad input: a clear one-line error, nothing shared.
+    result = run(shell, "%share /etc/hostname")
+    assert isinstance(result.error_in_exec, CellError)
+    assert "not a DuckDB database" in str(result.error_in_exec)
+    result = run(shell, "%unshare nothing-here")
+    assert "no active share named 'nothing-here'" in str(result.error_in_exec)

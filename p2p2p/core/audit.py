@@ -8,6 +8,7 @@ the head hash kept elsewhere: ``verify`` reports it for that purpose.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import hashlib
@@ -20,6 +21,7 @@ from typing import Any
 from .errors import P2P2PError
 
 GENESIS = "0" * 64
+RECENT = 20  # entries kept in memory for status displays
 
 
 class AuditError(P2P2PError):
@@ -44,6 +46,7 @@ class AuditLog:
         report = verify(self.path) if self.path.exists() else VerifyReport(0, GENESIS)
         self._head = report.head
         self._seq = report.entries
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
 
     def record(self, **fields: Any) -> dict[str, Any]:
         reserved = {"seq", "time", "prev"} & set(fields)
@@ -64,6 +67,7 @@ class AuditLog:
                 os.close(fd)
             self._head = _hash(line)
             self._seq += 1
+            self.recent.append(entry)
             return entry
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pandas as pd
 import pyarrow as pa
 
-from . import envelope
+from . import aliases, envelope
 from .chunkfile import open_ipc_stream
 from .dataframe import to_pandas
 from .errors import BadTarget, P2P2PError, ShareOffline
@@ -67,6 +68,29 @@ def parse_link(text: str) -> Link:
     return Link(f"{url.scheme}://{url.netloc}", share_id, token)
 
 
+Progress = Callable[[int, int], None]  # (rows so far, bytes so far)
+PROGRESS_EVERY_S = 0.25
+
+
+def collect(
+    schema: pa.Schema, batches: Iterator[pa.RecordBatch], progress: Progress | None
+) -> pa.Table:
+    """Record batches into a table, telling ``progress`` how far it got now and then."""
+    if progress is None:
+        return pa.Table.from_batches(list(batches), schema=schema)
+    kept: list[pa.RecordBatch] = []
+    rows = nbytes = 0
+    shown = time.monotonic()
+    for batch in batches:
+        kept.append(batch)
+        rows += batch.num_rows
+        nbytes += batch.nbytes
+        if time.monotonic() - shown >= PROGRESS_EVERY_S:
+            progress(rows, nbytes)
+            shown = time.monotonic()
+    return pa.Table.from_batches(kept, schema=schema)
+
+
 class LocalStore:
     """A DuckDB file on this machine, through the same sandboxed executor as shares."""
 
@@ -74,8 +98,12 @@ class LocalStore:
         self.executor = Executor(path)
         self.last_info = ResultInfo()
 
-    def query_arrow(self, sql: str, params: Params = None, **limits: Any) -> pa.Table:
-        table, self.last_info = self.executor.query_arrow(sql, params, **limits)
+    def query_arrow(
+        self, sql: str, params: Params = None, progress: Progress | None = None, **limits: Any
+    ) -> pa.Table:
+        with self.executor.query(sql, params, **limits) as stream:
+            table = collect(stream.schema, iter(stream), progress)
+            self.last_info = stream.info
         return table
 
     def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:
@@ -169,7 +197,9 @@ class RemoteStore:
     def schema(self) -> dict[str, Any]:
         return dict(self._single({"op": "schema"})["schema"])
 
-    def query_arrow(self, sql: str, params: Params = None, **limits: Any) -> pa.Table:
+    def query_arrow(
+        self, sql: str, params: Params = None, progress: Progress | None = None, **limits: Any
+    ) -> pa.Table:
         param_bytes, style = encode_params(params)
         message = {
             "op": "query",
@@ -199,7 +229,7 @@ class RemoteStore:
             raise envelope.Truncated("the result ended without its end marker")
 
         reader = open_ipc_stream(next_ipc_chunk)
-        table = reader.read_all()
+        table = collect(reader.schema, iter(reader), progress)
         while next_ipc_chunk() is not None:  # up to the end marker after Arrow's end-of-stream
             pass
         # Reading the HTTP response to its very end returns the connection to the pool;
@@ -233,7 +263,9 @@ def _http_error(response: httpx.Response) -> P2P2PError:
 
 
 def connect(target: str) -> LocalStore | RemoteStore:
-    """``local:PATH`` (or a path) for a file here; a share link for a remote share."""
+    """``local:PATH`` (or a path) for a file here; a share link, or an alias saved with
+    ``%p2p connect``, for a remote share."""
+    target = aliases.resolve(target) or target
     if is_link(target):
         return RemoteStore(parse_link(target))
     return LocalStore(parse_target(target).path)
@@ -241,4 +273,6 @@ def connect(target: str) -> LocalStore | RemoteStore:
 
 def display_target(target: str) -> str:
     """How a target is shown in results and logs: a link never with its token."""
+    if aliases.resolve(target):
+        return target.strip()
     return parse_link(target).display if is_link(target) else str(parse_target(target))

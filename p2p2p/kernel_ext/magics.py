@@ -1,35 +1,53 @@
-"""The SQL cell magic.
+"""The notebook magics.
 
-``%%p2pquery [TARGET] [--out NAME] [--limit N] [--timeout S]`` runs the cell through the
-same sandboxed executor that serves shares, so an owner sees exactly what a viewer would.
-``{name}`` in the SQL binds the Python variable ``name`` as a parameter.
+* ``%%p2pquery [TARGET] [--out NAME] [--limit N] [--timeout S]`` runs the cell's SQL on a
+  local store (through the same sandboxed executor that serves shares, so an owner sees
+  exactly what a viewer would), a share link, or an alias. ``{name}`` binds the Python
+  variable ``name`` as a parameter.
+* ``%share PATH``, ``%unshare [NAME|--all]``, ``%shares``: the owner's side, hosted by the
+  Jupyter server extension when this kernel has one, else by this kernel.
+* ``%p2p connect LINK as ALIAS``, ``%p2p aliases``, ``%p2p forget ALIAS``.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 from typing import Any
 
-from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from ..core import template
+from ..core import aliases, template
 from ..core.client import LocalStore, RemoteStore, parse_link
 from ..core.dataframe import to_pandas
 from ..core.errors import BadTarget, P2P2PError
+from ..core.identity import b64, fingerprint
+from ..core.shareid import check_name, name_from_path
 from ..core.target import is_link, parse_target
-from ..widgets.result_view import ResultView
+from ..owner.service import remove_snapshot
+from ..widgets import ResultProgress, ResultTable, SharesList, ShareStatus
+from . import snapshot
+from .owner_client import Owner, owner
+
+IN_KERNEL_NOTE = (
+    "p2p2p: this kernel was not started by a Jupyter server with the p2p2p extension "
+    "(plain IPython, VS Code or a script), so shares run inside this kernel and stop "
+    "when it stops."
+)
 
 
 class CellError(Exception):
     """Shown by IPython as its one-line message, without a traceback."""
 
-    def __init__(self, error: P2P2PError) -> None:
+    def __init__(self, error: P2P2PError, magic: str = "p2pquery") -> None:
         super().__init__(str(error))
         self.error = error
+        self.magic = magic
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[31mp2pquery: {self}\x1b[0m"]
+        return [f"\x1b[31m{self.magic}: {self}\x1b[0m"]
 
 
 @magics_class
@@ -39,17 +57,21 @@ class P2PMagics(Magics):
         self.stores: dict[str, LocalStore | RemoteStore] = {}
         self.labels: dict[str, str] = {}
         self.last_target: str | None = None
+        self._owner: Owner | None = None
 
     @property
     def _shell(self) -> Any:
         assert self.shell is not None, "the magics are not attached to a shell"
         return self.shell
 
+    # -- querying ------------------------------------------------------------------
     def store(self, text: str) -> str:
         """Open (once per kernel) the store a target names; returns its key."""
-        if is_link(text):
-            link = parse_link(text)
-            key, label = text, link.display
+        alias_link = None if is_link(text) else aliases.resolve(text)
+        if is_link(text) or alias_link:
+            link = parse_link(alias_link or text)
+            key = text.strip()  # the alias, or the whole link (a new token: a new store)
+            label = key if alias_link else link.display
             if key not in self.stores:
                 self.stores[key] = RemoteStore(link)
         else:
@@ -64,7 +86,7 @@ class P2PMagics(Magics):
     @argument(
         "target",
         nargs="?",
-        help="a share link, local:PATH or a path to a .duckdb file; default: the last one used",
+        help="a share link, an alias, local:PATH or a path to a .duckdb file; default: the last one used",
     )
     @argument("--out", "-o", metavar="NAME", help="also store the DataFrame in this variable")
     @argument(
@@ -75,10 +97,11 @@ class P2PMagics(Magics):
     def p2pquery(self, line: str, cell: str) -> None:
         """Run the cell's SQL on a DuckDB store through p2p2p's locked-down executor.
 
-        The result is shown as a compact table with its row count and time; ``_`` (and
+        The result is shown as a paged table with its row count and time; ``_`` (and
         ``--out NAME``) hold the pandas DataFrame. Errors are one line, naming the rule.
         """
         args = parse_argstring(self.p2pquery, line)
+        progress: ResultProgress | None = None
         try:
             if args.target:
                 key = self.store(args.target)
@@ -86,25 +109,207 @@ class P2PMagics(Magics):
                 key = self.last_target
             else:
                 raise BadTarget(
-                    "no store given yet: start the cell with %%p2pquery <link or local:PATH>"
+                    "no store given yet: start the cell with %%p2pquery <link, alias or local:PATH>"
                 )
             if args.out is not None and not str(args.out).isidentifier():
                 raise BadTarget(f"--out needs a variable name, got {args.out!r}")
             sql, params = template.bind(cell, self._shell.user_ns)
             store = self.stores[key]
+            handle: Any = None
+
+            def show_progress(rows: int, nbytes: int) -> None:
+                # Shown only once a result takes a while: quick ones never flash a bar.
+                nonlocal progress, handle
+                if progress is None:
+                    progress = ResultProgress(self.labels[key])
+                    handle = display(progress, display_id=True)
+                progress.update(rows, nbytes)
+
             table = store.query_arrow(
-                sql, params or None, max_rows=args.limit, timeout_s=args.timeout
+                sql,
+                params or None,
+                progress=show_progress,
+                max_rows=args.limit,
+                timeout_s=args.timeout,
             )
             info = store.last_info
         except P2P2PError as exc:
             raise CellError(exc) from None
+        finally:
+            if progress is not None:
+                progress.close()
         self.last_target = key
         frame = to_pandas(table)
-        display(ResultView(frame, info, self.labels[key]))
+        result = ResultTable(frame, info, self.labels[key])
+        if handle is not None:
+            handle.update(result)
+        else:
+            display(result)
         if args.out:
             self._shell.user_ns[args.out] = frame
         # Like a returned value, but without showing the DataFrame a second time.
         self._shell.displayhook.update_user_ns(frame)
+
+    # -- sharing -------------------------------------------------------------------
+    def owner(self) -> Owner:
+        if self._owner is None:
+            self._owner = owner()
+            if not self._owner.hosted_by_server:
+                print(IN_KERNEL_NOTE)
+        return self._owner
+
+    @magic_arguments()
+    @argument("path", help="the DuckDB file to share (read-only)")
+    @argument("--name", help="the share's name (default: from the file name)")
+    @argument(
+        "--relay",
+        metavar="URL",
+        help="the relay to route it (default: $P2P2P_RELAY, the config file, or one on this machine)",
+    )
+    @argument(
+        "--host",
+        metavar="ADDR",
+        help="address for the relay on this machine, e.g. 0.0.0.0 for the LAN (default loopback)",
+    )
+    @argument("--listed", action="store_true", help="show it on the relay's directory page")
+    @argument("--title", default="", help="a title for viewers")
+    @argument(
+        "--refresh",
+        action="store_true",
+        help="serve the file anew under the same link (after changing it)",
+    )
+    @argument("--timeout", type=float, metavar="S", help="longest time one query may run")
+    @argument("--max-rows", type=int, metavar="N", help="most rows one result may have")
+    @argument("--max-bytes", type=int, metavar="B", help="largest result in bytes")
+    @line_magic
+    def share(self, line: str) -> Any:
+        """Share a DuckDB file read-only through a relay; shows the link and live status."""
+        args = parse_argstring(self.share, line)
+        path = os.path.abspath(os.path.expanduser(args.path))
+        limits = {
+            k: v
+            for k, v in {
+                "timeout_s": args.timeout,
+                "max_rows": args.max_rows,
+                "max_bytes": args.max_bytes,
+            }.items()
+            if v is not None
+        }
+        fields: dict[str, Any] = {
+            "path": path,
+            "name": args.name,
+            "listed": args.listed,
+            "title": args.title,
+            "relay": args.relay,
+            "host": args.host,
+            "limits": limits,
+            "refresh": args.refresh,
+        }
+        copy: str | None = None
+        try:
+            service = self.owner()
+            writer = snapshot.writer_in(self._shell.user_ns, path)
+            if writer is not None:
+                _variable, connection, database = writer
+                name = check_name(args.name or name_from_path(path))
+                copy, taken = snapshot.take(connection, database, name)
+                fields.update(path=copy, name=name, snapshot={"source": path, "taken": taken})
+            status = service.share(**fields)
+        except P2P2PError as exc:
+            if copy is not None:
+                remove_snapshot(copy)
+            raise CellError(exc, "share") from None
+        if writer is not None:
+            print(
+                f"{os.path.basename(path)} is open for writing in this notebook "
+                f"(`{writer[0]}`), so viewers see a snapshot taken {status['snapshot']['taken']}. "
+                f"After changing the data, run `%share {shlex.quote(args.path)} --refresh` "
+                "to serve it anew under the same link."
+            )
+        name = status["name"]
+
+        def stop() -> None:
+            service.unshare(name)
+
+        return ShareStatus(status, refresh=lambda: service.status(name), stop=stop)
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="the share to stop (optional when only one is active)")
+    @argument("--all", action="store_true", help="stop every share")
+    @line_magic
+    def unshare(self, line: str) -> None:
+        """Stop sharing: the link stops working at once."""
+        args = parse_argstring(self.unshare, line)
+        try:
+            service = self.owner()
+            name = args.name
+            if name is None and not args.all:
+                active = [s["name"] for s in service.shares()]
+                if len(active) != 1:
+                    raise P2P2PError(
+                        "name the share to stop, or use --all "
+                        f"(active: {', '.join(active) or 'none'})"
+                    )
+                name = active[0]
+            stopped = service.unshare(None if args.all else name)
+        except P2P2PError as exc:
+            raise CellError(exc, "unshare") from None
+        print(f"stopped: {', '.join(stopped)}" if stopped else "no active shares")
+
+    @line_magic
+    def shares(self, line: str) -> Any:
+        """The active shares of this server (or of this kernel)."""
+        try:
+            return SharesList(self.owner().shares())
+        except P2P2PError as exc:
+            raise CellError(exc, "shares") from None
+
+    # -- aliases -------------------------------------------------------------------
+    @line_magic
+    def p2p(self, line: str) -> None:
+        """``%p2p connect LINK as ALIAS`` · ``%p2p aliases`` · ``%p2p forget ALIAS``"""
+        words = shlex.split(line)
+        try:
+            if len(words) == 4 and words[0] == "connect" and words[2] == "as":
+                self._connect(words[1], words[3])
+            elif words == ["aliases"]:
+                self._show_aliases()
+            elif len(words) == 2 and words[0] == "forget":
+                if not aliases.forget(words[1]):
+                    raise BadTarget(f"no alias {words[1]!r}")
+                self.stores.pop(words[1], None)
+                print(f"forgot {words[1]}")
+            else:
+                raise BadTarget(
+                    "usage: %p2p connect LINK as ALIAS | %p2p aliases | %p2p forget ALIAS"
+                )
+        except P2P2PError as exc:
+            raise CellError(exc, "p2p") from None
+
+    def _connect(self, text: str, alias: str) -> None:
+        aliases.check_name(alias)
+        link = parse_link(text)
+        store = RemoteStore(link)  # checks the owner key the relay shows against the id
+        aliases.save(
+            alias, text.strip(), share_id=link.share_id, name=store.name, owner=b64(store.owner_key)
+        )
+        self.stores.pop(alias, None)
+        self.stores[alias] = store
+        self.labels[alias] = alias
+        print(
+            f"{alias} → {link.display} (share {store.name!r}, owner key "
+            f"{fingerprint(store.owner_key)}, checked against the share id)"
+        )
+
+    def _show_aliases(self) -> None:
+        saved = aliases.load()
+        if not saved:
+            print("no aliases yet: %p2p connect LINK as ALIAS")
+            return
+        width = max(len(a) for a in saved)
+        for alias, entry in sorted(saved.items()):
+            shown = parse_link(str(entry["link"])).display
+            print(f"{alias:<{width}}  {shown}  ({entry.get('name', '?')})")
 
     def close(self) -> None:
         for store in self.stores.values():

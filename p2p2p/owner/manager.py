@@ -37,6 +37,20 @@ class UnknownShare(P2P2PError):
     code = "unknown_share"
 
 
+def open_store(path: str, limits: Limits | None = None) -> Executor:
+    """The executor for a store, opened now: a missing, locked or broken file fails here,
+    at share time, not in front of a viewer. Blocks for a moment (worker start)."""
+    if not os.path.isfile(path):
+        raise StoreMissing(f"cannot share {path}: no such file")
+    executor = Executor(path, limits)
+    try:
+        executor.warm()
+    except BaseException:
+        executor.close()
+        raise
+    return executor
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -51,6 +65,8 @@ class Share:
     audit: AuditLog
     listed: bool = False
     title: str = ""
+    relay: str = ""  # the relay that routes it ("" : every tunnel of this manager)
+    snapshot: dict[str, str] | None = None  # {"source", "taken"} when serving a copy
     started: float = dataclasses.field(default_factory=time.time)
     queries: int = 0
     bytes_out: int = 0
@@ -76,17 +92,23 @@ class ShareManager:
         listed: bool = False,
         limits: Limits | None = None,
         title: str = "",
+        relay: str = "",
+        snapshot: dict[str, str] | None = None,
+        executor: Executor | None = None,
     ) -> tuple[Share, str]:
-        """Share a store; returns the share and its access token (shown once, kept hashed)."""
+        """Share a store; returns the share and its access token (shown once, kept hashed).
+
+        ``executor``: one already opened on ``path`` (by ``open_store``, off an event loop).
+        """
         resolved = os.path.realpath(os.fspath(path))
-        if not os.path.isfile(resolved):
-            raise StoreMissing(f"cannot share {path}: no such file")
         name = check_name(name or name_from_path(resolved))
         sid = share_id(self.identity.public_key, name)
         if sid in self.shares:
+            if executor is not None:
+                executor.close()
             raise ShareExists(f"a share named {name!r} is already active; unshare it first")
-        executor = Executor(resolved, limits)
-        executor.warm()  # opens the store now: a locked or broken file fails here, not for a viewer
+        if executor is None:
+            executor = open_store(resolved, limits)
         token = secrets.token_urlsafe(TOKEN_BYTES)
         audit_dir = private_dir(self.base_dir / "audit")
         share = Share(
@@ -98,22 +120,32 @@ class ShareManager:
             audit=AuditLog(audit_dir / f"{sid}.jsonl"),
             listed=listed,
             title=title,
+            relay=relay,
+            snapshot=snapshot,
         )
         self.shares[sid] = share
         for listener in self.listeners:
             listener("added", share)
         return share, token
 
-    def remove(self, name_or_id: str) -> Share:
+    def find(self, name_or_id: str) -> Share:
         share = self.shares.get(name_or_id) or next(
             (s for s in self.shares.values() if s.name == name_or_id), None
         )
         if share is None:
-            raise UnknownShare(f"no active share named {name_or_id!r}")
+            active = ", ".join(sorted(s.name for s in self.shares.values())) or "none"
+            raise UnknownShare(f"no active share named {name_or_id!r} (active: {active})")
+        return share
+
+    def remove(self, name_or_id: str, close: bool = True) -> Share:
+        """Stop serving a share at once; ``close=False`` leaves closing its executor (which
+        can take a moment) to the caller."""
+        share = self.find(name_or_id)
         del self.shares[share.share_id]
         for listener in self.listeners:
             listener("removed", share)
-        share.executor.close()
+        if close:
+            share.executor.close()
         return share
 
     def close(self) -> None:

@@ -62,6 +62,8 @@ class TunnelClient:
         self.on_state = on_state or (lambda state: None)
         self.state = "connecting"
         self.registered = asyncio.Event()
+        self.registered_ids: set[str] = set()  # what the relay last confirmed
+        self._confirmed = asyncio.Condition()
         self._ws: ClientConnection | None = None
         self._conn: Connection | None = None
         self._incoming: dict[int, _Incoming] = {}
@@ -98,6 +100,7 @@ class TunnelClient:
                 log.info("relay connection lost: %s", exc)
             finally:
                 self.registered.clear()
+                self.registered_ids = set()
                 self._abandon_requests()
             self._set_state("reconnecting")
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
@@ -154,23 +157,45 @@ class TunnelClient:
         elif isinstance(event, StreamReset):
             self._drop(event.stream_id)
 
+    def serves(self, share: Share) -> bool:
+        return share.relay in ("", self.relay_url)
+
+    def active_requests(self, share_id: str) -> int:
+        return sum(1 for i in self._incoming.values() if i.head.get("share_id") == share_id)
+
+    async def wait_registered(self, share_id: str, timeout_s: float) -> bool:
+        """Until the relay confirms ``share_id`` (True) or the time is up (False)."""
+
+        async def confirmed() -> None:
+            async with self._confirmed:
+                await self._confirmed.wait_for(lambda: share_id in self.registered_ids)
+
+        try:
+            await asyncio.wait_for(confirmed(), timeout_s)
+            return True
+        except TimeoutError:
+            return False
+
     async def _on_control(self, conn: Connection, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "challenge":
-            ads = [share.ad() for share in self.manager.shares.values()]
+            ads = [share.ad() for share in self.manager.shares.values() if self.serves(share)]
             conn.control(
                 registration.answer(self.manager.identity, str(message.get("challenge")), ads)
             )
         elif kind == "registered":
             self.registered.set()
             self._set_state("connected")
+            async with self._confirmed:
+                self.registered_ids = {str(s) for s in message.get("shares", [])}
+                self._confirmed.notify_all()
         elif kind == "refused":
             raise RelayRefused(str(message.get("message", "registration refused")))
 
     def _on_share_change(self, event: str, share: Share) -> None:
         """Tell the relay at once; on removal also cut the share's streams."""
         conn = self._conn
-        if conn is None:
+        if conn is None or not self.serves(share):
             return
         if event == "removed":
             conn.control({"type": "unregister", "shares": [share.share_id]})
@@ -178,9 +203,10 @@ class TunnelClient:
                 if incoming.head.get("share_id") == share.share_id:
                     conn.reset_stream(stream_id, "revoked", "the owner stopped sharing")
                     self._drop(stream_id)
-        elif event == "added" and self._ws is not None:
-            # A new share needs a fresh signature: reconnecting re-registers everything.
-            spawn(self._ws.close())
+        elif event == "added":
+            # A new share needs a fresh signature over the new list: ask for a challenge
+            # on this connection, so the other shares' requests carry on.
+            conn.control({"type": "rechallenge"})
         spawn(self._flush())  # listeners are called on the event loop
 
     async def _answer(self, conn: Connection, stream_id: int, incoming: _Incoming) -> None:

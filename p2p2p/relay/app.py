@@ -20,6 +20,8 @@ import logging
 import time
 from typing import Any
 
+import tornado.httpserver
+import tornado.netutil
 import tornado.web
 import tornado.websocket
 
@@ -124,16 +126,30 @@ class Tunnel:
                     self.streams.pop(stream.stream_id, None)
 
     def on_control(self, message: dict[str, Any]) -> None:
-        if message.get("type") == "register" and not self.registered.is_set():
+        kind = message.get("type")
+        if kind == "register" and self.challenge:
+            challenge, self.challenge = self.challenge, ""  # each challenge answers once
             try:
-                self.owner_key, self.shares = registration.check(message, self.challenge)
+                owner_key, shares = registration.check(message, challenge)
+                if self.registered.is_set() and owner_key != self.owner_key:
+                    raise registration.RegistrationRefused("a tunnel serves one owner key")
             except registration.RegistrationRefused as exc:
                 self.conn.control({"type": "refused", "message": exc.message})
                 spawn(self._refuse())
                 return
+            # A re-registration replaces the share list: what is no longer there is gone.
+            dropped = {s.share_id for s in self.shares} - {s.share_id for s in shares}
+            self.owner_key, self.shares = owner_key, shares
+            self.relay.unregister(self, dropped)
             self.relay.register(self)
             self.registered.set()
             self.conn.control({"type": "registered", "shares": [s.share_id for s in self.shares]})
+            spawn(self.flush())
+        elif kind == "rechallenge" and self.registered.is_set():
+            # The owner adds shares without reconnecting (which would cut the others'
+            # requests): it gets a fresh challenge to sign the new list with.
+            self.challenge = registration.new_challenge()
+            self.conn.control({"type": "challenge", "challenge": self.challenge})
             spawn(self.flush())
         elif message.get("type") == "unregister":
             gone = {str(s) for s in message.get("shares", [])}
@@ -417,8 +433,18 @@ class DirectoryHandler(tornado.web.RequestHandler):
         )
 
 
-def make_app(config: RelayConfig | None = None) -> tuple[tornado.web.Application, Relay]:
+def quiet_log(handler: tornado.web.RequestHandler) -> None:
+    """Server errors only: a line per request would name share ids and client addresses
+    (and, inside Jupyter, fill the server's log)."""
+    if handler.get_status() >= 500:
+        log.warning("%d %s %s", handler.get_status(), handler.request.method, handler.request.uri)
+
+
+def make_app(
+    config: RelayConfig | None = None, access_log: bool = False
+) -> tuple[tornado.web.Application, Relay]:
     relay = Relay(config or RelayConfig())
+    settings: dict[str, Any] = {} if access_log else {"log_function": quiet_log}
     app = tornado.web.Application(
         [
             (r"/healthz", HealthHandler, {"relay": relay}),
@@ -427,15 +453,32 @@ def make_app(config: RelayConfig | None = None) -> tuple[tornado.web.Application
             (r"/", DirectoryHandler, {"relay": relay}),
         ],
         websocket_max_message_size=(1 << 20) + (64 << 10),
+        **settings,
     )
     return app, relay
 
 
-async def serve(host: str, port: int, config: RelayConfig | None = None, ready: Any = None) -> None:
-    app, relay = make_app(config)
-    server = app.listen(
-        port, address=host, max_body_size=MAX_REQUEST_BODY + 1024, idle_connection_timeout=300
+def listen(
+    app: tornado.web.Application, host: str, port: int
+) -> tuple[tornado.httpserver.HTTPServer, int]:
+    """Serve ``app`` on ``host:port`` (0: any free port); returns the server and its port."""
+    sockets = tornado.netutil.bind_sockets(port, address=host)
+    server = tornado.httpserver.HTTPServer(
+        app, max_body_size=MAX_REQUEST_BODY + 1024, idle_connection_timeout=300
     )
+    server.add_sockets(sockets)
+    return server, int(sockets[0].getsockname()[1])
+
+
+async def serve(
+    host: str,
+    port: int,
+    config: RelayConfig | None = None,
+    ready: Any = None,
+    access_log: bool = False,
+) -> None:
+    app, relay = make_app(config, access_log)
+    server, _ = listen(app, host, port)
     heartbeat = asyncio.ensure_future(relay.heartbeat())
     if ready is not None:
         ready(server)

@@ -1,5 +1,7 @@
-"""What people look at: result tables now; share status, notes and directories later."""
+"""What people look at: result tables, the progress of a large result, share status."""
 
-from .result_view import ResultView
+from .result_table import ResultProgress, ResultTable
+from .share_status import ShareStatus
+from .shares_list import SharesList
 
-__all__ = ["ResultView"]
+__all__ = ["ResultProgress", "ResultTable", "ShareStatus", "SharesList"]

@@ -1,0 +1,74 @@
+"""Short names for share links (``%p2p connect LINK as brig``), kept per user.
+
+The file holds links, and links carry access tokens: it lives in the private config
+directory with mode 0600. Each entry also pins the owner key the link was checked
+against when it was saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import BadTarget
+from .paths import config_dir, private_dir
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,62}")
+
+
+def _path() -> Path:
+    return config_dir() / "aliases.json"
+
+
+def load() -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(_path().read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise BadTarget(f"cannot read the aliases file {_path()}: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadTarget(f"the aliases file {_path()} is not a JSON object")
+    return {str(k): dict(v) for k, v in data.items() if isinstance(v, dict)}
+
+
+def _save(aliases: dict[str, dict[str, Any]]) -> None:
+    private_dir(config_dir())
+    tmp = _path().with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(aliases, handle, indent=1, sort_keys=True)
+    os.replace(tmp, _path())  # a crash never leaves half a file
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise BadTarget(
+            f"{name!r} cannot be an alias: use letters, digits, _ or -, starting with a letter"
+        )
+    return name
+
+
+def save(alias: str, link: str, **facts: Any) -> None:
+    aliases = load()
+    aliases[check_name(alias)] = {"link": link, **facts}
+    _save(aliases)
+
+
+def forget(name: str) -> bool:
+    aliases = load()
+    if aliases.pop(name, None) is None:
+        return False
+    _save(aliases)
+    return True
+
+
+def resolve(text: str) -> str | None:
+    """The link an alias stands for, or None when ``text`` is not an alias."""
+    if not NAME.fullmatch(text.strip()):
+        return None
+    entry = load().get(text.strip())
+    return str(entry["link"]) if entry and "link" in entry else None

@@ -1,0 +1,312 @@
+"""Everything an owner runs, as one service: shares, tunnels to relays, an embedded relay.
+
+The Jupyter server extension hosts it on the server's event loop, so shares outlive
+kernel restarts and end with the server. Without the extension (plain IPython, a script)
+the kernel hosts the same service on a private loop thread. Every method is a coroutine
+on the hosting loop; blocking work (starting workers, closing them) runs on threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import tornado.httpserver
+
+from ..core.aio import spawn
+from ..core.errors import BadLimits, P2P2PError, ShareOffline, StoreCorrupt, StoreMissing
+from ..core.identity import Identity
+from ..core.limits import Limits
+from ..core.paths import config_dir, data_dir, private_dir
+from ..core.shareid import check_name, name_from_path
+from ..relay.app import RelayConfig, listen, make_app
+from .manager import Share, ShareExists, ShareManager, UnknownShare, open_store
+from .tunnel_client import TunnelClient
+
+RELAY_ENV = "P2P2P_RELAY"
+EMBEDDED_PORT = 8765  # tried first so links look alike from run to run; else any free port
+REGISTER_TIMEOUT_S = 15.0
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+
+
+def configured_relay() -> str | None:
+    """The relay to use when ``%share`` names none: ``$P2P2P_RELAY``, then the ``relay``
+    key of ``config.json`` in the config directory; None means the embedded relay."""
+    if os.environ.get(RELAY_ENV):
+        return os.environ[RELAY_ENV].rstrip("/")
+    path = config_dir() / "config.json"
+    try:
+        relay = json.loads(path.read_text()).get("relay")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(relay).rstrip("/") if relay else None
+
+
+def snapshot_dir() -> Path:
+    return private_dir(data_dir() / "snapshots")
+
+
+def check_store_file(path: str) -> str:
+    """The resolved path of an existing DuckDB database file, or a clear error."""
+    resolved = os.path.realpath(os.path.expanduser(path))
+    if not os.path.exists(resolved):
+        raise StoreMissing(f"cannot share {path}: no such file", path=path)
+    if not os.path.isfile(resolved):
+        raise StoreMissing(f"cannot share {path}: not a file", path=path)
+    try:
+        with open(resolved, "rb") as handle:
+            head = handle.read(12)
+    except OSError as exc:
+        raise StoreMissing(f"cannot share {path}: {exc.strerror}", path=path) from None
+    if head[8:12] != DUCKDB_MAGIC:
+        raise StoreCorrupt(f"cannot share {path}: it is not a DuckDB database file", path=path)
+    return resolved
+
+
+def _lan_address() -> str:
+    """This machine's address on its default route (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routing lookup only
+            return str(probe.getsockname()[0])
+        except OSError:
+            return socket.gethostname()
+
+
+class EmbeddedRelay:
+    """A relay inside the owner's process, for when none is configured."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        app, self.relay = make_app(RelayConfig())
+        try:
+            self.server, self.port = listen(app, host, EMBEDDED_PORT)
+        except OSError:
+            self.server, self.port = listen(app, host, 0)
+        self._heartbeat = spawn(self.relay.heartbeat())
+        shown = _lan_address() if host in ("0.0.0.0", "::", "") else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        self.url = f"http://{shown}:{self.port}"
+        # The owner's own tunnel dials the relay on loopback whatever address it shows.
+        self.dial_url = f"http://127.0.0.1:{self.port}" if shown != host else self.url
+
+    def close(self) -> None:
+        self.server.stop()
+        self._heartbeat.cancel()
+        for tunnel in list(self.relay.tunnels):
+            tunnel.close("the embedded relay stopped")
+        server: tornado.httpserver.HTTPServer = self.server
+        spawn(server.close_all_connections())
+
+
+class OwnerService:
+    def __init__(self, identity: Identity, relay: str | None = None) -> None:
+        self.manager = ShareManager(identity)
+        self.relay = relay.rstrip("/") if relay else None
+        self.tunnels: dict[str, tuple[TunnelClient, asyncio.Task[None]]] = {}
+        self.embedded: dict[str, EmbeddedRelay] = {}
+        self.links: dict[str, str] = {}  # share id -> link; in memory only
+        self.embedded_urls: set[str] = set()
+        self._lock = asyncio.Lock()  # one share/unshare at a time
+
+    # -- sharing -------------------------------------------------------------------
+    async def share(
+        self,
+        path: str,
+        name: str | None = None,
+        listed: bool = False,
+        title: str = "",
+        relay: str | None = None,
+        host: str | None = None,
+        limits: dict[str, Any] | None = None,
+        snapshot: dict[str, str] | None = None,
+        refresh: bool = False,
+    ) -> dict[str, Any]:
+        """Share ``path``; with ``refresh``, serve a new copy under an existing share's
+        link instead (after a new snapshot). Returns the share's status."""
+        resolved = check_store_file(path)
+        source = (snapshot or {}).get("source") or resolved
+        name = check_name(name or name_from_path(source))
+        try:
+            share_limits = Limits(**(limits or {}))
+        except (TypeError, ValueError) as exc:
+            raise BadLimits(f"bad share limits: {exc}") from None
+        async with self._lock:
+            existing = next((s for s in self.manager.shares.values() if s.name == name), None)
+            if existing is not None and refresh:
+                return await self._replace_store(existing, resolved, share_limits, snapshot)
+            if existing is not None:
+                raise ShareExists(
+                    f"a share named {name!r} is already active: %unshare {name} first, "
+                    "pass --name for a second share of it, or --refresh to serve the file anew"
+                )
+            relay_url, dial_url = self._relay_for(relay, host)
+            executor = await asyncio.to_thread(open_store, resolved, share_limits)
+            share, token = self.manager.add(
+                resolved,
+                name,
+                listed=listed,
+                limits=share_limits,
+                title=title,
+                relay=dial_url,
+                snapshot=snapshot,
+                executor=executor,
+            )
+            self.links[share.share_id] = self.manager.link(relay_url, share, token)
+            tunnel = self._tunnel(dial_url)
+            if not await tunnel.wait_registered(share.share_id, REGISTER_TIMEOUT_S):
+                state = tunnel.state
+                await self._remove(share)
+                raise ShareOffline(
+                    f"the relay at {relay_url} did not accept the share within "
+                    f"{REGISTER_TIMEOUT_S:g} s (tunnel {state}): check the relay URL, or "
+                    "leave --relay out to use a relay on this machine"
+                )
+            return self.status(share)
+
+    async def _replace_store(
+        self,
+        share: Share,
+        path: str,
+        limits: Limits,
+        snapshot: dict[str, str] | None,
+    ) -> dict[str, Any]:
+        executor = await asyncio.to_thread(open_store, path, limits)
+        old_executor, old_path, old_snapshot = share.executor, share.path, share.snapshot
+        share.executor, share.path, share.snapshot = executor, path, snapshot
+        await asyncio.to_thread(old_executor.close)
+        if old_snapshot is not None and old_path != path:
+            remove_snapshot(old_path)
+        return self.status(share)
+
+    async def unshare(self, name: str | None = None) -> list[str]:
+        """Stop one share (None: all of them); returns the names stopped."""
+        async with self._lock:
+            targets = (
+                list(self.manager.shares.values()) if name is None else [self.manager.find(name)]
+            )
+            for share in targets:
+                await self._remove(share)
+            return [share.name for share in targets]
+
+    async def _remove(self, share: Share) -> None:
+        self.manager.remove(share.share_id, close=False)  # unreachable from here on
+        self.links.pop(share.share_id, None)
+        await asyncio.to_thread(share.executor.close)
+        if share.snapshot is not None:
+            remove_snapshot(share.path)
+        self._drop_idle()
+
+    def _drop_idle(self) -> None:
+        """Close tunnels and embedded relays no share uses any more."""
+        used = {share.relay for share in self.manager.shares.values()}
+        for url in list(self.tunnels):
+            if url not in used:
+                _client, task = self.tunnels.pop(url)
+                task.cancel()
+        for host, embedded in list(self.embedded.items()):
+            if embedded.dial_url not in used:
+                embedded.close()
+                self.embedded_urls.discard(embedded.url)
+                del self.embedded[host]
+
+    def _relay_for(self, relay: str | None, host: str | None) -> tuple[str, str]:
+        """(URL shown in links, URL the tunnel dials) for a new share."""
+        chosen = relay or self.relay or configured_relay()
+        if chosen:
+            if host:
+                raise P2P2PError("--host applies to the relay on this machine, not to --relay")
+            if not chosen.startswith(("http://", "https://")):
+                raise P2P2PError(f"the relay URL must start with http:// or https://: {chosen}")
+            return chosen.rstrip("/"), chosen.rstrip("/")
+        host = host or "127.0.0.1"
+        embedded = self.embedded.get(host)
+        if embedded is None:
+            embedded = self.embedded[host] = EmbeddedRelay(host)
+            self.embedded_urls.add(embedded.url)
+        return embedded.url, embedded.dial_url
+
+    def _tunnel(self, url: str) -> TunnelClient:
+        entry = self.tunnels.get(url)
+        if entry is not None and not entry[1].done():
+            return entry[0]
+        client = TunnelClient(url, self.manager)
+        self.tunnels[url] = (client, spawn(client.run()))
+        return client
+
+    # -- status --------------------------------------------------------------------
+    def status(self, share: Share | str) -> dict[str, Any]:
+        if isinstance(share, str):
+            share = self.manager.find(share)
+        entry = self.tunnels.get(share.relay)
+        tunnel = entry[0] if entry else None
+        link = self.links.get(share.share_id, "")
+        shown_relay = link.split("/s/", 1)[0] if link else share.relay
+        try:
+            size = os.path.getsize(share.path)
+        except OSError:
+            size = 0
+        return {
+            "name": share.name,
+            "share_id": share.share_id,
+            "link": link,
+            "path": share.path,
+            "size_bytes": size,
+            "snapshot": share.snapshot,
+            "relay": shown_relay,
+            "relay_embedded": shown_relay in self.embedded_urls,
+            "relay_state": tunnel.state if tunnel else "stopped",
+            "listed": share.listed,
+            "title": share.title,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(share.started)),
+            "viewers_now": tunnel.active_requests(share.share_id) if tunnel else 0,
+            "queries": share.queries,
+            "bytes_out": share.bytes_out,
+            "recent_audit": [
+                {
+                    k: entry.get(k)
+                    for k in ("time", "client", "channel", "outcome", "rows", "statement")
+                }
+                for entry in reversed(share.audit.recent)
+            ][:10],
+            "active": share.share_id in self.manager.shares,
+        }
+
+    def shares(self) -> list[dict[str, Any]]:
+        return [self.status(s) for s in sorted(self.manager.shares.values(), key=lambda s: s.name)]
+
+    def find_status(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.status(name)
+        except UnknownShare:
+            return None
+
+    async def close(self) -> None:
+        """Revoke everything: the relay forgets every share of this service at once."""
+        try:
+            await self.unshare(None)
+        finally:
+            for _client, task in self.tunnels.values():
+                task.cancel()
+            self.tunnels.clear()
+            for embedded in self.embedded.values():
+                embedded.close()
+            self.embedded.clear()
+
+
+def remove_snapshot(path: str) -> None:
+    """Delete a snapshot copy we made (never a file outside the snapshot directory)."""
+    snapshots = os.path.realpath(snapshot_dir())
+    if os.path.dirname(os.path.realpath(path)) != snapshots:
+        return
+    for leftover in (path, path + ".wal"):
+        try:
+            os.unlink(leftover)
+        except FileNotFoundError:
+            pass

@@ -103,11 +103,25 @@ def test_demo_notebook_runs_in_jupyterlab(tmp_path: Path) -> None:
             page.get_by_text("table-function-not-allowed").first.wait_for(timeout=60_000)
             page.get_by_text("TRUNCATED by max_rows").first.wait_for(timeout=60_000)
             page.get_by_text("read-only-kind").first.wait_for(timeout=60_000)
-            result = page.locator(".p2p2p-result-view").first
+            result = page.locator(".p2p2p-result-table").first
             assert "north" in result.inner_text() and "643464.74" in result.inner_text()
             result.scroll_into_view_if_needed()
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "quickstart-jupyterlab.png"), full_page=False)
+            # %share: hosted by the server extension (no in-kernel note), live, and the
+            # remote query through its link answered.
+            status = page.locator(".p2p2p-share-status").first
+            status.get_by_text("live").first.wait_for(timeout=60_000)
+            text = status.inner_text()
+            assert "this machine" in text and "embedded" in text, text
+            assert "/s/" in status.locator("input").first.input_value()
+            page.get_by_text("5111").first.wait_for(timeout=60_000)
+            # The remote query reached the owner: the widget's live audit tail shows it.
+            status.get_by_text("count(*) AS sales").first.wait_for(timeout=30_000)
+            assert not page.get_by_text("shares run inside this kernel").count()
+            status.scroll_into_view_if_needed()
+            page.wait_for_timeout(1500)  # the live counters refresh once a second
+            page.screenshot(path=str(SCREENSHOTS / "share-widget-jupyterlab.png"), full_page=False)
     finally:
         process.send_signal(signal.SIGINT)
         try:

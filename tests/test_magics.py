@@ -100,6 +100,9 @@ def test_share_without_the_server_extension_runs_in_the_kernel(
     assert "shares run inside this kernel" in capsys.readouterr().out  # said once
     link = widget.status["link"]
     assert int(p2p2p.connect(link).query("SELECT count(*) AS n FROM sales")["n"][0]) == 20_000
+    again = run(shell, f"%share {sample_store} --name in-kernel").result  # a notebook re-run
+    assert again.status["link"] == link and "already shared" in capsys.readouterr().out
+    again.close()
     listed = run(shell, "%shares").result
     assert "in-kernel" in repr(listed)
     widget.close()

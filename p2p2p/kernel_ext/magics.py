@@ -219,7 +219,12 @@ class P2PMagics(Magics):
             if copy is not None:
                 remove_snapshot(copy)
             raise CellError(exc, "share") from None
-        if writer is not None:
+        if status.get("reused"):
+            print(
+                f"{os.path.basename(path)} is already shared as {status['name']!r} (same link); "
+                f"`%share {shlex.quote(args.path)} --refresh` serves the file anew"
+            )
+        elif writer is not None:
             print(
                 f"{os.path.basename(path)} is open for writing in this notebook "
                 f"(`{writer[0]}`), so viewers see a snapshot taken {status['snapshot']['taken']}. "

@@ -141,6 +141,12 @@ class OwnerService:
             existing = next((s for s in self.manager.shares.values() if s.name == name), None)
             if existing is not None and refresh:
                 return await self._replace_store(existing, resolved, share_limits, snapshot)
+            if existing is not None and _source(existing) == source:
+                # Running the notebook again: the same file under the same name is the
+                # share that is already live (same link), not an error.
+                if snapshot is not None:
+                    remove_snapshot(resolved)
+                return {**self.status(existing), "reused": True}
             if existing is not None:
                 raise ShareExists(
                     f"a share named {name!r} is already active: %unshare {name} first, "
@@ -298,6 +304,10 @@ class OwnerService:
             for embedded in self.embedded.values():
                 embedded.close()
             self.embedded.clear()
+
+
+def _source(share: Share) -> str:
+    return (share.snapshot or {}).get("source") or share.path
 
 
 def remove_snapshot(path: str) -> None:

@@ -238,7 +238,7 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             options=[("▲ asc", True), ("▼ desc", False)],
             value=True,
             tooltips=["ascending", "descending"],
-            style={"button_width": "64px"},
+            style={"button_width": "76px"},
         )
         self.prev_button.on_click(lambda _b: self.show_page(self.page - 1))
         self.next_button.on_click(lambda _b: self.show_page(self.page + 1))
@@ -259,6 +259,7 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         if len(frame) < 2:
             controls.layout.display = "none"
         super().__init__([self.caption, self.table_html, controls])
+        self.add_class("p2p2p-result-table")  # a stable handle for pages and tests
         self._render()
 
     @property

@@ -157,6 +157,7 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
                 border="1px solid var(--jp-border-color2, #e0e0e0)", padding="6px 10px"
             ),
         )
+        self.add_class("p2p2p-share-status")  # a stable handle for pages and tests
         self._render()
         if refresh is not None and self.status.get("active"):
             self._start_polling()

@@ -74,6 +74,13 @@ def test_share_in_one_kernel_query_in_another(owner: Kernel, analyst: Kernel) ->
     assert "brig" in listing and "?t=" not in listing  # never prints the token
     shown = owner.run("%shares")["data"][-1]["text/plain"]
     assert "clinic" in shown
+    # A large result shows its progress while it streams, then the table in its place.
+    big = analyst.run(
+        "%%p2pquery brig\nSELECT i, md5(md5(md5(md5(i::VARCHAR)))) AS h FROM range(1000000) t(i)"
+    )
+    texts = [bundle.get("text/plain", "") for bundle in big["data"]]
+    assert any("receiving" in text for text in texts), texts
+    assert "1,000,000 rows" in texts[-1]
 
 
 def test_a_kernel_restart_keeps_the_share(owner: Kernel, analyst: Kernel) -> None:

@@ -122,8 +122,10 @@ class P2PMagics(Magics):
                 nonlocal progress, handle
                 if progress is None:
                     progress = ResultProgress(self.labels[key])
+                    progress.update(rows, nbytes)
                     handle = display(progress, display_id=True)
-                progress.update(rows, nbytes)
+                else:
+                    progress.update(rows, nbytes)
 
             table = store.query_arrow(
                 sql,

@@ -476,3 +476,51 @@ def test_p2pquery_cell_on_a_share_link(shared: Share, capsys: pytest.CaptureFixt
     assert "1 row" in out and "/s/" in out and parse_link(shared.link).token not in out
     refused = shell.run_cell("%%p2pquery\nCOPY sales TO '/tmp/x.csv'")  # the same link again
     assert not refused.success and "read-only-kind" in str(refused.error_in_exec)
+
+
+def test_a_browser_trades_the_token_for_a_cookie(shared: Share) -> None:
+    link = parse_link(shared.link)
+    page = {"Accept": "text/html"}
+    first = httpx.get(shared.link, headers=page)
+    assert first.status_code == 303
+    assert first.headers["location"] == f"/s/{link.share_id}/"  # no token left in the address
+    cookie = first.headers["set-cookie"]
+    for part in ("HttpOnly", "SameSite=Lax", f"Path=/s/{link.share_id}/", f"p2p2p_t={link.token}"):
+        assert part in cookie, cookie
+    assert "Secure" not in cookie  # plain http here; behind HTTPS the relay says so
+    behind_tls = httpx.get(shared.link, headers={**page, "X-Forwarded-Proto": "https"})
+    assert "Secure" in behind_tls.headers["set-cookie"]
+    landing = httpx.get(f"{link.share_url}/", headers={**page, "Cookie": f"p2p2p_t={link.token}"})
+    assert landing.status_code == 200 and "sales" in landing.text and "20,000" in landing.text
+    assert "default-src 'none'" in landing.headers["content-security-policy"]
+    # The cookie works for the plain API too; a wrong one gets a clear page, not a trace.
+    api = httpx.get(
+        f"{link.share_url}/api/query",
+        params={"sql": "SELECT 5 AS x"},
+        headers={"Cookie": f"p2p2p_t={link.token}"},
+    )
+    assert api.json()["rows"] == [[5]]
+    wrong = httpx.get(f"{link.share_url}/", headers={**page, "Cookie": "p2p2p_t=nope"})
+    assert wrong.status_code == 403 and "This link does not work" in wrong.text
+    assert "Traceback" not in wrong.text
+
+
+def test_the_link_in_a_real_browser(relay: Relay, sample_store: str, tmp_path: Path) -> None:
+    from .browser import browser_page
+
+    owner = Share(sample_store, relay.url, tmp_path / "owner", "--name", "for-browsers")
+    try:
+        link = parse_link(owner.link)
+        with browser_page(390, 844) as page:  # a phone
+            page.goto(owner.link)
+            page.get_by_text("20,000").wait_for(timeout=30_000)
+            assert page.url == f"{link.share_url}/"  # the token left the address bar
+            assert page.evaluate("document.cookie") == ""  # httpOnly: no script can read it
+            assert "for-browsers" in page.title()
+            owner.stop()
+            page.reload()
+            page.get_by_text("This share is offline").wait_for(timeout=30_000)
+            page.goto(f"{relay.url}/s/{link.share_id}/?t=wrong")
+            page.get_by_text("This share is offline").wait_for(timeout=30_000)
+    finally:
+        owner.stop()

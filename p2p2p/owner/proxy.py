@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from typing import Any
 
-from ..core import envelope
+from ..core import envelope, pages
 from ..core.audit import statement_hash
 from ..core.chunkfile import open_ipc_stream
 from ..core.dataframe import to_pandas
@@ -33,6 +33,8 @@ from ..core.errors import BadParameters, Forbidden, P2P2PError
 from ..core.executor import ResultInfo, ResultStream
 from .manager import Share, ShareManager
 
+COOKIE = "p2p2p_t"  # path-scoped to /s/<share id>/, so one name serves every share
+COOKIE_MAX_AGE_S = 7 * 24 * 3600  # the token is checked on every request: revocation still works
 JSON_MAX_ROWS = 10_000
 SEAL_PIECE = 1 << 20
 # Read this much of a result on the thread that starts the query: a small result is then
@@ -81,6 +83,45 @@ async def _once(data: bytes) -> AsyncGenerator[bytes, None]:
 def json_response(status: int, obj: Any) -> Response:
     return Response(
         status, {"content-type": "application/json"}, _once(json.dumps(obj, default=str).encode())
+    )
+
+
+def html_response(status: int, page: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status,
+        {
+            "content-type": "text/html; charset=utf-8",
+            "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "referrer-policy": "no-referrer",
+            "x-content-type-options": "nosniff",
+            "cache-control": "no-store",
+            **(headers or {}),
+        },
+        _once(page),
+    )
+
+
+def trade_token(share: Share, request: Request, token: str) -> Response:
+    """A browser following the link: keep the token in an httpOnly cookie scoped to this
+    share and send it to the same page without the token in its address."""
+    base = f"/s/{share.share_id}/"
+    rest = [(k, v) for k, v in urllib.parse.parse_qsl(request.query) if k != "t"]
+    location = (
+        base + request.path.lstrip("/") + ("?" + urllib.parse.urlencode(rest) if rest else "")
+    )
+    secure = "; Secure" if request.headers.get("x-forwarded-proto") == "https" else ""
+    cookie = (
+        f"{COOKIE}={token}; Path={base}; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax{secure}"
+    )
+    return Response(
+        303,
+        {
+            "location": location,
+            "set-cookie": cookie,
+            "cache-control": "no-store",
+            "referrer-policy": "no-referrer",
+        },
+        _once(b""),
     )
 
 
@@ -173,15 +214,30 @@ class Proxy:
     async def handle(self, request: Request) -> Response:
         share = self.manager.shares.get(request.share_id)
         if share is None:
+            if _wants_html(request):
+                return html_response(404, pages.OFFLINE)
             return json_response(
                 404, {"error": "offline", "message": "this share is offline or has been revoked"}
             )
         try:
             if request.path == "/.p2p2p/e2e" and request.method == "POST":
                 return await self.e2e(share, request)
-            token = request.arg("t") or _bearer(request.headers.get("authorization", ""))
+            from_url = request.arg("t")
+            token = (
+                from_url
+                or _bearer(request.headers.get("authorization", ""))
+                or _cookie(request.headers.get("cookie", ""), COOKIE)
+            )
             if not share.token_ok(token):
+                if _wants_html(request):
+                    return html_response(403, pages.BAD_TOKEN)
                 raise Forbidden("the link's access token is missing, wrong or revoked")
+            if from_url and request.method == "GET" and _wants_html(request):
+                return trade_token(share, request, from_url)
+            if request.path == "/" and _wants_html(request):
+                schema = await asyncio.to_thread(share.executor.schema)
+                fingerprint = self.manager.identity.fingerprint
+                return html_response(200, pages.landing(info(share), fingerprint, schema))
             if request.path == "/api/info":
                 return json_response(200, info(share))
             if request.path == "/api/schema":
@@ -407,6 +463,18 @@ def info(share: Share) -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(share.started)),
         "queries": share.queries,
     }
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value
+    return None
 
 
 def _bearer(value: str) -> str | None:

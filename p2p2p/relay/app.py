@@ -25,7 +25,7 @@ import tornado.netutil
 import tornado.web
 import tornado.websocket
 
-from ..core import registration
+from ..core import pages, registration
 from ..core.aio import spawn
 from ..core.identity import b64
 from ..core.tunnel import (
@@ -49,6 +49,7 @@ FORWARDED_REQUEST_HEADERS = (
     "authorization",
     "user-agent",
     "accept-encoding",
+    "x-forwarded-proto",  # only decides the cookie's Secure flag
 )
 FORWARDED_RESPONSE_HEADERS = (
     "content-type",
@@ -57,6 +58,9 @@ FORWARDED_RESPONSE_HEADERS = (
     "location",
     "content-disposition",
     "x-p2p2p-truncated",
+    "content-security-policy",
+    "referrer-policy",
+    "x-content-type-options",
 )
 
 
@@ -292,6 +296,14 @@ class ShareHandler(tornado.web.RequestHandler):
 
     async def forward(self, share_id: str, rest: str) -> None:
         route = self.relay.routes.get(share_id)
+        if route is None and "text/html" in self.request.headers.get("Accept", ""):
+            self.set_status(404)
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.set_header(
+                "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"
+            )
+            self.finish(pages.OFFLINE)
+            return
         if route is None:
             _json_error(
                 self,

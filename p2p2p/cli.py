@@ -123,7 +123,13 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 if v is not None
             }
         )
-        share, token = manager.add(args.path, name=args.name, listed=args.listed, limits=limits)
+        share, token = manager.add(
+            args.path,
+            name=args.name,
+            listed=args.listed,
+            limits=limits,
+            upstream=args.upstream or "",
+        )
         client = TunnelClient(args.relay, manager)
         runner = asyncio.ensure_future(client.run())
         stop = asyncio.Event()
@@ -302,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--listed", action="store_true", help="show the share on the relay's directory page"
     )
     share.add_argument("--json", action="store_true", help="print the link as one JSON line")
+    share.add_argument(
+        "--upstream",
+        metavar="URL",
+        help="a web app on this machine (http://127.0.0.1:PORT, serving under /s/<id>/) that "
+        "answers every other path of the share, WebSockets included: a dashboard",
+    )
     share.add_argument(
         "--timeout", type=float, metavar="S", help="per-query time limit (default 30)"
     )

@@ -178,3 +178,27 @@ def test_bad_window_increment() -> None:
     pump(relay, owner)
     with pytest.raises(ProtocolError, match="WINDOW"):
         relay.receive(encode_frame(FrameType.WINDOW, sid, struct.pack(">I", 0)))
+
+
+def test_websocket_messages_survive_any_split() -> None:
+    from p2p2p.core.tunnel import WsMessageParser, encode_ws_message
+
+    messages: list[bytes | str] = ["héllo", b"\x00\x01binary", "", b"", "x" * 70_000]
+    wire = b"".join(encode_ws_message(m) for m in messages)
+    for piece in (1, 3, 7, 4096, len(wire)):
+        parser = WsMessageParser()
+        got: list[bytes | str] = []
+        for start in range(0, len(wire), piece):
+            got += parser.feed(wire[start : start + piece])
+        assert got == messages and parser.pending == 0
+
+
+def test_websocket_framing_refuses_what_would_hurt() -> None:
+    from p2p2p.core.tunnel import ProtocolError, WsMessageParser, encode_ws_message
+
+    with pytest.raises(ProtocolError, match="exceeds"):
+        WsMessageParser(max_message=10).feed(encode_ws_message(b"x" * 11))
+    with pytest.raises(ProtocolError, match="kind"):
+        WsMessageParser().feed(b"\x09\x00\x00\x00\x00")
+    with pytest.raises(ProtocolError, match="UTF-8"):
+        WsMessageParser().feed(b"\x01\x00\x00\x00\x01\xff")

@@ -63,3 +63,7 @@ BAD_TOKEN = problem(
     "This link does not work",
     "Its access token is missing, wrong or has been revoked. Ask the owner for a new link.",
 )
+NO_DASHBOARD = problem(
+    "The dashboard is not running",
+    "The owner's machine answered, but its dashboard did not. Try again in a moment.",
+)

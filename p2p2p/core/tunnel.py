@@ -22,6 +22,7 @@ import dataclasses
 import enum
 import json
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 HEADER = struct.Struct(">BBI")
@@ -349,8 +350,8 @@ class Connection:
 # with its own head: 4-byte length + JSON ``{"status", "headers"}``, then the body bytes.
 
 
-def encode_response_head(status: int, headers: dict[str, str]) -> bytes:
-    head = _dump({"status": status, "headers": headers})
+def encode_response_head(status: int, headers: Mapping[str, Any]) -> bytes:
+    head = _dump({"status": status, "headers": dict(headers)})
     return struct.pack(">I", len(head)) + head
 
 
@@ -383,3 +384,57 @@ class ResponseHeadParser:
         rest = bytes(self._buf[4 + length :])
         self._buf = bytearray()
         return rest
+
+
+# -- WebSocket sessions over a stream ------------------------------------------------
+# A stream whose OPEN head has ``"websocket": true`` carries one WebSocket session. The
+# owner answers with a response head: 101 accepts (its headers may name the chosen
+# subprotocol), anything else refuses and ends the stream. After 101, DATA in each
+# direction is a sequence of messages: kind (1 byte: 1 text, 2 binary) | length (4, big
+# endian) | payload. Ending the stream closes the session; RESET aborts it.
+
+WS_TEXT = 1
+WS_BINARY = 2
+WS_HEADER = struct.Struct(">BI")
+DEFAULT_MAX_WS_MESSAGE = 16 << 20
+
+
+def encode_ws_message(payload: bytes | str) -> bytes:
+    if isinstance(payload, str):
+        return WS_HEADER.pack(WS_TEXT, len(payload.encode())) + payload.encode()
+    return WS_HEADER.pack(WS_BINARY, len(payload)) + payload
+
+
+class WsMessageParser:
+    """Splits a session's DATA bytes back into whole messages (str for text)."""
+
+    def __init__(self, max_message: int = DEFAULT_MAX_WS_MESSAGE) -> None:
+        self._buf = bytearray()
+        self._max = max_message
+
+    def feed(self, data: bytes) -> list[bytes | str]:
+        self._buf += data
+        messages: list[bytes | str] = []
+        while len(self._buf) >= WS_HEADER.size:
+            kind, length = WS_HEADER.unpack_from(self._buf)
+            if kind not in (WS_TEXT, WS_BINARY):
+                raise ProtocolError(f"unknown websocket message kind {kind}")
+            if length > self._max:
+                raise ProtocolError(f"websocket message of {length} bytes exceeds {self._max}")
+            end = WS_HEADER.size + length
+            if len(self._buf) < end:
+                break
+            payload = bytes(self._buf[WS_HEADER.size : end])
+            del self._buf[:end]
+            if kind == WS_TEXT:
+                try:
+                    messages.append(payload.decode())
+                except UnicodeDecodeError:
+                    raise ProtocolError("a text websocket message is not UTF-8") from None
+            else:
+                messages.append(payload)
+        return messages
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)

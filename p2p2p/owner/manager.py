@@ -25,6 +25,7 @@ from ..core.limits import Limits
 from ..core.paths import data_dir, private_dir
 from ..core.registration import ShareAd
 from ..core.shareid import check_name, name_from_path, share_id
+from .upstream import check_upstream
 
 TOKEN_BYTES = 24  # 192 bits
 
@@ -67,6 +68,7 @@ class Share:
     title: str = ""
     relay: str = ""  # the relay that routes it ("" : every tunnel of this manager)
     snapshot: dict[str, str] | None = None  # {"source", "taken"} when serving a copy
+    upstream: str = ""  # a loopback web app serving the rest of the share's paths
     started: float = dataclasses.field(default_factory=time.time)
     queries: int = 0
     bytes_out: int = 0
@@ -95,6 +97,7 @@ class ShareManager:
         relay: str = "",
         snapshot: dict[str, str] | None = None,
         executor: Executor | None = None,
+        upstream: str = "",
     ) -> tuple[Share, str]:
         """Share a store; returns the share and its access token (shown once, kept hashed).
 
@@ -122,6 +125,7 @@ class ShareManager:
             title=title,
             relay=relay,
             snapshot=snapshot,
+            upstream=check_upstream(upstream) if upstream else "",
         )
         self.shares[sid] = share
         for listener in self.listeners:

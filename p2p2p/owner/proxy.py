@@ -25,6 +25,10 @@ from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from typing import Any
 
+import httpx
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import WebSocketException
+
 from ..core import envelope, pages
 from ..core.audit import statement_hash
 from ..core.chunkfile import open_ipc_stream
@@ -32,10 +36,12 @@ from ..core.dataframe import to_pandas
 from ..core.errors import BadParameters, Forbidden, P2P2PError
 from ..core.executor import ResultInfo, ResultStream
 from .manager import Share, ShareManager
+from .upstream import Upstream
 
 COOKIE = "p2p2p_t"  # path-scoped to /s/<share id>/, so one name serves every share
 COOKIE_MAX_AGE_S = 7 * 24 * 3600  # the token is checked on every request: revocation still works
 JSON_MAX_ROWS = 10_000
+OWN_PATHS = ("/api/info", "/api/schema", "/api/query", "/.p2p2p/e2e")
 SEAL_PIECE = 1 << 20
 # Read this much of a result on the thread that starts the query: a small result is then
 # complete after one thread hop, and leaves in one tunnel frame.
@@ -72,7 +78,7 @@ class Request:
 @dataclasses.dataclass
 class Response:
     status: int
-    headers: dict[str, str]
+    headers: dict[str, Any]  # a list value (set-cookie) means the header repeats
     body: AsyncGenerator[bytes, None]
 
 
@@ -210,6 +216,7 @@ class Result:
 class Proxy:
     def __init__(self, manager: ShareManager) -> None:
         self.manager = manager
+        self.upstream = Upstream()
 
     async def handle(self, request: Request) -> Response:
         share = self.manager.shares.get(request.share_id)
@@ -223,17 +230,14 @@ class Proxy:
             if request.path == "/.p2p2p/e2e" and request.method == "POST":
                 return await self.e2e(share, request)
             from_url = request.arg("t")
-            token = (
-                from_url
-                or _bearer(request.headers.get("authorization", ""))
-                or _cookie(request.headers.get("cookie", ""), COOKIE)
-            )
-            if not share.token_ok(token):
+            if not share.token_ok(_token(request)):
                 if _wants_html(request):
                     return html_response(403, pages.BAD_TOKEN)
                 raise Forbidden("the link's access token is missing, wrong or revoked")
             if from_url and request.method == "GET" and _wants_html(request):
                 return trade_token(share, request, from_url)
+            if share.upstream and request.path not in OWN_PATHS:
+                return await self.to_upstream(share, request)
             if request.path == "/" and _wants_html(request):
                 schema = await asyncio.to_thread(share.executor.schema)
                 fingerprint = self.manager.identity.fingerprint
@@ -249,6 +253,44 @@ class Proxy:
             )
         except P2P2PError as exc:
             return error_response(exc)
+
+    # -- the share's web app (dashboard) ---------------------------------------------
+    async def to_upstream(self, share: Share, request: Request) -> Response:
+        try:
+            status, headers, body = await self.upstream.request(
+                share.upstream,
+                share.share_id,
+                request.method,
+                request.path,
+                request.query,
+                request.headers,
+                request.body,
+                COOKIE,
+            )
+        except httpx.HTTPError:
+            return html_response(502, pages.NO_DASHBOARD)
+        return Response(status, headers, body)
+
+    async def open_websocket(self, request: Request) -> Response | ClientConnection:
+        """The upstream session for a viewer's WebSocket, or the response refusing it."""
+        share = self.manager.shares.get(request.share_id)
+        if share is None:
+            return json_response(404, {"error": "offline", "message": "this share is offline"})
+        if not share.token_ok(_token(request)):
+            return json_response(403, {"error": "forbidden", "message": "no valid access token"})
+        if not share.upstream or request.path in OWN_PATHS:
+            return json_response(404, {"error": "not_found", "message": "no websocket here"})
+        try:
+            return await self.upstream.websocket(
+                share.upstream,
+                share.share_id,
+                request.path,
+                request.query,
+                request.headers,
+                COOKIE,
+            )
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            return json_response(502, {"error": "offline", "message": f"dashboard: {exc}"})
 
     # -- plain ---------------------------------------------------------------------
     async def plain_query(self, share: Share, request: Request) -> Response:
@@ -463,6 +505,14 @@ def info(share: Share) -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(share.started)),
         "queries": share.queries,
     }
+
+
+def _token(request: Request) -> str | None:
+    return (
+        request.arg("t")
+        or _bearer(request.headers.get("authorization", ""))
+        or _cookie(request.headers.get("cookie", ""), COOKIE)
+    )
 
 
 def _wants_html(request: Request) -> bool:

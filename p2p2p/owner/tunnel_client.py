@@ -28,7 +28,9 @@ from ..core.tunnel import (
     StreamOpened,
     StreamReset,
     WindowOpened,
+    WsMessageParser,
     encode_response_head,
+    encode_ws_message,
 )
 from .manager import Share, ShareManager
 from .proxy import Proxy, Request, Response
@@ -50,6 +52,10 @@ class _Incoming:
     body: bytearray = dataclasses.field(default_factory=bytearray)
     window: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    # A WebSocket session: messages from the viewer, with the bytes they used (credit is
+    # returned once the upstream took them), None when the viewer closed.
+    ws: asyncio.Queue[tuple[list[bytes | str], int] | None] | None = None
+    ws_parser: WsMessageParser | None = None
 
 
 class TunnelClient:
@@ -134,13 +140,29 @@ class TunnelClient:
             await self._on_control(conn, event.message)
         elif isinstance(event, StreamOpened):
             incoming = self._incoming[event.stream_id] = _Incoming(event.head)
-            if event.ended:
+            if event.head.get("websocket"):
+                incoming.ws, incoming.ws_parser = asyncio.Queue(), WsMessageParser()
+                incoming.task = asyncio.ensure_future(
+                    self._websocket(conn, event.stream_id, incoming)
+                )
+            elif event.ended:
                 incoming.task = asyncio.ensure_future(self._answer(conn, event.stream_id, incoming))
         elif isinstance(event, DataReceived):
             receiving = self._incoming.get(event.stream_id)
             if receiving is None:
                 return
             incoming = receiving
+            if incoming.ws is not None and incoming.ws_parser is not None:
+                try:
+                    messages = incoming.ws_parser.feed(event.data)
+                except ProtocolError as exc:
+                    conn.reset_stream(event.stream_id, "protocol", str(exc))
+                    self._drop(event.stream_id)
+                    return
+                incoming.ws.put_nowait((messages, len(event.data)))
+                if event.ended:
+                    incoming.ws.put_nowait(None)
+                return
             incoming.body += event.data
             conn.consumed(event.stream_id, len(event.data))
             if len(incoming.body) > MAX_REQUEST_BODY:
@@ -149,7 +171,9 @@ class TunnelClient:
             elif event.ended:
                 incoming.task = asyncio.ensure_future(self._answer(conn, event.stream_id, incoming))
         elif isinstance(event, StreamEnded):
-            pass
+            ending = self._incoming.get(event.stream_id)
+            if ending is not None and ending.ws is not None:
+                ending.ws.put_nowait(None)
         elif isinstance(event, WindowOpened):
             waiting = self._incoming.get(event.stream_id)
             if waiting is not None:
@@ -210,15 +234,7 @@ class TunnelClient:
         spawn(self._flush())  # listeners are called on the event loop
 
     async def _answer(self, conn: Connection, stream_id: int, incoming: _Incoming) -> None:
-        head = incoming.head
-        request = Request(
-            share_id=str(head.get("share_id", "")),
-            method=str(head.get("method", "GET")),
-            path=str(head.get("path", "/")),
-            query=str(head.get("query", "")),
-            headers={str(k): str(v) for k, v in dict(head.get("headers") or {}).items()},
-            body=bytes(incoming.body),
-        )
+        request = _request(incoming)
         response: Response | None = None
         try:
             response = await self.proxy.handle(request)
@@ -246,6 +262,60 @@ class TunnelClient:
             self._incoming.pop(stream_id, None)
             if response is not None:  # now, not at garbage collection: it cancels the query
                 await response.body.aclose()
+
+    async def _websocket(self, conn: Connection, stream_id: int, incoming: _Incoming) -> None:
+        """A viewer's WebSocket: connect the share's upstream, then pump both ways."""
+        request = _request(incoming)
+        forward: asyncio.Task[None] | None = None
+        upstream: ClientConnection | None = None
+        try:
+            opened = await self.proxy.open_websocket(request)
+            if isinstance(opened, Response):  # refused: an HTTP answer, then the end
+                body = b"".join([piece async for piece in opened.body])
+                head = encode_response_head(opened.status, opened.headers)
+                await self._send(conn, stream_id, incoming, head + body, end=True)
+                return
+            upstream = opened
+            accepted = (
+                {"sec-websocket-protocol": upstream.subprotocol} if upstream.subprotocol else {}
+            )
+            await self._send(conn, stream_id, incoming, encode_response_head(101, accepted))
+            forward = asyncio.ensure_future(self._to_upstream(conn, stream_id, incoming, upstream))
+            try:
+                async for message in upstream:
+                    await self._send(conn, stream_id, incoming, encode_ws_message(message))
+            except ConnectionClosed:
+                pass
+            if stream_id in conn.open_streams:
+                await self._send(conn, stream_id, incoming, b"", end=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never let one session take the tunnel down
+            log.info("websocket session failed: %s", exc)
+            if stream_id in conn.open_streams:
+                conn.reset_stream(stream_id, "internal", "the dashboard session failed")
+                await self._flush()
+        finally:
+            if forward is not None:
+                forward.cancel()
+            if upstream is not None:
+                await upstream.close()
+            self._incoming.pop(stream_id, None)
+
+    async def _to_upstream(
+        self, conn: Connection, stream_id: int, incoming: _Incoming, upstream: ClientConnection
+    ) -> None:
+        assert incoming.ws is not None
+        try:
+            while (item := await incoming.ws.get()) is not None:
+                messages, size = item
+                for message in messages:
+                    await upstream.send(message)
+                conn.consumed(stream_id, size)  # credit only once the upstream took them
+                await self._flush()
+        except ConnectionClosed:
+            pass
+        await upstream.close()  # the viewer left: the session loop above then ends
 
     async def _send(
         self, conn: Connection, stream_id: int, incoming: _Incoming, data: bytes, end: bool = False
@@ -275,3 +345,15 @@ class TunnelClient:
     async def close(self) -> None:
         if self._ws is not None:
             await self._ws.close()
+
+
+def _request(incoming: _Incoming) -> Request:
+    head = incoming.head
+    return Request(
+        share_id=str(head.get("share_id", "")),
+        method=str(head.get("method", "GET")),
+        path=str(head.get("path", "/")),
+        query=str(head.get("query", "")),
+        headers={str(k): str(v) for k, v in dict(head.get("headers") or {}).items()},
+        body=bytes(incoming.body),
+    )

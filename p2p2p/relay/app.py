@@ -18,10 +18,13 @@ import html
 import json
 import logging
 import time
+import urllib.parse
 from typing import Any
 
 import tornado.httpserver
+import tornado.httputil
 import tornado.netutil
+import tornado.routing
 import tornado.web
 import tornado.websocket
 
@@ -37,11 +40,15 @@ from ..core.tunnel import (
     StreamEnded,
     StreamReset,
     WindowOpened,
+    WsMessageParser,
+    encode_ws_message,
 )
 
 log = logging.getLogger("p2p2p.relay")
 
 MAX_REQUEST_BODY = 1 << 20
+SHARE_PATH = r"/s/([a-z2-7]{32})(/.*)?"
+VIEWER_MAX_MESSAGE = 8 << 20
 FORWARDED_REQUEST_HEADERS = (
     "content-type",
     "accept",
@@ -50,6 +57,9 @@ FORWARDED_REQUEST_HEADERS = (
     "user-agent",
     "accept-encoding",
     "x-forwarded-proto",  # only decides the cookie's Secure flag
+    "x-xsrftoken",
+    "origin",
+    "sec-websocket-protocol",
 )
 FORWARDED_RESPONSE_HEADERS = (
     "content-type",
@@ -164,8 +174,9 @@ class Tunnel:
         await self.flush()  # the owner learns why before the socket closes
         self.handler.close(4003, "registration refused")
 
-    async def open(self, head: dict[str, Any], body: bytes) -> ProxiedStream:
-        stream_id = self.conn.open_stream(head, end=not body)
+    async def open(self, head: dict[str, Any], body: bytes, session: bool = False) -> ProxiedStream:
+        """A request (``body`` ends it) or, with ``session``, a WebSocket that stays open."""
+        stream_id = self.conn.open_stream(head, end=not body and not session)
         stream = self.streams[stream_id] = ProxiedStream(self, stream_id)
         if body:
             taken = self.conn.send_data(stream_id, body, end=True)
@@ -174,6 +185,21 @@ class Tunnel:
                 raise StreamGone("request body larger than the tunnel window")
         await self.flush()
         return stream
+
+    async def send(self, stream: ProxiedStream, data: bytes, end: bool = False) -> None:
+        """Send on a session, waiting for the owner's credit: a fast browser cannot make
+        the relay buffer more than one window."""
+        view = memoryview(data)
+        while True:
+            if stream.stream_id not in self.conn.open_streams:
+                raise StreamGone("the session ended")
+            stream.window.clear()
+            taken = self.conn.send_data(stream.stream_id, view, end=end)
+            await self.flush()
+            view = view[taken:]
+            if not view:
+                return
+            await stream.window.wait()
 
     def close(self, reason: str) -> None:
         if self.closed:
@@ -270,6 +296,31 @@ class TunnelHandler(tornado.websocket.WebSocketHandler):
         self.relay.tunnels.discard(self.tunnel)
 
 
+def copy_headers(handler: tornado.web.RequestHandler, head: dict[str, Any]) -> None:
+    """The owner's response headers that may reach the client (a list repeats one)."""
+    for key, value in dict(head.get("headers") or {}).items():
+        if str(key).lower() not in FORWARDED_RESPONSE_HEADERS:
+            continue
+        for one in value if isinstance(value, list) else [value]:
+            handler.add_header(str(key), str(one))
+
+
+def request_head(
+    request: tornado.httputil.HTTPServerRequest, share_id: str, rest: str
+) -> dict[str, Any]:
+    return {
+        "share_id": share_id,
+        "method": request.method,
+        "path": rest or "/",
+        "query": request.query,
+        "headers": {
+            k.lower(): v
+            for k, v in request.headers.items()
+            if k.lower() in FORWARDED_REQUEST_HEADERS
+        },
+    }
+
+
 def _json_error(handler: tornado.web.RequestHandler, status: int, code: str, message: str) -> None:
     handler.set_status(status)
     handler.set_header("Content-Type", "application/json")
@@ -327,17 +378,7 @@ class ShareHandler(tornado.web.RequestHandler):
                 self, 413, "too_large", f"request bodies are limited to {MAX_REQUEST_BODY} bytes"
             )
             return
-        head = {
-            "share_id": share_id,
-            "method": self.request.method,
-            "path": rest or "/",
-            "query": self.request.query,
-            "headers": {
-                k.lower(): v
-                for k, v in self.request.headers.items()
-                if k.lower() in FORWARDED_REQUEST_HEADERS
-            },
-        }
+        head = request_head(self.request, share_id, rest)
         try:
             self.stream = stream = await tunnel.open(head, self.request.body)
         except (ProtocolError, StreamGone) as exc:
@@ -357,9 +398,7 @@ class ShareHandler(tornado.web.RequestHandler):
                     if parser.head is not None and not started:
                         started = True
                         self.set_status(int(parser.head["status"]))
-                        for key, value in parser.head.get("headers", {}).items():
-                            if str(key).lower() in FORWARDED_RESPONSE_HEADERS:
-                                self.set_header(str(key), str(value))
+                        copy_headers(self, parser.head)
                     if body:
                         self.write(body)
                     unflushed += len(event.data)
@@ -397,6 +436,168 @@ class ShareHandler(tornado.web.RequestHandler):
             stream.tunnel.conn.reset_stream(stream.stream_id, "cancelled", "the client went away")
             stream.events.put_nowait(StreamReset(stream.stream_id, "cancelled", "client went away"))
             spawn(stream.tunnel.flush())
+
+
+def same_origin(request: tornado.httputil.HTTPServerRequest) -> bool:
+    """Whether a request comes from a page of this relay (or from a program, which sends
+    no Origin). The dashboards' sessions are same-origin by construction."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return fetch_site is None
+    if fetch_site is not None:
+        return False
+    return urllib.parse.urlsplit(origin).netloc.lower() == request.headers.get("Host", "").lower()
+
+
+class UpgradeMatches(tornado.routing.PathMatches):
+    """A share path requested as a WebSocket upgrade."""
+
+    def match(self, request: tornado.httputil.HTTPServerRequest) -> dict[str, Any] | None:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return None
+        return super().match(request)
+
+
+class ShareSocketHandler(tornado.websocket.WebSocketHandler):
+    """A viewer's WebSocket under ``/s/<share_id>/``, carried as a tunnel session.
+
+    The owner decides first (token, path, its dashboard's answer); only its 101 upgrades
+    the browser. Tornado's own same-origin check stays on: a page elsewhere cannot open
+    a session with the viewer's cookie.
+    """
+
+    relay: Relay
+
+    def initialize(self, relay: Relay) -> None:
+        self.relay = relay
+        self.session: ProxiedStream | None = None
+        self.parser = WsMessageParser()
+        self.chosen: str | None = None
+        self.early = b""  # session bytes that came with the owner's 101
+        self.pump: asyncio.Task[None] | None = None
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        share_id, rest = args[0], args[1]
+        if not same_origin(self.request):
+            # Before the owner hears of it: a page on another site gets nothing started.
+            _json_error(self, 403, "forbidden", "cross-origin sessions are not allowed")
+            return
+        route = self.relay.routes.get(share_id)
+        if route is None:
+            _json_error(self, 404, "offline", "this share is offline or has been revoked")
+            return
+        tunnel = route[0]
+        head = {**request_head(self.request, share_id, rest), "websocket": True}
+        try:
+            self.session = session = await tunnel.open(head, b"", session=True)
+            answer, self.early = await self._owner_answer(session)
+        except (ProtocolError, StreamGone, TimeoutError) as exc:
+            self._forget()
+            _json_error(self, 502, "offline", f"the share cannot take sessions now ({exc})")
+            return
+        if answer["status"] != 101:
+            self.set_status(int(answer["status"]))
+            copy_headers(self, answer)
+            self.finish(self.early + await self._rest_of_refusal(session))
+            self._forget()
+            return
+        self.chosen = dict(answer.get("headers") or {}).get("sec-websocket-protocol")
+        await super().get(*args, **kwargs)
+
+    async def _owner_answer(self, session: ProxiedStream) -> tuple[dict[str, Any], bytes]:
+        parser = ResponseHeadParser()
+        deadline = self.relay.config.response_timeout_s
+        while parser.head is None:
+            event = await asyncio.wait_for(session.events.get(), deadline)
+            if isinstance(event, StreamReset):
+                raise StreamGone(event.reason or event.code)
+            if isinstance(event, StreamEnded):
+                raise StreamGone("the owner ended the session before answering")
+            if isinstance(event, DataReceived):
+                rest = parser.feed(event.data)
+                # Credit for the head now; for what follows it once the viewer has it.
+                session.tunnel.conn.consumed(session.stream_id, len(event.data) - len(rest))
+                if parser.head is not None:
+                    return parser.head, rest
+        raise StreamGone("no answer")  # not reached: the loop returns or raises
+
+    async def _rest_of_refusal(self, session: ProxiedStream) -> bytes:
+        body = b""
+        while len(body) < MAX_REQUEST_BODY:
+            event = await asyncio.wait_for(session.events.get(), 30)
+            if isinstance(event, DataReceived):
+                body += event.data
+            if isinstance(event, StreamReset | StreamEnded) or (
+                isinstance(event, DataReceived) and event.ended
+            ):
+                break
+        return body
+
+    @property
+    def max_message_size(self) -> int:
+        # Kernel messages can carry widget state or images: larger than tunnel frames
+        # (they are split across DATA frames), yet bounded per viewer.
+        return VIEWER_MAX_MESSAGE
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return self.chosen if self.chosen in subprotocols else None
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self.pump = spawn(self._to_viewer())
+
+    async def _to_viewer(self) -> None:
+        session = self.session
+        assert session is not None
+        try:
+            pending = self.early
+            while True:
+                for message in self.parser.feed(pending):
+                    await self.write_message(message, binary=isinstance(message, bytes))
+                if pending:
+                    session.tunnel.conn.consumed(session.stream_id, len(pending))
+                    await session.tunnel.flush()
+                event = await session.events.get()
+                if isinstance(event, DataReceived):
+                    pending = event.data
+                    if event.ended:
+                        for message in self.parser.feed(pending):
+                            await self.write_message(message, binary=isinstance(message, bytes))
+                        break
+                elif isinstance(event, StreamReset | StreamEnded):
+                    break
+                else:
+                    pending = b""
+        except (tornado.websocket.WebSocketClosedError, ProtocolError):
+            pass
+        self.close()
+
+    async def on_message(self, message: str | bytes) -> None:
+        # Tornado reads the viewer's next message only when this returns: backpressure.
+        session = self.session
+        if session is None:
+            return
+        try:
+            await session.tunnel.send(session, encode_ws_message(message))
+        except StreamGone:
+            self.close()
+
+    def on_close(self) -> None:
+        if self.pump is not None:
+            self.pump.cancel()
+        self._forget()
+
+    def _forget(self) -> None:
+        session, self.session = self.session, None
+        if session is None:
+            return
+        tunnel = session.tunnel
+        tunnel.streams.pop(session.stream_id, None)
+        if session.stream_id in tunnel.conn.open_streams:
+            tunnel.conn.reset_stream(session.stream_id, "cancelled", "the viewer left")
+            spawn(tunnel.flush())
 
 
 class HealthHandler(tornado.web.RequestHandler):
@@ -461,7 +662,8 @@ def make_app(
         [
             (r"/healthz", HealthHandler, {"relay": relay}),
             (r"/tunnel", TunnelHandler, {"relay": relay}),
-            (r"/s/([a-z2-7]{32})(/.*)?", ShareHandler, {"relay": relay}),
+            tornado.routing.Rule(UpgradeMatches(SHARE_PATH), ShareSocketHandler, {"relay": relay}),
+            (SHARE_PATH, ShareHandler, {"relay": relay}),
             (r"/", DirectoryHandler, {"relay": relay}),
         ],
         websocket_max_message_size=(1 << 20) + (64 << 10),

@@ -37,3 +37,10 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .server_ext import P2P2PExtension
 
     return [{"module": "p2p2p.server_ext", "app": P2P2PExtension}]
+
+
+def current_share() -> Any:
+    """Inside a share's dashboard (Voila): the share, queried like any viewer would."""
+    from .core.client import current_share as _current
+
+    return _current()

@@ -102,79 +102,75 @@ def _cmd_share(args: argparse.Namespace) -> int:
 
     from .core.aio import run
     from .core.identity import Identity
-    from .core.limits import Limits
-    from .owner.manager import ShareManager
-    from .owner.tunnel_client import RelayRefused, TunnelClient
+    from .owner.service import OwnerService
 
     identity, _ = Identity.load_or_create()
+    limits = {
+        k: v
+        for k, v in {
+            "timeout_s": args.timeout,
+            "max_rows": args.max_rows,
+            "max_bytes": args.max_bytes,
+            "memory_limit_mb": args.memory_mb,
+            "workers": args.workers,
+        }.items()
+        if v is not None
+    }
 
     async def main() -> int:
-        manager = ShareManager(identity)
-        limits = Limits(
-            **{
-                k: v
-                for k, v in {
-                    "timeout_s": args.timeout,
-                    "max_rows": args.max_rows,
-                    "max_bytes": args.max_bytes,
-                    "memory_limit_mb": args.memory_mb,
-                    "workers": args.workers,
-                }.items()
-                if v is not None
-            }
-        )
-        share, token = manager.add(
-            args.path,
-            name=args.name,
-            listed=args.listed,
-            limits=limits,
-            upstream=args.upstream or "",
-        )
-        client = TunnelClient(args.relay, manager)
-        runner = asyncio.ensure_future(client.run())
+        service = OwnerService(identity, relay=args.relay)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        waiter = asyncio.ensure_future(client.registered.wait())
+        sharing = asyncio.ensure_future(
+            service.share(
+                args.path,
+                name=args.name,
+                listed=args.listed,
+                limits=limits,
+                upstream=args.upstream or "",
+                dashboard=args.dashboard or False,
+                max_viewers=args.max_viewers,
+            )
+        )
         stopper = asyncio.ensure_future(stop.wait())
         # Ctrl+C must work while the relay is still unreachable, too.
-        await asyncio.wait([runner, waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
-        if runner.done():
-            runner.result()  # raises RelayRefused
-        if stop.is_set():
-            manager.close()
-            runner.cancel()
+        await asyncio.wait([sharing, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if not sharing.done():
+            sharing.cancel()
+            await service.close()
             print(
                 f"p2p2p: stopped before the relay at {args.relay} accepted the share",
                 file=sys.stderr,
             )
             return 1
-        link = manager.link(args.relay, share, token)
+        try:
+            status = sharing.result()
+        except BaseException:
+            await service.close()
+            raise
         record = {
-            "link": link,
-            "share_id": share.share_id,
+            "link": status["link"],
+            "share_id": status["share_id"],
             "owner": identity.public_key_b64,
-            "name": share.name,
+            "name": status["name"],
         }
         if args.json:
             print(json.dumps(record), flush=True)
         else:
             print(
-                f"Sharing {share.path} as {share.name!r} (read-only). Link:\n  {link}", flush=True
+                f"Sharing {status['path']} as {status['name']!r} (read-only). Link:\n  "
+                f"{status['link']}",
+                flush=True,
             )
             print("Ctrl+C revokes it.", flush=True)
-        await asyncio.wait([runner, stopper], return_when=asyncio.FIRST_COMPLETED)
-        # Revoke: closing the tunnel makes the relay forget every share on it at once.
-        manager.close()
-        await client.close()
-        runner.cancel()
+        await stopper
+        # Revoke: the relay forgets the share at once; the dashboard stops with it.
+        await service.close()
         return 0
 
-    try:
-        return run(main())
-    except RelayRefused as exc:
-        raise P2P2PError(f"the relay refused the share: {exc}") from None
+    return run(main())
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -308,6 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--listed", action="store_true", help="show the share on the relay's directory page"
     )
     share.add_argument("--json", action="store_true", help="print the link as one JSON line")
+    share.add_argument(
+        "--dashboard",
+        nargs="?",
+        const=True,
+        metavar="NOTEBOOK",
+        help="serve a Voila dashboard at the link: the generic one, or this notebook",
+    )
+    share.add_argument(
+        "--max-viewers", type=int, metavar="N", help="dashboard viewers at once (default 10)"
+    )
     share.add_argument(
         "--upstream",
         metavar="URL",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
+import secrets
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -125,8 +127,10 @@ class RemoteStore:
         timeout_s: float = 60.0,
         compression: str | None = "lz4",
         identity: Identity | str | None = "auto",
+        session: str | None = None,
     ) -> None:
         self.link = link
+        self.session = session  # names one viewer's session in the owner's audit log
         # Requests are signed with the user's identity when one exists (``p2p2p keys``),
         # so the owner's audit log names the analyst; otherwise they are anonymous.
         self.identity = existing_identity() if identity == "auto" else identity
@@ -155,7 +159,9 @@ class RemoteStore:
         claim = None
         if isinstance(self.identity, Identity):
             claim = envelope.client_claim(self.identity, self.link.share_id, session)
-        payload = json.dumps({**message, "token": self.link.token, "client": claim}).encode()
+        payload = json.dumps(
+            {**message, "token": self.link.token, "client": claim, "session": self.session}
+        ).encode()
         body = session.request_prefix() + session.request.seal(payload, final=True)
         try:
             with self.http.stream(
@@ -260,6 +266,21 @@ def _http_error(response: httpx.Response) -> P2P2PError:
     if code == "offline" or response.status_code in (404, 502, 503):
         return ShareOffline(message)
     return P2P2PError.from_dict({"code": code, "message": message})
+
+
+SHARE_LINK_ENV = "P2P2P_SHARE_LINK"
+
+
+def current_share() -> RemoteStore:
+    """Inside a share's dashboard: the share itself, through its link like any viewer
+    (token check, lockdown, limits, audit), with a session id for this viewer."""
+    link = os.environ.get(SHARE_LINK_ENV)
+    if not link:
+        raise BadTarget(
+            "p2p2p.current_share() works inside a share's dashboard, which p2p2p starts "
+            "with the share's link; elsewhere use p2p2p.connect(link)"
+        )
+    return RemoteStore(parse_link(link), identity=None, session=secrets.token_hex(8))
 
 
 def connect(target: str) -> LocalStore | RemoteStore:

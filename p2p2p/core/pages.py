@@ -67,3 +67,9 @@ NO_DASHBOARD = problem(
     "The dashboard is not running",
     "The owner's machine answered, but its dashboard did not. Try again in a moment.",
 )
+BUSY = _page(
+    "Busy",
+    "<meta http-equiv=refresh content=5><h1>Many people are looking right now</h1>"
+    "<p>This dashboard has as many viewers as its owner allows. This page tries again by "
+    "itself every few seconds.</p>",
+)

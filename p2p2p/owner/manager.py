@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -69,6 +70,10 @@ class Share:
     relay: str = ""  # the relay that routes it ("" : every tunnel of this manager)
     snapshot: dict[str, str] | None = None  # {"source", "taken"} when serving a copy
     upstream: str = ""  # a loopback web app serving the rest of the share's paths
+    upstream_paths: re.Pattern[str] | None = None  # if set, only these paths reach it
+    max_viewers: int = 10  # dashboard sessions at once; more get a "busy" page
+    sessions: int = 0  # dashboard sessions open now
+    closing: bool = False  # being unshared: queries refused, dashboards told
     started: float = dataclasses.field(default_factory=time.time)
     queries: int = 0
     bytes_out: int = 0
@@ -140,6 +145,13 @@ class ShareManager:
             active = ", ".join(sorted(s.name for s in self.shares.values())) or "none"
             raise UnknownShare(f"no active share named {name_or_id!r} (active: {active})")
         return share
+
+    def closing(self, share: Share) -> None:
+        """Refuse the share's queries from now on and cut the ones in flight; its open
+        dashboard sessions stay a moment, so the dashboards can say it is offline."""
+        share.closing = True
+        for listener in self.listeners:
+            listener("closing", share)
 
     def remove(self, name_or_id: str, close: bool = True) -> Share:
         """Stop serving a share at once; ``close=False`` leaves closing its executor (which

@@ -220,7 +220,7 @@ class Proxy:
 
     async def handle(self, request: Request) -> Response:
         share = self.manager.shares.get(request.share_id)
-        if share is None:
+        if share is None or share.closing:
             if _wants_html(request):
                 return html_response(404, pages.OFFLINE)
             return json_response(
@@ -237,6 +237,16 @@ class Proxy:
             if from_url and request.method == "GET" and _wants_html(request):
                 return trade_token(share, request, from_url)
             if share.upstream and request.path not in OWN_PATHS:
+                if share.upstream_paths and not share.upstream_paths.fullmatch(request.path):
+                    return json_response(
+                        404, {"error": "not_found", "message": f"no such page {request.path}"}
+                    )
+                if (
+                    request.path == "/"
+                    and _wants_html(request)
+                    and share.sessions >= share.max_viewers
+                ):
+                    return html_response(503, pages.BUSY, {"retry-after": "5"})
                 return await self.to_upstream(share, request)
             if request.path == "/" and _wants_html(request):
                 schema = await asyncio.to_thread(share.executor.schema)
@@ -274,11 +284,15 @@ class Proxy:
     async def open_websocket(self, request: Request) -> Response | ClientConnection:
         """The upstream session for a viewer's WebSocket, or the response refusing it."""
         share = self.manager.shares.get(request.share_id)
-        if share is None:
+        if share is None or share.closing:
             return json_response(404, {"error": "offline", "message": "this share is offline"})
         if not share.token_ok(_token(request)):
             return json_response(403, {"error": "forbidden", "message": "no valid access token"})
-        if not share.upstream or request.path in OWN_PATHS:
+        if (
+            not share.upstream
+            or request.path in OWN_PATHS
+            or (share.upstream_paths and not share.upstream_paths.fullmatch(request.path))
+        ):
             return json_response(404, {"error": "not_found", "message": "no websocket here"})
         try:
             return await self.upstream.websocket(
@@ -439,12 +453,17 @@ class Proxy:
             return bytes(out + seal(json.dumps(answer).encode(), final=True))
 
         client = "anonymous"
+        viewer = message.get("session")
+        if isinstance(viewer, str) and viewer:
+            client = f"anonymous session {viewer[:16]}"  # one dashboard viewer
         try:
             if not share.token_ok(message.get("token")):
                 raise Forbidden("the link's access token is wrong or revoked")
-            client = envelope.verify_claim(
+            claimed = envelope.verify_claim(
                 message.get("client"), share.share_id, session.client_public_key
             )
+            if claimed != "anonymous":
+                client = claimed
             op = message.get("op")
             if op == "info":
                 yield last_piece({"ok": True, "info": info(share)})

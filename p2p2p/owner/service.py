@@ -23,7 +23,8 @@ from ..core.errors import BadLimits, P2P2PError, ShareOffline, StoreCorrupt, Sto
 from ..core.identity import Identity
 from ..core.limits import Limits
 from ..core.paths import config_dir, data_dir, private_dir
-from ..core.shareid import check_name, name_from_path
+from ..core.shareid import check_name, name_from_path, share_id
+from ..dashboards.server import LIVE_CHECK_S, VOILA_PATHS, DashboardServer
 from ..relay.app import RelayConfig, listen, make_app
 from .manager import Share, ShareExists, ShareManager, UnknownShare, open_store
 from .tunnel_client import TunnelClient
@@ -31,6 +32,7 @@ from .tunnel_client import TunnelClient
 RELAY_ENV = "P2P2P_RELAY"
 EMBEDDED_PORT = 8765  # tried first so links look alike from run to run; else any free port
 REGISTER_TIMEOUT_S = 15.0
+DASHBOARD_NOTICE_S = LIVE_CHECK_S + 1.5
 DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 
 
@@ -113,6 +115,7 @@ class OwnerService:
         self.embedded: dict[str, EmbeddedRelay] = {}
         self.links: dict[str, str] = {}  # share id -> link; in memory only
         self.embedded_urls: set[str] = set()
+        self.dashboards: dict[str, DashboardServer] = {}  # share id -> its Voila
         self._lock = asyncio.Lock()  # one share/unshare at a time
 
     # -- sharing -------------------------------------------------------------------
@@ -127,6 +130,9 @@ class OwnerService:
         limits: dict[str, Any] | None = None,
         snapshot: dict[str, str] | None = None,
         refresh: bool = False,
+        upstream: str = "",
+        dashboard: bool | str = False,
+        max_viewers: int | None = None,
     ) -> dict[str, Any]:
         """Share ``path``; with ``refresh``, serve a new copy under an existing share's
         link instead (after a new snapshot). Returns the share's status."""
@@ -153,6 +159,11 @@ class OwnerService:
                     "pass --name for a second share of it, or --refresh to serve the file anew"
                 )
             relay_url, dial_url = self._relay_for(relay, host)
+            server = None
+            if dashboard:
+                notebook = dashboard if isinstance(dashboard, str) else None
+                server = DashboardServer(share_id(self.manager.identity.public_key, name), notebook)
+                upstream = server.url
             executor = await asyncio.to_thread(open_store, resolved, share_limits)
             share, token = self.manager.add(
                 resolved,
@@ -163,7 +174,12 @@ class OwnerService:
                 relay=dial_url,
                 snapshot=snapshot,
                 executor=executor,
+                upstream=upstream,
             )
+            if server is not None:
+                share.upstream_paths = VOILA_PATHS  # Voila's own pages and kernels only
+            if max_viewers is not None:
+                share.max_viewers = max(1, int(max_viewers))
             self.links[share.share_id] = self.manager.link(relay_url, share, token)
             tunnel = self._tunnel(dial_url)
             if not await tunnel.wait_registered(share.share_id, REGISTER_TIMEOUT_S):
@@ -174,6 +190,15 @@ class OwnerService:
                     f"{REGISTER_TIMEOUT_S:g} s (tunnel {state}): check the relay URL, or "
                     "leave --relay out to use a relay on this machine"
                 )
+            if server is not None:
+                # Voila starts once the link works: its pre-started kernel runs the
+                # dashboard at once, and that queries the share through its link.
+                try:
+                    await server.start(self.links[share.share_id])
+                except P2P2PError:
+                    await self._remove(share)
+                    raise
+                self.dashboards[share.share_id] = server
             return self.status(share)
 
     async def _replace_store(
@@ -202,8 +227,16 @@ class OwnerService:
             return [share.name for share in targets]
 
     async def _remove(self, share: Share) -> None:
+        if share.share_id in self.dashboards and not share.closing:
+            # Queries stop now; open dashboards get a moment to notice and say so
+            # (their kernels check every few seconds) before their sessions are cut.
+            self.manager.closing(share)
+            await asyncio.sleep(DASHBOARD_NOTICE_S)
         self.manager.remove(share.share_id, close=False)  # unreachable from here on
         self.links.pop(share.share_id, None)
+        server = self.dashboards.pop(share.share_id, None)
+        if server is not None:
+            await server.stop()
         await asyncio.to_thread(share.executor.close)
         if share.snapshot is not None:
             remove_snapshot(share.path)
@@ -282,6 +315,7 @@ class OwnerService:
                 for entry in reversed(share.audit.recent)
             ][:10],
             "active": share.share_id in self.manager.shares,
+            "dashboard": share.share_id in self.dashboards,
         }
 
     def shares(self) -> list[dict[str, Any]]:

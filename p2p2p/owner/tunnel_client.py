@@ -221,12 +221,16 @@ class TunnelClient:
         conn = self._conn
         if conn is None or not self.serves(share):
             return
-        if event == "removed":
-            conn.control({"type": "unregister", "shares": [share.share_id]})
+        if event in ("removed", "closing"):
+            if event == "removed":
+                conn.control({"type": "unregister", "shares": [share.share_id]})
             for stream_id, incoming in list(self._incoming.items()):
-                if incoming.head.get("share_id") == share.share_id:
-                    conn.reset_stream(stream_id, "revoked", "the owner stopped sharing")
-                    self._drop(stream_id)
+                if incoming.head.get("share_id") != share.share_id:
+                    continue
+                if event == "closing" and incoming.ws is not None:
+                    continue  # dashboard sessions: cut on "removed", moments later
+                conn.reset_stream(stream_id, "revoked", "the owner stopped sharing")
+                self._drop(stream_id)
         elif event == "added":
             # A new share needs a fresh signature over the new list: ask for a challenge
             # on this connection, so the other shares' requests carry on.
@@ -268,6 +272,7 @@ class TunnelClient:
         request = _request(incoming)
         forward: asyncio.Task[None] | None = None
         upstream: ClientConnection | None = None
+        counted: Share | None = None
         try:
             opened = await self.proxy.open_websocket(request)
             if isinstance(opened, Response):  # refused: an HTTP answer, then the end
@@ -276,6 +281,11 @@ class TunnelClient:
                 await self._send(conn, stream_id, incoming, head + body, end=True)
                 return
             upstream = opened
+            # A dashboard viewer is one kernel connection: count them for the cap.
+            viewer = request.path.endswith("/channels")
+            counted = self.manager.shares.get(request.share_id) if viewer else None
+            if counted is not None:
+                counted.sessions += 1
             accepted = (
                 {"sec-websocket-protocol": upstream.subprotocol} if upstream.subprotocol else {}
             )
@@ -300,6 +310,8 @@ class TunnelClient:
                 forward.cancel()
             if upstream is not None:
                 await upstream.close()
+            if counted is not None:
+                counted.sessions = max(0, counted.sessions - 1)
             self._incoming.pop(stream_id, None)
 
     async def _to_upstream(

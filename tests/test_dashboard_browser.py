@@ -1,0 +1,153 @@
+"""The viewer's dashboard in a real browser: relay + owner + Voila, at phone, tablet and
+desktop sizes."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from p2p2p.core.client import parse_link
+
+from .browser import browser_page
+from .sharing import Relay, Share
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def relay() -> Iterator[Relay]:
+    process = Relay()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def dashboard(
+    relay: Relay, sample_store: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Share]:
+    process = Share(
+        sample_store, relay.url, tmp_path_factory.mktemp("owner"), "--dashboard", "--name", "clinic"
+    )
+    yield process
+    process.stop()
+
+
+def open_dashboard(page: object, link: str) -> float:
+    started = time.monotonic()
+    page.goto(link)  # type: ignore[attr-defined]
+    page.locator(".p2p2p-table-name", has_text="sales").wait_for(timeout=120_000)  # type: ignore[attr-defined]
+    return time.monotonic() - started
+
+
+def test_the_dashboard_at_three_sizes(dashboard: Share) -> None:
+    link = parse_link(dashboard.link)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for size, (width, height) in {
+        "phone": (390, 844),
+        "tablet": (1024, 1366),
+        "desktop": (1280, 900),
+    }.items():
+        with browser_page(width, height) as page:
+            seconds = open_dashboard(page, dashboard.link)
+            print(f"time to first table ({size}): {seconds:.1f} s")
+            assert page.url == f"{link.share_url}/"  # the token left the address bar
+            text = page.locator(".p2p2p-dashboard").inner_text()
+            assert "clinic" in text and "20,000 rows" in text and "regions" in text
+            assert "north" in text  # values from the store: first rows and the chart
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(SCREENSHOTS / f"dashboard-{size}.png"), full_page=True)
+
+
+def test_a_viewer_asks_a_question_and_a_hostile_one_is_refused(dashboard: Share) -> None:
+    with browser_page(1024, 900) as page:
+        open_dashboard(page, dashboard.link)
+        box = page.locator(".p2p2p-dashboard textarea")
+        box.fill("SELECT count(*) AS northern FROM sales WHERE region = 'north'")
+        page.get_by_role("button", name="Run").click()
+        page.locator(".p2p2p-dashboard").get_by_text("5,057").or_(
+            page.locator(".p2p2p-dashboard").get_by_text("5057")
+        ).first.wait_for(timeout=60_000)
+        box.fill("SELECT * FROM read_csv('/etc/passwd')")
+        page.get_by_role("button", name="Run").click()
+        error = page.locator(".p2p2p-sql-error")
+        error.wait_for(timeout=60_000)
+        assert "Not run" in error.inner_text() and "root:" not in page.content()
+
+
+def test_no_jupyter_api_and_no_code_execution_for_viewers(dashboard: Share, relay: Relay) -> None:
+    link = parse_link(dashboard.link)
+    cookie = {"Cookie": f"p2p2p_t={link.token}"}
+    for path in (
+        "/api/kernels",
+        "/api/contents",
+        "/api/sessions",
+        "/api/kernelspecs",
+        "/tree",
+        "/lab",
+        "/voila/api/shutdown/" + str(uuid.uuid4()),
+        "/voila/render/dashboard.ipynb",
+        "/dashboard.ipynb",
+    ):
+        answer = httpx.get(f"{link.share_url}{path}", headers=cookie)
+        assert answer.status_code == 404, (path, answer.status_code)
+    # The page's own kernel: an execute request over its websocket is not run.
+    with browser_page(1024, 900) as page:
+        open_dashboard(page, dashboard.link)
+        html = page.content()
+    kernel_id = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", html)
+    assert kernel_id, "the dashboard page names its kernel"
+    marker = Path(f"/tmp/p2p2p-viewer-ran-{uuid.uuid4().hex}")
+    url = f"ws://127.0.0.1:{relay.port}/s/{link.share_id}/api/kernels/{kernel_id.group(0)}/channels"
+    msg_id = uuid.uuid4().hex
+    with connect(url, additional_headers=cookie, origin=relay.url) as ws:  # type: ignore[arg-type]
+        ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "session": uuid.uuid4().hex,
+                        "username": "viewer",
+                        "version": "5.3",
+                        "date": "",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {"code": f"open({str(marker)!r}, 'w').write('x')", "silent": False},
+                }
+            )
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # bounded: listen for any answer to it
+            try:
+                message = json.loads(ws.recv(timeout=1))
+            except TimeoutError:
+                continue
+            assert message.get("parent_header", {}).get("msg_id") != msg_id, message
+    assert not marker.exists()
+
+
+def test_unsharing_shows_the_open_dashboard_offline(
+    relay: Relay, sample_store: str, tmp_path: Path
+) -> None:
+    owner = Share(sample_store, relay.url, tmp_path / "owner", "--dashboard", "--name", "brief")
+    try:
+        with browser_page(390, 844) as page:
+            open_dashboard(page, owner.link)
+            owner.stop()
+            started = time.monotonic()
+            page.locator(".p2p2p-offline").wait_for(timeout=30_000)
+            assert time.monotonic() - started < 15
+            assert "This share is offline" in page.locator(".p2p2p-offline").inner_text()
+    finally:
+        owner.stop()

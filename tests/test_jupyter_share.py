@@ -65,6 +65,10 @@ def test_share_in_one_kernel_query_in_another(owner: Kernel, analyst: Kernel) ->
     link = share(owner, "store.duckdb --name clinic")
     assert "/s/" in link and "?t=" in link
     assert link.startswith("http://127.0.0.1:")  # the embedded relay: nothing else running
+    # In a browser the link lands on the share's dashboard (Voila), token traded for a cookie.
+    page = httpx.get(link, headers={"Accept": "text/html"}, follow_redirects=True, timeout=60)
+    assert page.status_code == 200 and "voila" in page.text.lower()
+    assert "?t=" not in str(page.url)
     assert count(analyst, link) == 20_000
     # An alias, checked against the share id, survives in the analyst's config.
     said = analyst.run(f"%p2p connect {link} as brig")["stdout"]
@@ -84,7 +88,7 @@ def test_share_in_one_kernel_query_in_another(owner: Kernel, analyst: Kernel) ->
 
 
 def test_a_kernel_restart_keeps_the_share(owner: Kernel, analyst: Kernel) -> None:
-    link = share(owner, "store.duckdb --name restart-me")
+    link = share(owner, "store.duckdb --name restart-me --no-dashboard")
     owner.restart()
     owner.run("%load_ext p2p2p")
     assert count(analyst, link) == 20_000
@@ -93,7 +97,7 @@ def test_a_kernel_restart_keeps_the_share(owner: Kernel, analyst: Kernel) -> Non
 
 
 def test_unshare_revokes_at_once(owner: Kernel) -> None:
-    link = share(owner, "store.duckdb --name gone-soon")
+    link = share(owner, "store.duckdb --name gone-soon --no-dashboard")
     store = p2p2p.connect(link)
     assert int(store.query("SELECT 1 AS x")["x"][0]) == 1
     said = owner.run("%unshare gone-soon")["stdout"]
@@ -129,7 +133,7 @@ def test_the_control_endpoint_answers_only_its_kernels(
 
 
 def test_the_tunnel_reaches_nothing_but_the_share(owner: Kernel, server: JupyterServer) -> None:
-    link = parse_link(share(owner, "store.duckdb --name fenced"))
+    link = parse_link(share(owner, "store.duckdb --name fenced --no-dashboard"))
     try:
         for path in (
             "/api/contents",
@@ -158,7 +162,7 @@ def test_a_store_open_for_writing_in_the_notebook_is_shared_as_a_snapshot(owner:
         "con = duckdb.connect('built.duckdb')\n"
         "con.execute('CREATE OR REPLACE TABLE cases AS SELECT 42 AS x')"
     )
-    said = owner.run("_w = %share built.duckdb")["stdout"]
+    said = owner.run("_w = %share built.duckdb --no-dashboard")["stdout"]
     assert "snapshot" in said and "--refresh" in said and "`con`" in said
     link = owner.value("_w.status['link']")
     store = p2p2p.connect(link)
@@ -180,7 +184,7 @@ def test_stopping_the_server_revokes_its_shares(tmp_path: Path, sample_store: st
     try:
         kernel = server.kernel()
         kernel.run("%load_ext p2p2p")
-        link = share(kernel, "store.duckdb")
+        link = share(kernel, "store.duckdb --no-dashboard")
         assert link.startswith(relay.url)
         store = p2p2p.connect(link)
         assert int(store.query("SELECT 7 AS x")["x"][0]) == 7

@@ -93,14 +93,14 @@ def test_share_without_the_server_extension_runs_in_the_kernel(
     from p2p2p.core.errors import ShareOffline
     from p2p2p.widgets import ShareStatus
 
-    result = run(shell, f"%share {sample_store} --name in-kernel")
+    result = run(shell, f"%share {sample_store} --name in-kernel --no-dashboard")
     assert result.error_in_exec is None, result.error_in_exec
     widget = result.result
     assert isinstance(widget, ShareStatus)
     assert "shares run inside this kernel" in capsys.readouterr().out  # said once
     link = widget.status["link"]
     assert int(p2p2p.connect(link).query("SELECT count(*) AS n FROM sales")["n"][0]) == 20_000
-    again = run(shell, f"%share {sample_store} --name in-kernel").result  # a notebook re-run
+    again = run(shell, f"%share {sample_store} --name in-kernel --no-dashboard").result  # re-run
     assert again.status["link"] == link and "already shared" in capsys.readouterr().out
     again.close()
     listed = run(shell, "%shares").result

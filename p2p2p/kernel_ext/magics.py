@@ -183,6 +183,13 @@ class P2PMagics(Magics):
     @argument("--timeout", type=float, metavar="S", help="longest time one query may run")
     @argument("--max-rows", type=int, metavar="N", help="most rows one result may have")
     @argument("--max-bytes", type=int, metavar="B", help="largest result in bytes")
+    @argument(
+        "--dashboard",
+        metavar="NOTEBOOK",
+        help="your own dashboard notebook for viewers (default: the generic one)",
+    )
+    @argument("--no-dashboard", action="store_true", help="no dashboard: programs only")
+    @argument("--max-viewers", type=int, metavar="N", help="dashboard viewers at once (default 10)")
     @line_magic
     def share(self, line: str) -> Any:
         """Share a DuckDB file read-only through a relay; shows the link and live status."""
@@ -206,6 +213,10 @@ class P2PMagics(Magics):
             "host": args.host,
             "limits": limits,
             "refresh": args.refresh,
+            "dashboard": False
+            if args.no_dashboard
+            else (os.path.abspath(os.path.expanduser(args.dashboard)) if args.dashboard else True),
+            "max_viewers": args.max_viewers,
         }
         copy: str | None = None
         try:

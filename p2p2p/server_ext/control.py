@@ -28,7 +28,19 @@ from ..relay.app import quiet_log
 URL_ENV = "P2P2P_CONTROL_URL"
 SECRET_ENV = "P2P2P_CONTROL_SECRET"
 LOOPBACK = ("127.0.0.1", "::1")
-SHARE_FIELDS = ("path", "name", "listed", "title", "relay", "host", "limits", "snapshot", "refresh")
+SHARE_FIELDS = (
+    "path",
+    "name",
+    "listed",
+    "title",
+    "relay",
+    "host",
+    "limits",
+    "snapshot",
+    "refresh",
+    "dashboard",
+    "max_viewers",
+)
 MAX_BODY = 64 << 10
 
 

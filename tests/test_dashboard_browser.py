@@ -151,3 +151,39 @@ def test_unsharing_shows_the_open_dashboard_offline(
             assert "This share is offline" in page.locator(".p2p2p-offline").inner_text()
     finally:
         owner.stop()
+
+
+def test_the_owners_own_dashboard_with_current_share(
+    relay: Relay, sample_store: str, tmp_path: Path
+) -> None:
+    import nbformat
+
+    notebook = tmp_path / "findings.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import p2p2p\n"
+            "store = p2p2p.current_share()\n"
+            "n = int(store.query('SELECT count(*) AS n FROM sales')['n'][0])\n"
+            "print(f'findings: {n} sales')"
+        )
+    ]
+    nbformat.write(nb, notebook)
+    home = tmp_path / "owner"
+    owner = Share(sample_store, relay.url, home, "--dashboard", str(notebook), "--max-viewers", "1")
+    try:
+        link = parse_link(owner.link)
+        with browser_page(1024, 900) as page:
+            page.goto(owner.link)
+            page.get_by_text("findings: 20000 sales").wait_for(timeout=120_000)
+            # One viewer is the cap here: the next one is told to wait, politely.
+            busy = httpx.get(
+                f"{link.share_url}/",
+                headers={"Accept": "text/html", "Cookie": f"p2p2p_t={link.token}"},
+            )
+            assert busy.status_code == 503 and "Many people are looking" in busy.text
+        # The dashboard's query went through the owner's audit log, naming the session.
+        audit = (home / "data" / "audit" / f"{link.share_id}.jsonl").read_text()
+        assert "anonymous session" in audit and "count(*) AS n FROM sales" in audit
+    finally:
+        owner.stop()

@@ -26,6 +26,18 @@ from .server import LIVE_CHECK_S
 HEADLINE_ROWS = 5
 CHART_BARS = 8
 SQL_ROW_LIMIT = 10_000
+SUMMARY_COLUMNS = 4
+NUMERIC_TYPES = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+    "UINTEGER", "UBIGINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL",
+}  # fmt: skip
+
+
+def _number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "NULL"
+    number = float(value)
+    return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
 
 
 def quote(name: str) -> str:
@@ -154,6 +166,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         try:
             first = self.store.query(f"SELECT * FROM {quote(name)} LIMIT {HEADLINE_ROWS}")
             parts.append(ResultTable(first, self.store.last_info, f"first rows of {name}", 5))
+            summary = self._summary(name, columns)
+            if summary:
+                parts.append(widgets.HTML(summary))
             chart = self._chart(name, columns)
             if chart:
                 parts.append(widgets.HTML(chart))
@@ -162,6 +177,30 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
                 widgets.HTML(f'<div style="color:#b42318">{html.escape(exc.message)}</div>')
             )
         return widgets.VBox(parts, layout=widgets.Layout(margin="0 0 8px"))
+
+    def _summary(self, name: str, columns: list[dict[str, Any]]) -> str:
+        """Minimum, average and maximum of the first few numeric columns, in one query."""
+        numeric = [
+            str(c.get("name"))
+            for c in columns
+            if str(c.get("type", "")).upper().split("(")[0] in NUMERIC_TYPES
+        ][:SUMMARY_COLUMNS]
+        if not numeric:
+            return ""
+        parts = ", ".join(
+            f"min({quote(c)}), avg({quote(c)})::DOUBLE, max({quote(c)})" for c in numeric
+        )
+        row = self.store.query(f"SELECT {parts} FROM {quote(name)}").iloc[0].tolist()
+        lines = [
+            f"<b>{html.escape(c)}</b> min {_number(row[3 * i])} · avg {_number(row[3 * i + 1])}"
+            f" · max {_number(row[3 * i + 2])}"
+            for i, c in enumerate(numeric)
+        ]
+        return (
+            '<div class="p2p2p-summary" style="font-size:.9em;margin:4px 0">'
+            + "<br>".join(lines)
+            + "</div>"
+        )
 
     def _chart(self, name: str, columns: list[dict[str, Any]]) -> str:
         """Counts of the first text column with few distinct values, if there is one."""

@@ -1,0 +1,121 @@
+"""The generic dashboard's widgets, on a real store, without a browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from p2p2p.core.client import LocalStore, current_share
+from p2p2p.core.errors import BadTarget, ShareOffline
+from p2p2p.dashboards.view import Dashboard, bar_chart
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+class StoreLikeALink:
+    """A local store with the few extras a share link gives the dashboard."""
+
+    def __init__(self, path: str) -> None:
+        self.local = LocalStore(path)
+        self.owner_key = bytes(32)
+        self.online = True
+
+    @property
+    def last_info(self) -> Any:
+        return self.local.last_info
+
+    def info(self) -> dict[str, Any]:
+        if not self.online:
+            raise ShareOffline("the owner stopped sharing")
+        return {"name": HOSTILE, "title": ""}
+
+    def schema(self) -> dict[str, Any]:
+        return self.local.schema()
+
+    def query(self, sql: str, params: Any = None, **limits: Any) -> Any:
+        if not self.online:
+            raise ShareOffline("the owner stopped sharing")
+        return self.local.query(sql, params, **limits)
+
+
+@pytest.fixture()
+def hostile_store(tmp_path: Path) -> str:
+    path = str(tmp_path / "odd.duckdb")
+    con = duckdb.connect(path)
+    con.execute(
+        f'CREATE TABLE "{HOSTILE}" AS SELECT i, \'{HOSTILE}\' AS "{HOSTILE}", '
+        "['a', 'b', 'b', 'c'][1 + i % 4] AS grp FROM range(40) t(i)"
+    )
+    con.close()
+    return path
+
+
+def all_html(widget: Any) -> str:
+    parts = [str(getattr(widget, "value", ""))]
+    for child in getattr(widget, "children", ()):
+        parts.append(all_html(child))
+    return "\n".join(parts)
+
+
+def test_names_and_values_from_the_store_are_escaped(hostile_store: str) -> None:
+    store = StoreLikeALink(hostile_store)
+    board = Dashboard(store, live_check_s=60)  # type: ignore[arg-type]
+    try:
+        page = all_html(board)
+        assert HOSTILE not in page and "&lt;img src=x" in page
+        assert "40 rows" in page
+        assert "rows by grp" in page  # a chart for the column with a few groups
+        assert "<b>i</b> min 0 · avg 19.50 · max 39" in page  # summaries of numeric columns
+    finally:
+        board.close()
+
+
+def test_the_sql_box_shows_results_and_the_owners_reason(hostile_store: str) -> None:
+    store = StoreLikeALink(hostile_store)
+    board = Dashboard(store, live_check_s=60)  # type: ignore[arg-type]
+    try:
+        board.sql.value = "SELECT count(*) AS n FROM range(7)"
+        board.run_sql()
+        assert "7" in all_html(board.sql_result)
+        board.sql.value = "SELECT * FROM read_csv('/etc/passwd')"
+        board.run_sql()
+        shown = all_html(board.sql_result)
+        assert "Not run" in shown and "root:" not in shown
+        store.online = False
+        board.sql.value = "SELECT 1"
+        board.run_sql()
+        assert "offline" in board.status.value and board.run_button.disabled
+    finally:
+        board.close()
+
+
+def test_an_open_dashboard_notices_the_share_going_offline(hostile_store: str) -> None:
+    import time
+
+    store = StoreLikeALink(hostile_store)
+    board = Dashboard(store, live_check_s=0.05)  # type: ignore[arg-type]
+    try:
+        store.online = False
+        deadline = time.monotonic() + 5
+        while "offline" not in board.status.value and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "This share is offline" in board.status.value
+    finally:
+        board.close()
+
+
+def test_bar_chart_is_plain_svg_and_escaped() -> None:
+    svg = bar_chart([HOSTILE, "b"], [3.0, 1.0], HOSTILE)
+    assert "<svg" in svg and "<script" not in svg and HOSTILE not in svg
+    assert bar_chart([], [], "nothing") == ""
+
+
+def test_current_share_outside_a_dashboard_says_where_it_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("P2P2P_SHARE_LINK", raising=False)
+    with pytest.raises(BadTarget, match="inside a share's dashboard"):
+        current_share()

@@ -21,12 +21,12 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 
-from . import aliases, envelope
+from . import aliases, envelope, notes
 from .chunkfile import open_ipc_stream
 from .dataframe import to_pandas
-from .errors import BadTarget, P2P2PError, ShareOffline
+from .errors import BadTarget, IdentityError, P2P2PError, ShareOffline
 from .executor import Executor, Params, ResultInfo, encode_params
-from .identity import FILENAME, Identity, box_public_key, unb64
+from .identity import FILENAME, Identity, box_public_key, fingerprint, unb64
 from .paths import config_dir
 from .shareid import ID_LENGTH, matches
 from .target import is_link, parse_target
@@ -247,8 +247,94 @@ class RemoteStore:
     def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:
         return to_pandas(self.query_arrow(sql, params, **limits))
 
+    # -- notes -------------------------------------------------------------------
+    def notes_since(self, after: int = 0, wait_s: float = 0.0) -> tuple[list[dict[str, Any]], int]:
+        """Notes newer than sequence number ``after`` (waiting up to ``wait_s`` for one)
+        and the newest sequence number."""
+        answer = self._single({"op": "notes", "after": int(after), "wait_s": wait_s})
+        return list(answer.get("notes", [])), int(answer.get("seq", after))
+
+    def notes(self) -> pd.DataFrame:
+        """The share's notes, newest first, each signature checked here (not trusted)."""
+        return notes_frame(self.notes_since(0)[0])
+
+    def post_note(
+        self,
+        text: str,
+        on: str | None = None,
+        column: str | None = None,
+        row: dict[str, Any] | None = None,
+        kind: str = "note",
+        parent: str | None = None,
+        name: str | None = None,
+        identity: Identity | None = None,
+        key_holder: str | None = None,
+    ) -> dict[str, Any]:
+        """Sign a note with your identity (``p2p2p keys``) and send it to the owner."""
+        signer = identity or (self.identity if isinstance(self.identity, Identity) else None)
+        if signer is None:
+            raise IdentityError("notes are signed: create your key first with `p2p2p keys`")
+        note = notes.sign(
+            signer,
+            notes.draft(
+                self.link.share_id,
+                signer.public_key,
+                name or display_name(),
+                text,
+                kind=kind,
+                on=notes.target(on, column, row),
+                parent=parent,
+            ),
+        )
+        message: dict[str, Any] = {"op": "post_note", "note": note}
+        if key_holder:
+            message["key_holder"] = key_holder
+        return dict(self._single(message)["note"])
+
     def close(self) -> None:
         self.http.close()
+
+
+def display_name() -> str:
+    """The name notes are signed with: ``$P2P2P_NAME``, else the login name."""
+    import getpass
+
+    return os.environ.get("P2P2P_NAME") or getpass.getuser()
+
+
+def notes_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Notes as a table, newest first, with a ``verified`` column computed here."""
+    records = []
+    for note in rows:
+        retracted = bool(note.get("retracted_by"))
+        try:
+            notes.verify(note)
+            verified = True
+        except notes.NoteRefused:
+            verified = False
+        on = note.get("target") or {}
+        records.append(
+            {
+                "created": pd.to_datetime(int(note.get("created", 0)), unit="ms", utc=True),
+                "name": note.get("name", ""),
+                "author": fingerprint(unb64(str(note.get("author", "")))),
+                "kind": note.get("kind"),
+                "on": notes.describe_target(on),
+                "body": "" if retracted else note.get("body", ""),
+                "verified": verified or retracted,
+                "retracted": retracted,
+                "id": note.get("id"),
+                "parent": note.get("parent"),
+            }
+        )
+    frame = pd.DataFrame.from_records(
+        records,
+        columns=[
+            "created", "name", "author", "kind", "on", "body",
+            "verified", "retracted", "id", "parent",
+        ],
+    )  # fmt: skip
+    return frame.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def existing_identity() -> Identity | None:

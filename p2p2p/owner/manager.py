@@ -26,6 +26,7 @@ from ..core.limits import Limits
 from ..core.paths import data_dir, private_dir
 from ..core.registration import ShareAd
 from ..core.shareid import check_name, name_from_path, share_id
+from .notes_store import NotesStore
 from .upstream import check_upstream
 
 TOKEN_BYTES = 24  # 192 bits
@@ -74,6 +75,7 @@ class Share:
     max_viewers: int = 10  # dashboard sessions at once; more get a "busy" page
     sessions: int = 0  # dashboard sessions open now
     closing: bool = False  # being unshared: queries refused, dashboards told
+    notes: NotesStore | None = None
     started: float = dataclasses.field(default_factory=time.time)
     queries: int = 0
     bytes_out: int = 0
@@ -131,6 +133,7 @@ class ShareManager:
             relay=relay,
             snapshot=snapshot,
             upstream=check_upstream(upstream) if upstream else "",
+            notes=NotesStore(private_dir(self.base_dir / "notes") / f"{sid}.sqlite", sid),
         )
         self.shares[sid] = share
         for listener in self.listeners:
@@ -160,6 +163,8 @@ class ShareManager:
         del self.shares[share.share_id]
         for listener in self.listeners:
             listener("removed", share)
+        if share.notes is not None:
+            share.notes.wake()  # waiting dashboards and widgets return now
         if close:
             share.executor.close()
         return share

@@ -465,6 +465,9 @@ class Proxy:
             if claimed != "anonymous":
                 client = claimed
             op = message.get("op")
+            if op in ("notes", "post_note"):
+                yield last_piece({"ok": True, **await notes_op(share, op, message)})
+                return
             if op == "info":
                 yield last_piece({"ok": True, "info": info(share)})
                 return
@@ -514,6 +517,30 @@ class Proxy:
             yield last_piece({"ok": False, "error": exc.to_dict()})
         finally:
             self.audit(share, sql, client, "e2e", outcome, stream.info)
+
+
+NOTES_WAIT_MAX_S = 25.0
+
+
+async def notes_op(share: Share, op: str, message: dict[str, Any]) -> dict[str, Any]:
+    """List the share's notes (optionally waiting for a newer one) or keep a signed note."""
+    store = share.notes
+    if store is None:
+        raise BadParameters("this share keeps no notes")
+    if op == "post_note":
+        note = message.get("note")
+        if not isinstance(note, dict):
+            raise BadParameters("post_note needs the signed note")
+        via = message.get("key_holder")
+        via = str(via)[:40] if via else None
+        return {"note": await asyncio.to_thread(store.add, note, None, via)}
+    after = message.get("after", 0)
+    wait_s = message.get("wait_s", 0)
+    if not isinstance(after, int) or not isinstance(wait_s, int | float):
+        raise BadParameters("notes takes whole numbers: after, wait_s")
+    wait_s = max(0.0, min(float(wait_s), NOTES_WAIT_MAX_S))
+    notes = await asyncio.to_thread(store.wait, after, wait_s)
+    return {"notes": notes, "seq": store.seq}
 
 
 def info(share: Share) -> dict[str, Any]:

@@ -1,0 +1,122 @@
+"""The owner's notes for one share: a small SQLite file in the owner's data directory.
+
+Never in the shared DuckDB file (it is read-only, and notes are not the owner's data).
+The file is named by the share id, so notes survive unsharing and sharing again under
+the same name. Safe to use from several threads; ``wait`` lets a caller block until a
+note newer than the one it has arrives (live delivery without polling).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core.notes import NoteRefused, admit
+
+RATE_PER_MINUTE = 20  # notes per author key
+
+
+class NotesStore:
+    def __init__(self, path: Path, share_id: str) -> None:
+        self.share_id = share_id
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS notes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "id TEXT UNIQUE NOT NULL, note TEXT NOT NULL, received INTEGER NOT NULL, "
+            "retracted_by TEXT, via TEXT)"
+        )
+        self._changed = threading.Condition()
+        self._recent: dict[str, collections.deque[float]] = {}
+        self.seq = int(self._db.execute("SELECT coalesce(max(seq), 0) FROM notes").fetchone()[0])
+
+    def add(
+        self, note: dict[str, Any], now_ms: int | None = None, via: str | None = None
+    ) -> dict[str, Any]:
+        """Check and keep a signed note; returns it as stored. Raises ``NoteRefused``.
+
+        ``via`` is the owner's own remark on how it came (e.g. signed by a key the dashboard
+        kernel held for a browser without Ed25519); it is not part of what was signed.
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        admit(note, self.share_id, now_ms)
+        self._rate(str(note["author"]), now_ms / 1000)
+        with self._changed:
+            if self._get(note["id"]) is not None:
+                raise NoteRefused("a note with this id is already here (a replay)")
+            parent = self._get(note["parent"]) if note.get("parent") else None
+            if note.get("parent") and parent is None:
+                raise NoteRefused("the note it refers to is not here")
+            if note["kind"] == "retract":
+                assert parent is not None
+                if parent["author"] != note["author"]:
+                    raise NoteRefused("only its author can retract a note")
+            stored = json.dumps(note, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            cursor = self._db.execute(
+                "INSERT INTO notes (id, note, received, via) VALUES (?, ?, ?, ?)",
+                (note["id"], stored, now_ms, via),
+            )
+            if note["kind"] == "retract":
+                # The body goes; the signed retraction stays as the record of why.
+                assert parent is not None
+                self._db.execute(
+                    "UPDATE notes SET note = ?, retracted_by = ? WHERE id = ?",
+                    (json.dumps({**parent, "body": ""}), note["id"], parent["id"]),
+                )
+            self.seq = int(cursor.lastrowid or self.seq)
+            self._changed.notify_all()
+        return {**note, "seq": self.seq, "received": now_ms, "via": via}
+
+    def _rate(self, author: str, now_s: float) -> None:
+        recent = self._recent.setdefault(author, collections.deque())
+        while recent and recent[0] < now_s - 60:
+            recent.popleft()
+        if len(recent) >= RATE_PER_MINUTE:
+            raise NoteRefused(
+                f"at most {RATE_PER_MINUTE} notes a minute per author: try again shortly"
+            )
+        recent.append(now_s)
+
+    def _get(self, note_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT note FROM notes WHERE id = ?", (note_id,)).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def since(self, after: int = 0) -> list[dict[str, Any]]:
+        """Notes after sequence number ``after``, oldest first; a retracted note keeps its
+        place without its body (``retracted_by`` names the signed retraction)."""
+        rows = self._db.execute(
+            "SELECT seq, note, received, retracted_by, via FROM notes WHERE seq > ? "
+            "ORDER BY seq",
+            (after,),
+        ).fetchall()
+        return [
+            {
+                **json.loads(note),
+                "seq": seq,
+                "received": received,
+                "retracted_by": retracted,
+                "via": via,
+            }
+            for seq, note, received, retracted, via in rows
+        ]
+
+    def wait(self, after: int, timeout_s: float) -> list[dict[str, Any]]:
+        """Notes newer than ``after``, waiting up to ``timeout_s`` for the first one."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.seq > after, timeout_s)
+        return self.since(after)
+
+    def wake(self) -> None:
+        """Let waiters return now (the share is stopping)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        self.wake()
+        self._db.close()

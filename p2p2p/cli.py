@@ -173,6 +173,36 @@ def _cmd_share(args: argparse.Namespace) -> int:
     return run(main())
 
 
+def _cmd_notes_export(args: argparse.Namespace) -> int:
+    from .core.identity import Identity
+    from .core.notes import export_line
+    from .core.paths import data_dir
+    from .core.shareid import check_name, share_id
+    from .owner.notes_store import NotesStore
+
+    identity, _ = Identity.load_or_create()
+    sid = share_id(identity.public_key, check_name(args.name))
+    path = data_dir() / "notes" / f"{sid}.sqlite"
+    if not path.is_file():
+        raise P2P2PError(f"no notes for a share named {args.name!r} on this machine")
+    store = NotesStore(path, sid)
+    try:
+        for note in store.since(0):
+            sys.stdout.write(export_line(note) + "\n")
+    finally:
+        store.close()
+    return 0
+
+
+def _cmd_notes_verify(args: argparse.Namespace) -> int:
+    from .core.notes import verify_export
+
+    with open(args.file, encoding="utf-8") as handle:
+        count = verify_export(handle.read().splitlines())
+    print(f"ok: {count} notes, every signature checked against its author's key")
+    return 0
+
+
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from .core.audit import verify
 
@@ -340,6 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     audit_verify = audit_sub.add_parser("verify", help="check the hash chain of an audit log")
     audit_verify.add_argument("file")
     audit_verify.set_defaults(func=_cmd_audit_verify)
+
+    notes = sub.add_parser("notes", help="a share's signed notes")
+    notes_sub = notes.add_subparsers(dest="notes_command", metavar="ACTION", required=True)
+    notes_export = notes_sub.add_parser(
+        "export", help="write a share's notes, with their signatures, as JSON lines"
+    )
+    notes_export.add_argument("name", help="the share's name")
+    notes_export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    notes_export.set_defaults(func=_cmd_notes_export)
+    notes_verify = notes_sub.add_parser(
+        "verify", help="check every signature of an export (no trust in the owner needed)"
+    )
+    notes_verify.add_argument("file")
+    notes_verify.set_defaults(func=_cmd_notes_verify)
 
     sample = sub.add_parser("sample", help="create the sample store")
     sample.add_argument("path", nargs="?", default="sample.duckdb")

@@ -91,8 +91,7 @@ class NotesStore:
         """Notes after sequence number ``after``, oldest first; a retracted note keeps its
         place without its body (``retracted_by`` names the signed retraction)."""
         rows = self._db.execute(
-            "SELECT seq, note, received, retracted_by, via FROM notes WHERE seq > ? "
-            "ORDER BY seq",
+            "SELECT seq, note, received, retracted_by, via FROM notes WHERE seq > ? ORDER BY seq",
             (after,),
         ).fetchall()
         return [

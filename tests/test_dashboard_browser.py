@@ -187,3 +187,67 @@ def test_the_owners_own_dashboard_with_current_share(
         assert "anonymous session" in audit and "count(*) AS n FROM sales" in audit
     finally:
         owner.stop()
+
+
+BROWSER_KEY_JS = """async () => {
+  const db = await new Promise((ok, no) => {
+    const r = indexedDB.open("p2p2p", 1); r.onsuccess = () => ok(r.result); r.onerror = no;
+  });
+  const pair = await new Promise((ok, no) => {
+    const r = db.transaction("keys").objectStore("keys").get("identity");
+    r.onsuccess = () => ok(r.result); r.onerror = no;
+  });
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+  let leaked = true;
+  try { await crypto.subtle.exportKey("pkcs8", pair.privateKey); } catch (e) { leaked = false; }
+  return {pub: btoa(String.fromCharCode(...raw)), extractable: pair.privateKey.extractable, leaked};
+}"""
+
+
+def test_a_viewer_signs_a_note_in_the_browser(dashboard: Share, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with browser_page(1024, 1200) as page:
+        open_dashboard(page, dashboard.link)
+        panel = page.locator(".p2p2p-notes")
+        panel.get_by_text("signed with a key kept in this browser").wait_for(timeout=60_000)
+        panel.get_by_placeholder("your name").fill("CFO")
+        panel.locator("textarea").fill("Why is Q3 up?")
+        panel.get_by_role("button", name="Post").click()
+        panel.locator(".p2p2p-note", has_text="Why is Q3 up?").wait_for(timeout=60_000)
+        assert "verified" in panel.locator(".p2p2p-note", has_text="Why is Q3 up?").inner_text()
+        key = page.evaluate(BROWSER_KEY_JS)
+        assert key["extractable"] is False and key["leaked"] is False
+        # The same browser keeps its key across visits.
+        page.reload()
+        open_dashboard(page, f"{parse_link(dashboard.link).share_url}/")
+        panel = page.locator(".p2p2p-notes")
+        panel.get_by_text("Why is Q3 up?").wait_for(timeout=60_000)
+        assert page.evaluate(BROWSER_KEY_JS)["pub"] == key["pub"]
+
+    def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        import os
+
+        return subprocess.run(
+            [sys.executable, "-m", "p2p2p", *args],
+            env={**os.environ, "P2P2P_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    exported = cli(dashboard.home, "notes", "export", "clinic")
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    mine = [n for n in lines if n["body"] == "Why is Q3 up?"]
+    import base64
+
+    from p2p2p.core.identity import unb64
+
+    assert mine and mine[0]["name"] == "CFO"
+    assert unb64(mine[0]["author"]) == base64.b64decode(key["pub"])  # the browser's key
+    path = tmp_path / "notes.jsonl"
+    path.write_text(exported.stdout)
+    # An auditor checks it with nothing but the export: the owner never had that key.
+    checked = cli(tmp_path / "auditor", "notes", "verify", str(path))
+    assert checked.returncode == 0, checked.stderr

@@ -22,6 +22,10 @@ class StoreLikeALink:
         self.local = LocalStore(path)
         self.owner_key = bytes(32)
         self.online = True
+        self.link = type("Link", (), {"share_id": "a" * 32})()
+
+    def notes_since(self, after: int = 0, wait_s: float = 0) -> tuple[list[Any], int]:
+        return [], 0
 
     @property
     def last_info(self) -> Any:
@@ -62,7 +66,7 @@ def all_html(widget: Any) -> str:
 
 def test_names_and_values_from_the_store_are_escaped(hostile_store: str) -> None:
     store = StoreLikeALink(hostile_store)
-    board = Dashboard(store, live_check_s=60)  # type: ignore[arg-type]
+    board = Dashboard(store, live_check_s=60, live_notes=False)  # type: ignore[arg-type]
     try:
         page = all_html(board)
         assert HOSTILE not in page and "&lt;img src=x" in page
@@ -75,7 +79,7 @@ def test_names_and_values_from_the_store_are_escaped(hostile_store: str) -> None
 
 def test_the_sql_box_shows_results_and_the_owners_reason(hostile_store: str) -> None:
     store = StoreLikeALink(hostile_store)
-    board = Dashboard(store, live_check_s=60)  # type: ignore[arg-type]
+    board = Dashboard(store, live_check_s=60, live_notes=False)  # type: ignore[arg-type]
     try:
         board.sql.value = "SELECT count(*) AS n FROM range(7)"
         board.run_sql()
@@ -96,7 +100,7 @@ def test_an_open_dashboard_notices_the_share_going_offline(hostile_store: str) -
     import time
 
     store = StoreLikeALink(hostile_store)
-    board = Dashboard(store, live_check_s=0.05)  # type: ignore[arg-type]
+    board = Dashboard(store, live_check_s=0.05, live_notes=False)  # type: ignore[arg-type]
     try:
         store.online = False
         deadline = time.monotonic() + 5

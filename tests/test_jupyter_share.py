@@ -78,6 +78,18 @@ def test_share_in_one_kernel_query_in_another(owner: Kernel, analyst: Kernel) ->
     assert "brig" in listing and "?t=" not in listing  # never prints the token
     shown = owner.run("%shares")["data"][-1]["text/plain"]
     assert "clinic" in shown
+    # Notes: the owner's panel is live; an analyst's signed note shows up in it by itself.
+    owner.run("_notes = %p2p notes clinic")
+    said = analyst.run('%p2p note brig --on sales "Q3 looks odd"')["stdout"]
+    assert "signed and kept by the owner" in said
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # bounded: the panel's long request returns at once
+        bodies = owner.value("[n['body'] for n in _notes.notes]")
+        if "Q3 looks odd" in bodies:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the owner's notes panel did not show the new note")
     # A large result shows its progress while it streams, then the table in its place.
     big = analyst.run(
         "%%p2pquery brig\nSELECT i, md5(md5(md5(md5(i::VARCHAR)))) AS h FROM range(1000000) t(i)"

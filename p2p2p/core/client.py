@@ -286,6 +286,10 @@ class RemoteStore:
                 parent=parent,
             ),
         )
+        return self.send_note(note, key_holder)
+
+    def send_note(self, note: dict[str, Any], key_holder: str | None = None) -> dict[str, Any]:
+        """Send a note someone already signed (a browser, for one); returns it as kept."""
         message: dict[str, Any] = {"op": "post_note", "note": note}
         if key_holder:
             message["key_holder"] = key_holder

@@ -20,6 +20,7 @@ import pandas as pd
 from ..core.client import RemoteStore, current_share
 from ..core.errors import P2P2PError, ShareOffline
 from ..core.identity import fingerprint
+from ..widgets.notes_panel import BrowserSigner, NotesPanel
 from ..widgets.result_table import ResultTable
 from .server import LIVE_CHECK_S
 
@@ -71,7 +72,12 @@ def bar_chart(labels: list[str], values: list[float], title: str) -> str:
 class Dashboard(widgets.VBox):  # type: ignore[misc]
     """Header, tables with headline views, a read-only SQL box and the notes panel."""
 
-    def __init__(self, store: RemoteStore | None = None, live_check_s: float = LIVE_CHECK_S):
+    def __init__(
+        self,
+        store: RemoteStore | None = None,
+        live_check_s: float = LIVE_CHECK_S,
+        live_notes: bool = True,
+    ):
         self.store = store or current_share()
         self.status = widgets.HTML()
         self.sql = widgets.Textarea(
@@ -82,11 +88,14 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         self.run_button.on_click(lambda _b: self.run_sql())
         self.sql_result = widgets.VBox()
         self.tables = widgets.VBox()
-        self.notes = widgets.HTML(
-            '<div class="p2p2p-notes" style="color:#59636e">Notes: viewers\' signed notes to the '
-            "owner will appear here.</div>"
-        )
         info = self.store.info()
+        self.relations = list(self.store.schema().get("relations", []))
+        self.notes = NotesPanel(
+            self.store,
+            [str(r.get("name")) for r in self.relations],
+            signer=BrowserSigner(),
+            live=live_notes,
+        )
         owner = fingerprint(self.store.owner_key)
         title = str(info.get("title") or info.get("name", "share"))
         self.header = widgets.HTML(
@@ -142,12 +151,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
 
     def close(self) -> None:
         self._stop.set()
+        self.notes.close()
         super().close()
 
     # -- tables -------------------------------------------------------------------
     def _load_tables(self) -> None:
-        relations = self.store.schema().get("relations", [])
-        sections = [self._table_section(r) for r in relations]
+        sections = [self._table_section(r) for r in self.relations]
         self.tables.children = sections or [widgets.HTML("<i>This store has no tables.</i>")]
 
     def _table_section(self, relation: dict[str, Any]) -> widgets.Widget:

@@ -23,11 +23,12 @@ from ..core import aliases, template
 from ..core.client import LocalStore, RemoteStore, parse_link
 from ..core.dataframe import to_pandas
 from ..core.errors import BadTarget, P2P2PError
-from ..core.identity import b64, fingerprint
+from ..core.identity import Identity, b64, fingerprint
 from ..core.shareid import check_name, name_from_path
 from ..core.target import is_link, parse_target
 from ..owner.service import remove_snapshot
 from ..widgets import ResultProgress, ResultTable, SharesList, ShareStatus
+from ..widgets.notes_panel import NotesPanel
 from . import snapshot
 from .owner_client import Owner, owner
 
@@ -284,10 +285,15 @@ class P2PMagics(Magics):
 
     # -- aliases -------------------------------------------------------------------
     @line_magic
-    def p2p(self, line: str) -> None:
-        """``%p2p connect LINK as ALIAS`` · ``%p2p aliases`` · ``%p2p forget ALIAS``"""
+    def p2p(self, line: str) -> Any:
+        """``%p2p connect LINK as ALIAS`` · ``%p2p aliases`` · ``%p2p forget ALIAS`` ·
+        ``%p2p note TARGET [--on TABLE] [--column C] TEXT`` · ``%p2p notes [NAME]``"""
         words = shlex.split(line)
         try:
+            if words[:1] == ["note"] and len(words) >= 3:
+                return self._note(words[1:])
+            if words[:1] == ["notes"] and len(words) <= 2:
+                return self._owner_notes(words[1] if len(words) == 2 else None)
             if len(words) == 4 and words[0] == "connect" and words[2] == "as":
                 self._connect(words[1], words[3])
             elif words == ["aliases"]:
@@ -299,10 +305,46 @@ class P2PMagics(Magics):
                 print(f"forgot {words[1]}")
             else:
                 raise BadTarget(
-                    "usage: %p2p connect LINK as ALIAS | %p2p aliases | %p2p forget ALIAS"
+                    "usage: %p2p connect LINK as ALIAS | %p2p aliases | %p2p forget ALIAS | "
+                    '%p2p note TARGET [--on TABLE] [--column C] "text" | %p2p notes [NAME]'
                 )
         except P2P2PError as exc:
             raise CellError(exc, "p2p") from None
+
+    def _note(self, words: list[str]) -> None:
+        target, rest = words[0], words[1:]
+        on = column = None
+        while len(rest) >= 2 and rest[0] in ("--on", "--column"):
+            if rest[0] == "--on":
+                on = rest[1]
+            else:
+                column = rest[1]
+            rest = rest[2:]
+        if not rest:
+            raise BadTarget('the note needs its text: %p2p note TARGET [--on TABLE] "text"')
+        store = self.stores[self.store(target)]
+        if not isinstance(store, RemoteStore):
+            raise BadTarget("notes go to shares: give a link or an alias, not a local file")
+        kept = store.post_note(" ".join(rest), on=on, column=column)
+        print(f"note {kept['id'][:8]} signed and kept by the owner (#{kept.get('seq')})")
+
+    def _owner_notes(self, name: str | None) -> Any:
+        """The owner's live notes panel for one of their shares."""
+        service = self.owner()
+        active = service.shares()
+        if name is None:
+            if len(active) != 1:
+                raise P2P2PError(
+                    f"name the share (active: {', '.join(s['name'] for s in active) or 'none'})"
+                )
+            name = active[0]["name"]
+        status = service.status(name)
+        if status is None:
+            raise P2P2PError(f"no active share named {name!r}")
+        store = RemoteStore(parse_link(status["link"]))
+        tables = [str(r.get("name")) for r in store.schema().get("relations", [])]
+        identity, _ = Identity.load_or_create()
+        return NotesPanel(store, tables, identity=identity)
 
     def _connect(self, text: str, alias: str) -> None:
         aliases.check_name(alias)

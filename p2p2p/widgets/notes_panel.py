@@ -1,0 +1,262 @@
+"""The notes panel: a share's signed notes, live, and a form to write one.
+
+Used in the viewers' dashboard (notes signed in the browser by ``BrowserSigner``; the
+kernel never holds that key) and by the owner in a notebook (``%p2p notes``; signed with
+the owner's own identity). Every note shown is verified here against its author key.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import ipywidgets as widgets
+import traitlets
+
+from ..core import notes
+from ..core.errors import P2P2PError
+from ..core.identity import Identity, fingerprint, unb64
+
+LIVE_WAIT_S = 20.0  # one long request at a time: new notes arrive as they are written
+SIGN_TIMEOUT_S = 15.0
+
+
+class BrowserSigner(anywidget.AnyWidget):
+    """Signs note bytes with a key that exists only in the viewer's browser."""
+
+    _esm = Path(__file__).with_name("signer.js")
+    public_key = traitlets.Unicode("").tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    name = traitlets.Unicode("").tag(sync=True)
+
+
+class NotesPanel(widgets.VBox):  # type: ignore[misc]
+    def __init__(
+        self,
+        store: Any,
+        tables: list[str] | None = None,
+        identity: Identity | None = None,
+        signer: BrowserSigner | None = None,
+        live: bool = True,
+    ) -> None:
+        self.store = store
+        self.identity = identity  # signs in this process (the owner, a notebook)
+        self.signer = signer  # signs in the browser (a dashboard viewer)
+        self._session_key: Identity | None = None  # when the browser cannot sign
+        self._pending: dict[str, tuple[dict[str, Any], str | None]] = {}
+        self.notes: list[dict[str, Any]] = []
+        self.seq = 0
+        self._lock = threading.Lock()
+        self.listing = widgets.VBox()
+        self.text = widgets.Textarea(
+            placeholder="Write a note to the owner…", layout=widgets.Layout(width="100%")
+        )
+        self.name = widgets.Text(placeholder="your name", layout=widgets.Layout(width="12em"))
+        self.on = widgets.Dropdown(
+            options=[("the whole share", "")] + [(t, t) for t in tables or []],
+            layout=widgets.Layout(width="12em"),
+        )
+        self.kind = widgets.ToggleButtons(options=[("note", "note"), ("action item", "action")])
+        self.post_button = widgets.Button(description="Post", button_style="primary")
+        self.post_button.on_click(lambda _b: self.post(self.text.value, self.kind.value))
+        self.message = widgets.HTML()
+        self.reply_to: str | None = None
+        parts: list[widgets.Widget] = [widgets.HTML("<b>Notes</b>")]
+        if signer is not None:
+            parts.append(signer)
+            signer.on_msg(self._signed)
+            widgets.jslink((signer, "name"), (self.name, "value"))
+        parts += [
+            self.listing,
+            self.text,
+            widgets.HBox([self.name, self.on, self.kind, self.post_button]),
+            self.message,
+        ]
+        super().__init__(parts, layout=widgets.Layout(margin="12px 0"))
+        self.add_class("p2p2p-notes")
+        self.refresh()
+        self._stop = threading.Event()
+        if live:
+            threading.Thread(target=self._follow, name="p2p2p-notes", daemon=True).start()
+
+    # -- reading -----------------------------------------------------------------
+    def refresh(self, wait_s: float = 0.0) -> None:
+        new, seq = self.store.notes_since(self.seq, wait_s)
+        with self._lock:  # the live thread and a Post click may both arrive here
+            self._merge(new, seq)
+
+    def _merge(self, new: list[dict[str, Any]], seq: int) -> None:
+        self.seq = max(self.seq, seq)
+        if new or not self.notes:
+            known = {n["id"]: n for n in self.notes}
+            for note in new:
+                known[note["id"]] = note
+            for note in known.values():  # a retraction empties the note it retracts
+                if note.get("kind") == "retract" and note.get("parent") in known:
+                    known[note["parent"]] = {**known[note["parent"]], "retracted_by": note["id"]}
+            self.notes = sorted(known.values(), key=lambda n: int(n.get("seq", 0)))
+            self._render()
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh(LIVE_WAIT_S)
+            except P2P2PError:
+                if self._stop.wait(5):  # offline or refused: try again later, gently
+                    return
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
+
+    def _render(self) -> None:
+        threads: dict[str | None, list[dict[str, Any]]] = {}
+        for note in self.notes:
+            if note.get("kind") in ("retract",):
+                continue
+            threads.setdefault(note.get("parent"), []).append(note)
+        resolved = {n.get("parent") for n in self.notes if n.get("kind") == "resolve"}
+        rows: list[widgets.Widget] = []
+        for note in reversed(threads.get(None, [])):  # newest first
+            rows.append(self._note_row(note, note["id"] in resolved, depth=0))
+            for reply in threads.get(note["id"], []):
+                if reply.get("kind") == "reply":
+                    rows.append(self._note_row(reply, False, depth=1))
+        self.listing.children = rows or [widgets.HTML("<i>No notes yet.</i>")]
+
+    def _note_row(self, note: dict[str, Any], resolved: bool, depth: int) -> widgets.Widget:
+        retracted = bool(note.get("retracted_by"))
+        try:
+            notes.verify(note)
+            badge = '<span class="p2p2p-verified" style="color:#1a7f37">✓ verified</span>'
+        except notes.NoteRefused:
+            badge = (
+                '<span style="color:#59636e">retracted</span>'
+                if retracted
+                else '<span style="color:#b42318">✗ signature does not verify</span>'
+            )
+        author = fingerprint(unb64(str(note.get("author", ""))))
+        when = datetime.fromtimestamp(int(note.get("created", 0)) / 1000, UTC)
+        flags = []
+        if note.get("kind") == "action":
+            flags.append("<b>action item</b>")
+        if resolved:
+            flags.append("resolved")
+        if note.get("via"):
+            flags.append(f"signed by {html.escape(str(note['via']))}")
+        body = "<i>retracted by its author</i>" if retracted else html.escape(str(note["body"]))
+        card = widgets.HTML(
+            f'<div class="p2p2p-note" style="margin-left:{depth * 1.5}em;padding:4px 0;'
+            f'border-bottom:1px solid #eee"><div style="font-size:.85em;color:#59636e">'
+            f"<b>{html.escape(str(note.get('name') or 'anonymous'))}</b> "
+            f"<code>{html.escape(author)}</code> · {when:%Y-%m-%d %H:%M} UTC · "
+            f"on {html.escape(notes.describe_target(note.get('target') or {}))} · {badge}"
+            f"{' · ' + ' · '.join(flags) if flags else ''}</div>"
+            f'<div class="p2p2p-note-body">{body}</div></div>'
+        )
+        if retracted:
+            return card
+        buttons = []
+        if depth == 0:
+            buttons.append(self._small("Reply", lambda: self._start_reply(note)))
+            if not resolved:
+                buttons.append(self._small("Resolve", lambda: self.post("", "resolve", note["id"])))
+        if note.get("author") == self._my_key():
+            buttons.append(self._small("Retract", lambda: self.post("", "retract", note["id"])))
+        return widgets.VBox([card, widgets.HBox(buttons)]) if buttons else card
+
+    @staticmethod
+    def _small(label: str, action: Callable[[], None]) -> widgets.Button:
+        button = widgets.Button(description=label, layout=widgets.Layout(width="auto"))
+        button.on_click(lambda _b: action())
+        return button
+
+    def _start_reply(self, note: dict[str, Any]) -> None:
+        self.reply_to = note["id"]
+        self.message.value = f"Replying to {html.escape(str(note.get('name') or 'a note'))}."
+
+    # -- writing -----------------------------------------------------------------
+    def _my_key(self) -> str:
+        if self.identity is not None:
+            return self.identity.public_key_b64
+        if self.signer is not None and self.signer.public_key:
+            return str(self.signer.public_key)
+        return self._session_key.public_key_b64 if self._session_key else ""
+
+    def post(self, text: str, kind: str = "note", parent: str | None = None) -> None:
+        if kind in ("note", "action") and self.reply_to:
+            kind, parent = "reply", self.reply_to
+        table = self.on.value or None
+        try:
+            if self.identity is not None or self.signer is None or self.signer.error:
+                signer = self.identity or self._fallback_key()
+                via = None if self.identity else "a key the dashboard held for this visit"
+                draft = notes.draft(
+                    self.store.link.share_id,
+                    signer.public_key,
+                    self.name.value or "anonymous",
+                    text,
+                    kind=kind,
+                    on=notes.target(table),
+                    parent=parent,
+                )
+                self._deliver(notes.sign(signer, draft), via)
+                return
+            if not self.signer.public_key:
+                raise notes.NoteRefused("the browser's key is not ready yet: try again")
+            draft = notes.draft(
+                self.store.link.share_id,
+                unb64(str(self.signer.public_key)),
+                self.name.value or "anonymous",
+                text,
+                kind=kind,
+                on=notes.target(table),
+                parent=parent,
+            )
+        except P2P2PError as exc:
+            self.message.value = f'<span style="color:#b42318">{html.escape(exc.message)}</span>'
+            return
+        # The browser signs; its answer arrives as a message (see ``_signed``).
+        self._pending[draft["id"]] = (draft, None)
+        self.post_button.disabled = True
+        self.message.value = "<i>signing in your browser…</i>"
+        self.signer.send(
+            {"id": draft["id"], "bytes": base64.b64encode(notes.canonical(draft)).decode()}
+        )
+
+    def _fallback_key(self) -> Identity:
+        if self._session_key is None:
+            self._session_key = Identity.generate()
+        return self._session_key
+
+    def _signed(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+        pending = self._pending.pop(str(content.get("id")), None)
+        self.post_button.disabled = False
+        if pending is None:
+            return
+        if content.get("error") or not content.get("sig"):
+            self.message.value = (
+                f'<span style="color:#b42318">Your browser did not sign: '
+                f"{html.escape(str(content.get('error')))}</span>"
+            )
+            return
+        self._deliver({**pending[0], "sig": str(content["sig"])}, pending[1])
+
+    def _deliver(self, note: dict[str, Any], via: str | None) -> None:
+        try:
+            self.store.send_note(note, via)
+        except P2P2PError as exc:
+            self.message.value = (
+                f'<span style="color:#b42318">Not posted: {html.escape(exc.message)}</span>'
+            )
+            return
+        self.text.value = ""
+        self.reply_to = None
+        self.message.value = "Posted."
+        self.refresh()

@@ -1,0 +1,72 @@
+// The viewer's signing key lives in this browser only: a non-extractable Ed25519 key
+// made by WebCrypto and kept in IndexedDB, so the same browser keeps its identity across
+// visits. The kernel sends canonical note bytes; this signs them and sends back the
+// signature. Nothing can read the private half, not even this script.
+
+const DB = "p2p2p";
+const STORE = "keys";
+const NAME_KEY = "p2p2p-display-name";
+
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+function idb(db, mode, action) {
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(STORE, mode);
+    const request = action(tx.objectStore(STORE));
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function identity() {
+  const db = await openDb();
+  let pair = await idb(db, "readonly", (s) => s.get("identity"));
+  if (!pair) {
+    pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+    await idb(db, "readwrite", (s) => s.put(pair, "identity"));
+  }
+  return pair;
+}
+
+const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
+const unb64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
+export default {
+  async render({ model, el }) {
+    el.className = "p2p2p-signer";
+    el.style.fontSize = "0.85em";
+    el.style.color = "#59636e";
+    const remembered = localStorage.getItem(NAME_KEY);
+    if (remembered && !model.get("name")) {
+      model.set("name", remembered);
+    }
+    model.on("change:name", () => localStorage.setItem(NAME_KEY, model.get("name")));
+    try {
+      const pair = await identity();
+      const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+      model.set("public_key", b64(raw));
+      model.set("error", "");
+      model.save_changes();
+      el.textContent = "Your notes are signed with a key kept in this browser.";
+      model.on("msg:custom", async (msg) => {
+        try {
+          const sig = await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, unb64(msg.bytes));
+          model.send({ id: msg.id, sig: b64(new Uint8Array(sig)) });
+        } catch (error) {
+          model.send({ id: msg.id, error: String(error) });
+        }
+      });
+    } catch (error) {
+      model.set("error", String(error));
+      model.save_changes();
+      el.textContent = "This browser cannot sign (no Ed25519 in WebCrypto): notes use a key for this visit only.";
+    }
+  },
+};

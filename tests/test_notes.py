@@ -107,6 +107,10 @@ def test_rate_limits_per_author_and_live_waiting(tmp_path: Path) -> None:
     with pytest.raises(notes.NoteRefused, match="a minute"):
         store.add(signed(flood, "one too many"))
     store.add(signed(calm, "others are not slowed"))
+    for i in range(RATE_PER_MINUTE):  # fresh keys from one viewer session: same budget
+        store.add(signed(Identity.generate(), f"k{i}"), sender="session-1")
+    with pytest.raises(notes.NoteRefused, match="a minute"):
+        store.add(signed(Identity.generate(), "new key, same session"), sender="session-1")
     seq = store.seq
     got: list[list[dict[str, object]]] = []
     waiter = threading.Thread(target=lambda: got.append(store.wait(seq, 10)))

@@ -37,16 +37,24 @@ class NotesStore:
         self.seq = int(self._db.execute("SELECT coalesce(max(seq), 0) FROM notes").fetchone()[0])
 
     def add(
-        self, note: dict[str, Any], now_ms: int | None = None, via: str | None = None
+        self,
+        note: dict[str, Any],
+        now_ms: int | None = None,
+        via: str | None = None,
+        sender: str | None = None,
     ) -> dict[str, Any]:
         """Check and keep a signed note; returns it as stored. Raises ``NoteRefused``.
 
         ``via`` is the owner's own remark on how it came (e.g. signed by a key the dashboard
         kernel held for a browser without Ed25519); it is not part of what was signed.
+        ``sender`` (a viewer's session) is rate limited as well as the author key, so
+        fresh keys do not buy a flood more room.
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         admit(note, self.share_id, now_ms)
         self._rate(str(note["author"]), now_ms / 1000)
+        if sender:
+            self._rate(f"sender:{sender}", now_ms / 1000)
         with self._changed:
             if self._get(note["id"]) is not None:
                 raise NoteRefused("a note with this id is already here (a replay)")

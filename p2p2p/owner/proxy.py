@@ -466,7 +466,8 @@ class Proxy:
                 client = claimed
             op = message.get("op")
             if op in ("notes", "post_note"):
-                yield last_piece({"ok": True, **await notes_op(share, op, message)})
+                sender = viewer if isinstance(viewer, str) and viewer else None
+                yield last_piece({"ok": True, **await notes_op(share, op, message, sender)})
                 return
             if op == "info":
                 yield last_piece({"ok": True, "info": info(share)})
@@ -522,7 +523,9 @@ class Proxy:
 NOTES_WAIT_MAX_S = 25.0
 
 
-async def notes_op(share: Share, op: str, message: dict[str, Any]) -> dict[str, Any]:
+async def notes_op(
+    share: Share, op: str, message: dict[str, Any], sender: str | None = None
+) -> dict[str, Any]:
     """List the share's notes (optionally waiting for a newer one) or keep a signed note."""
     store = share.notes
     if store is None:
@@ -533,7 +536,7 @@ async def notes_op(share: Share, op: str, message: dict[str, Any]) -> dict[str, 
             raise BadParameters("post_note needs the signed note")
         via = message.get("key_holder")
         via = str(via)[:40] if via else None
-        return {"note": await asyncio.to_thread(store.add, note, None, via)}
+        return {"note": await asyncio.to_thread(store.add, note, None, via, sender)}
     after = message.get("after", 0)
     wait_s = message.get("wait_s", 0)
     if not isinstance(after, int) or not isinstance(wait_s, int | float):

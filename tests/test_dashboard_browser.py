@@ -43,7 +43,8 @@ def dashboard(
 
 def open_dashboard(page: object, link: str) -> float:
     started = time.monotonic()
-    page.goto(link)  # type: ignore[attr-defined]
+    # Voila's page waits on a CDN font that is unreachable here: do not wait for "load".
+    page.goto(link, wait_until="domcontentloaded", timeout=120_000)  # type: ignore[attr-defined]
     page.locator(".p2p2p-table-name", has_text="sales").wait_for(timeout=120_000)  # type: ignore[attr-defined]
     return time.monotonic() - started
 
@@ -70,7 +71,7 @@ def test_the_dashboard_at_three_sizes(dashboard: Share) -> None:
 def test_a_viewer_asks_a_question_and_a_hostile_one_is_refused(dashboard: Share) -> None:
     with browser_page(1024, 900) as page:
         open_dashboard(page, dashboard.link)
-        box = page.locator(".p2p2p-dashboard textarea")
+        box = page.get_by_placeholder("SELECT * FROM")
         box.fill("SELECT count(*) AS northern FROM sales WHERE region = 'north'")
         page.get_by_role("button", name="Run").click()
         page.locator(".p2p2p-dashboard").get_by_text("5,057").or_(
@@ -174,7 +175,7 @@ def test_the_owners_own_dashboard_with_current_share(
     try:
         link = parse_link(owner.link)
         with browser_page(1024, 900) as page:
-            page.goto(owner.link)
+            page.goto(owner.link, wait_until="domcontentloaded", timeout=120_000)
             page.get_by_text("findings: 20000 sales").wait_for(timeout=120_000)
             # One viewer is the cap here: the next one is told to wait, politely.
             busy = httpx.get(
@@ -220,7 +221,6 @@ def test_a_viewer_signs_a_note_in_the_browser(dashboard: Share, tmp_path: Path) 
         key = page.evaluate(BROWSER_KEY_JS)
         assert key["extractable"] is False and key["leaked"] is False
         # The same browser keeps its key across visits.
-        page.reload()
         open_dashboard(page, f"{parse_link(dashboard.link).share_url}/")
         panel = page.locator(".p2p2p-notes")
         panel.get_by_text("Why is Q3 up?").wait_for(timeout=60_000)

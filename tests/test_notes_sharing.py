@@ -102,3 +102,20 @@ def test_waiting_for_notes_returns_when_one_arrives(shared: Share) -> None:
     thread.join(10)
     assert got and got[0][-1]["body"] == "live?"
     assert time.monotonic() - started < 1.5  # pushed, not found by a later poll
+
+
+def test_many_waiting_panels_do_not_hold_up_queries(shared: Share) -> None:
+    import threading
+    import time
+
+    waiters = [p2p2p.connect(shared.link) for _ in range(10)]  # more than the owner's threads
+    threads = [
+        threading.Thread(target=lambda w=w: w.notes_since(10**9, wait_s=15), daemon=True)
+        for w in waiters
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert int(p2p2p.connect(shared.link).query("SELECT 7 AS x")["x"][0]) == 7
+    assert time.monotonic() - started < 5  # was stuck until the waits timed out

@@ -8,6 +8,7 @@ shown once and kept only as a hash.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -76,6 +77,7 @@ class Share:
     sessions: int = 0  # dashboard sessions open now
     closing: bool = False  # being unshared: queries refused, dashboards told
     notes: NotesStore | None = None
+    notes_changed: asyncio.Event | None = None  # set (and replaced) when a note arrives
     started: float = dataclasses.field(default_factory=time.time)
     queries: int = 0
     bytes_out: int = 0
@@ -163,8 +165,8 @@ class ShareManager:
         del self.shares[share.share_id]
         for listener in self.listeners:
             listener("removed", share)
-        if share.notes is not None:
-            share.notes.wake()  # waiting dashboards and widgets return now
+        if share.notes_changed is not None:
+            share.notes_changed.set()  # waiting panels return now
         if close:
             share.executor.close()
         return share

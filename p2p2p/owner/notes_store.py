@@ -2,8 +2,7 @@
 
 Never in the shared DuckDB file (it is read-only, and notes are not the owner's data).
 The file is named by the share id, so notes survive unsharing and sharing again under
-the same name. Safe to use from several threads; ``wait`` lets a caller block until a
-note newer than the one it has arrives (live delivery without polling).
+the same name. Safe to use from several threads.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ class NotesStore:
             "id TEXT UNIQUE NOT NULL, note TEXT NOT NULL, received INTEGER NOT NULL, "
             "retracted_by TEXT, via TEXT)"
         )
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._recent: dict[str, collections.deque[float]] = {}
         self.seq = int(self._db.execute("SELECT coalesce(max(seq), 0) FROM notes").fetchone()[0])
 
@@ -55,7 +54,7 @@ class NotesStore:
         self._rate(str(note["author"]), now_ms / 1000)
         if sender:
             self._rate(f"sender:{sender}", now_ms / 1000)
-        with self._changed:
+        with self._lock:
             if self._get(note["id"]) is not None:
                 raise NoteRefused("a note with this id is already here (a replay)")
             parent = self._get(note["parent"]) if note.get("parent") else None
@@ -78,7 +77,6 @@ class NotesStore:
                     (json.dumps({**parent, "body": ""}), note["id"], parent["id"]),
                 )
             self.seq = int(cursor.lastrowid or self.seq)
-            self._changed.notify_all()
         return {**note, "seq": self.seq, "received": now_ms, "via": via}
 
     def _rate(self, author: str, now_s: float) -> None:
@@ -113,17 +111,5 @@ class NotesStore:
             for seq, note, received, retracted, via in rows
         ]
 
-    def wait(self, after: int, timeout_s: float) -> list[dict[str, Any]]:
-        """Notes newer than ``after``, waiting up to ``timeout_s`` for the first one."""
-        with self._changed:
-            self._changed.wait_for(lambda: self.seq > after, timeout_s)
-        return self.since(after)
-
-    def wake(self) -> None:
-        """Let waiters return now (the share is stopping)."""
-        with self._changed:
-            self._changed.notify_all()
-
     def close(self) -> None:
-        self.wake()
         self._db.close()

@@ -536,14 +536,26 @@ async def notes_op(
             raise BadParameters("post_note needs the signed note")
         via = message.get("key_holder")
         via = str(via)[:40] if via else None
-        return {"note": await asyncio.to_thread(store.add, note, None, via, sender)}
+        kept = await asyncio.to_thread(store.add, note, None, via, sender)
+        changed, share.notes_changed = share.notes_changed, None
+        if changed is not None:
+            changed.set()  # every waiting panel answers now
+        return {"note": kept}
     after = message.get("after", 0)
     wait_s = message.get("wait_s", 0)
     if not isinstance(after, int) or not isinstance(wait_s, int | float):
         raise BadParameters("notes takes whole numbers: after, wait_s")
     wait_s = max(0.0, min(float(wait_s), NOTES_WAIT_MAX_S))
-    notes = await asyncio.to_thread(store.wait, after, wait_s)
-    return {"notes": notes, "seq": store.seq}
+    if store.seq <= after and wait_s > 0:
+        # Waiting costs an event, not a thread: open panels must never tie up the
+        # threads that start queries (six waiting viewers would have stalled them all).
+        if share.notes_changed is None:
+            share.notes_changed = asyncio.Event()
+        try:
+            await asyncio.wait_for(share.notes_changed.wait(), wait_s)
+        except TimeoutError:
+            pass
+    return {"notes": await asyncio.to_thread(store.since, after), "seq": store.seq}
 
 
 def info(share: Share) -> dict[str, Any]:

@@ -38,7 +38,10 @@ def _number(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "NULL"
     number = float(value)
-    return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+    if number.is_integer():
+        # Separators help large counts but make years read oddly ("2,024").
+        return f"{number:,.0f}" if abs(number) >= 10_000 else f"{number:.0f}"
+    return f"{number:,.2f}"
 
 
 def quote(name: str) -> str:

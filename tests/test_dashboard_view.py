@@ -23,9 +23,14 @@ class StoreLikeALink:
         self.owner_key = bytes(32)
         self.online = True
         self.link = type("Link", (), {"share_id": "a" * 32})()
+        self.sent: list[tuple[dict[str, Any], str | None]] = []
 
     def notes_since(self, after: int = 0, wait_s: float = 0) -> tuple[list[Any], int]:
         return [], 0
+
+    def send_note(self, note: dict[str, Any], key_holder: str | None = None) -> dict[str, Any]:
+        self.sent.append((note, key_holder))
+        return note
 
     @property
     def last_info(self) -> Any:
@@ -123,3 +128,34 @@ def test_current_share_outside_a_dashboard_says_where_it_works(
     monkeypatch.delenv("P2P2P_SHARE_LINK", raising=False)
     with pytest.raises(BadTarget, match="inside a share's dashboard"):
         current_share()
+
+
+def test_annotate_this_row_and_the_fallback_without_browser_signing(hostile_store: str) -> None:
+    from p2p2p.core import notes
+
+    store = StoreLikeALink(hostile_store)
+    board = Dashboard(store, live_check_s=60, live_notes=False)  # type: ignore[arg-type]
+    try:
+        annotate = next(
+            w
+            for section in board.tables.children
+            for w in section.children
+            if any(
+                getattr(c, "description", "") == "Annotate this row"
+                for c in getattr(w, "children", ())
+            )
+        )
+        choice, button = annotate.children
+        choice.value = 3
+        button.click()
+        assert "row i=3" in board.notes.message.value
+        board.notes.signer.error = "Ed25519 is not supported"  # a browser without it
+        board.notes.name.value = "Auditor"
+        board.notes.post("this row looks wrong")
+        note, via = store.sent[-1]
+        notes.verify(note)  # signed, by the key the dashboard held for this visit
+        assert via and "dashboard held" in via
+        assert note["target"]["kind"] == "row" and note["target"]["row"]["i"] == 3
+        assert note["name"] == "Auditor"
+    finally:
+        board.close()

@@ -34,6 +34,20 @@ NUMERIC_TYPES = {
 }  # fmt: skip
 
 
+KEY_COLUMNS = 3  # a row is named by its first columns
+
+
+def _plain(value: Any) -> Any:
+    """A cell as a note can carry it: text, whole numbers, booleans, null."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()  # numpy scalars
+    if isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
 def _number(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "NULL"
@@ -178,6 +192,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         try:
             first = self.store.query(f"SELECT * FROM {quote(name)} LIMIT {HEADLINE_ROWS}")
             parts.append(ResultTable(first, self.store.last_info, f"first rows of {name}", 5))
+            if len(first):
+                parts.append(self._annotate_control(name, first))
             summary = self._summary(name, columns)
             if summary:
                 parts.append(widgets.HTML(summary))
@@ -189,6 +205,23 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
                 widgets.HTML(f'<div style="color:#b42318">{html.escape(exc.message)}</div>')
             )
         return widgets.VBox(parts, layout=widgets.Layout(margin="0 0 8px"))
+
+    def _annotate_control(self, table: str, frame: pd.DataFrame) -> widgets.Widget:
+        """Pick one of the rows shown and make it the subject of the next note."""
+        keys = list(frame.columns[:KEY_COLUMNS])
+        rows = [{str(k): _plain(frame.iloc[i][k]) for k in keys} for i in range(len(frame))]
+        choice = widgets.Dropdown(
+            options=[
+                (", ".join(f"{k}={v}" for k, v in row.items())[:60], i)
+                for i, row in enumerate(rows)
+            ],
+            layout=widgets.Layout(width="auto", max_width="22em"),
+        )
+        button = widgets.Button(
+            description="Annotate this row", layout=widgets.Layout(width="auto")
+        )
+        button.on_click(lambda _b: self.notes.annotate_row(table, rows[int(choice.value)]))
+        return widgets.HBox([choice, button], layout=widgets.Layout(flex_flow="row wrap"))
 
     def _summary(self, name: str, columns: list[dict[str, Any]]) -> str:
         """Minimum, average and maximum of the first few numeric columns, in one query."""

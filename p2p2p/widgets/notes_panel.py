@@ -67,6 +67,7 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
         self.post_button.on_click(lambda _b: self.post(self.text.value, self.kind.value))
         self.message = widgets.HTML()
         self.reply_to: str | None = None
+        self._row_target: dict[str, Any] | None = None  # set by "annotate this row"
         parts: list[widgets.Widget] = [widgets.HTML("<b>Notes</b>")]
         if signer is not None:
             parts.append(signer)
@@ -177,6 +178,16 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
         button.on_click(lambda _b: action())
         return button
 
+    def annotate_row(self, table: str, row: dict[str, Any]) -> None:
+        """The next note is about this row (from a table's "annotate this row")."""
+        try:
+            self._row_target = notes.target(table, row=row)
+        except notes.NoteRefused as exc:
+            self.message.value = f'<span style="color:#b42318">{html.escape(exc.message)}</span>'
+            return
+        where = notes.describe_target(self._row_target)
+        self.message.value = f"Your next note is on <b>{html.escape(where)}</b>."
+
     def _start_reply(self, note: dict[str, Any]) -> None:
         self.reply_to = note["id"]
         self.message.value = f"Replying to {html.escape(str(note.get('name') or 'a note'))}."
@@ -192,7 +203,7 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
     def post(self, text: str, kind: str = "note", parent: str | None = None) -> None:
         if kind in ("note", "action") and self.reply_to:
             kind, parent = "reply", self.reply_to
-        table = self.on.value or None
+        on = self._row_target or notes.target(self.on.value or None)
         try:
             if self.identity is not None or self.signer is None or self.signer.error:
                 signer = self.identity or self._fallback_key()
@@ -203,7 +214,7 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
                     self.name.value or "anonymous",
                     text,
                     kind=kind,
-                    on=notes.target(table),
+                    on=on,
                     parent=parent,
                 )
                 self._deliver(notes.sign(signer, draft), via)
@@ -216,7 +227,7 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
                 self.name.value or "anonymous",
                 text,
                 kind=kind,
-                on=notes.target(table),
+                on=on,
                 parent=parent,
             )
         except P2P2PError as exc:
@@ -258,5 +269,6 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
             return
         self.text.value = ""
         self.reply_to = None
+        self._row_target = None
         self.message.value = "Posted."
         self.refresh()

@@ -9,6 +9,8 @@ from p2p2p.core.executor import Executor
 from p2p2p.core.limits import Limits
 from p2p2p.core.sample import build_sample_store
 
+from .sharing import Relay
+
 
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -19,6 +21,14 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 def executor(sample_store: str) -> Iterator[Executor]:
     with Executor(sample_store, Limits(timeout_s=5, workers=2, memory_limit_mb=256)) as ex:
         yield ex
+
+
+@pytest.fixture(scope="module")
+def relay() -> Iterator[Relay]:
+    """A real relay process, shared by the tests of one module."""
+    process = Relay()
+    yield process
+    process.stop()
 
 
 @pytest.fixture(autouse=True)

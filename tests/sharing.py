@@ -17,6 +17,17 @@ import httpx
 from .browser import free_port
 
 
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """One ``p2p2p`` command run to its end with ``home`` as its P2P2P_HOME."""
+    return subprocess.run(
+        [sys.executable, "-m", "p2p2p", *args],
+        env={**os.environ, "P2P2P_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 class Process:
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.args = args

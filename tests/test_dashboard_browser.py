@@ -17,17 +17,10 @@ from websockets.sync.client import connect
 from p2p2p.core.client import parse_link
 
 from .browser import browser_page
-from .sharing import Relay, Share
+from .sharing import Relay, Share, cli
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module")
-def relay() -> Iterator[Relay]:
-    process = Relay()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -206,9 +199,6 @@ BROWSER_KEY_JS = """async () => {
 
 
 def test_a_viewer_signs_a_note_in_the_browser(dashboard: Share, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     with browser_page(1024, 1200) as page:
         open_dashboard(page, dashboard.link)
         panel = page.locator(".p2p2p-notes")
@@ -225,17 +215,6 @@ def test_a_viewer_signs_a_note_in_the_browser(dashboard: Share, tmp_path: Path) 
         panel = page.locator(".p2p2p-notes")
         panel.get_by_text("Why is Q3 up?").wait_for(timeout=60_000)
         assert page.evaluate(BROWSER_KEY_JS)["pub"] == key["pub"]
-
-    def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        import os
-
-        return subprocess.run(
-            [sys.executable, "-m", "p2p2p", *args],
-            env={**os.environ, "P2P2P_HOME": str(home)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
 
     exported = cli(dashboard.home, "notes", "export", "clinic")
     lines = [json.loads(line) for line in exported.stdout.splitlines()]

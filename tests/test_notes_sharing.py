@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,14 +12,7 @@ import p2p2p
 from p2p2p.core.errors import P2P2PError
 from p2p2p.core.identity import Identity
 
-from .sharing import Relay, Share
-
-
-@pytest.fixture(scope="module")
-def relay() -> Iterator[Relay]:
-    process = Relay()
-    yield process
-    process.stop()
+from .sharing import Relay, Share, cli
 
 
 @pytest.fixture()
@@ -30,16 +20,6 @@ def shared(relay: Relay, sample_store: str, tmp_path: Path) -> Iterator[Share]:
     process = Share(sample_store, relay.url, tmp_path / "owner", "--name", "clinic")
     yield process
     process.stop()
-
-
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "p2p2p", *args],
-        env={**os.environ, "P2P2P_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_a_signed_note_reaches_the_owner_and_anyone_can_verify_it(

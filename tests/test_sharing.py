@@ -26,13 +26,6 @@ from .sharing import Relay, Share
 
 
 @pytest.fixture(scope="module")
-def relay() -> Iterator[Relay]:
-    process = Relay()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
 def shared(
     relay: Relay, sample_store: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Share]:

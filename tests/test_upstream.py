@@ -34,13 +34,6 @@ def upstream() -> Iterator[str]:
     proc.wait(10)
 
 
-@pytest.fixture(scope="module")
-def relay() -> Iterator[Relay]:
-    process = Relay()
-    yield process
-    process.stop()
-
-
 @pytest.fixture()
 def dashboard(relay: Relay, upstream: str, sample_store: str, tmp_path: Path) -> Iterator[Share]:
     process = Share(sample_store, relay.url, tmp_path / "owner", "--upstream", upstream)

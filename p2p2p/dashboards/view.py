@@ -144,6 +144,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
 
     # -- live / offline ---------------------------------------------------------------
     def _set_live(self, live: bool) -> None:
+        self.live = live
         if live:
             self.status.value = (
                 '<span style="background:#1a7f37;color:#fff;border-radius:1em;padding:0 .6em">'
@@ -285,5 +286,5 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
                 f"{html.escape(exc.message)}</div>"
             )
         finally:
-            self.run_button.disabled = self.status.value.find("offline") >= 0
+            self.run_button.disabled = not self.live
         self.sql_result.children = [shown]

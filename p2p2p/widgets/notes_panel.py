@@ -49,7 +49,7 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
         self.identity = identity  # signs in this process (the owner, a notebook)
         self.signer = signer  # signs in the browser (a dashboard viewer)
         self._session_key: Identity | None = None  # when the browser cannot sign
-        self._pending: dict[str, tuple[dict[str, Any], str | None]] = {}
+        self._pending: dict[str, dict[str, Any]] = {}  # drafts the browser is signing
         self.notes: list[dict[str, Any]] = []
         self.seq = 0
         self._lock = threading.Lock()
@@ -183,7 +183,7 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
         try:
             self._row_target = notes.target(table, row=row)
         except notes.NoteRefused as exc:
-            self.message.value = f'<span style="color:#b42318">{html.escape(exc.message)}</span>'
+            self._error(exc.message)
             return
         where = notes.describe_target(self._row_target)
         self.message.value = f"Your next note is on <b>{html.escape(where)}</b>."
@@ -203,43 +203,46 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
     def post(self, text: str, kind: str = "note", parent: str | None = None) -> None:
         if kind in ("note", "action") and self.reply_to:
             kind, parent = "reply", self.reply_to
-        on = self._row_target or notes.target(self.on.value or None)
+        # Who signs: this process (the owner, a notebook, or a browser without Ed25519,
+        # with a key held for the visit), or the viewer's browser.
+        local = self.identity
+        if local is None and (self.signer is None or self.signer.error):
+            local = self._fallback_key()
+        browser = self.signer
         try:
-            if self.identity is not None or self.signer is None or self.signer.error:
-                signer = self.identity or self._fallback_key()
-                via = None if self.identity else "a key the dashboard held for this visit"
-                draft = notes.draft(
-                    self.store.link.share_id,
-                    signer.public_key,
-                    self.name.value or "anonymous",
-                    text,
-                    kind=kind,
-                    on=on,
-                    parent=parent,
-                )
-                self._deliver(notes.sign(signer, draft), via)
-                return
-            if not self.signer.public_key:
+            if local is not None:
+                author = local.public_key
+            elif browser is not None and browser.public_key:
+                author = unb64(str(browser.public_key))
+            else:
                 raise notes.NoteRefused("the browser's key is not ready yet: try again")
             draft = notes.draft(
                 self.store.link.share_id,
-                unb64(str(self.signer.public_key)),
+                author,
                 self.name.value or "anonymous",
                 text,
                 kind=kind,
-                on=on,
+                on=self._row_target or notes.target(self.on.value or None),
                 parent=parent,
             )
         except P2P2PError as exc:
-            self.message.value = f'<span style="color:#b42318">{html.escape(exc.message)}</span>'
+            self._error(exc.message)
+            return
+        if local is not None:
+            via = None if self.identity else "a key the dashboard held for this visit"
+            self._deliver(notes.sign(local, draft), via)
             return
         # The browser signs; its answer arrives as a message (see ``_signed``).
-        self._pending[draft["id"]] = (draft, None)
+        assert browser is not None
+        self._pending[draft["id"]] = draft
         self.post_button.disabled = True
         self.message.value = "<i>signing in your browser…</i>"
-        self.signer.send(
+        browser.send(
             {"id": draft["id"], "bytes": base64.b64encode(notes.canonical(draft)).decode()}
         )
+
+    def _error(self, text: str) -> None:
+        self.message.value = f'<span style="color:#b42318">{html.escape(text)}</span>'
 
     def _fallback_key(self) -> Identity:
         if self._session_key is None:
@@ -252,20 +255,15 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
         if pending is None:
             return
         if content.get("error") or not content.get("sig"):
-            self.message.value = (
-                f'<span style="color:#b42318">Your browser did not sign: '
-                f"{html.escape(str(content.get('error')))}</span>"
-            )
+            self._error(f"Your browser did not sign: {content.get('error')}")
             return
-        self._deliver({**pending[0], "sig": str(content["sig"])}, pending[1])
+        self._deliver({**pending, "sig": str(content["sig"])}, None)
 
     def _deliver(self, note: dict[str, Any], via: str | None) -> None:
         try:
             self.store.send_note(note, via)
         except P2P2PError as exc:
-            self.message.value = (
-                f'<span style="color:#b42318">Not posted: {html.escape(exc.message)}</span>'
-            )
+            self._error(f"Not posted: {exc.message}")
             return
         self.text.value = ""
         self.reply_to = None

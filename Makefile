@@ -57,4 +57,4 @@ clean:
 
 # Re-run the notebooks and store their outputs (nbval compares against these).
 notebooks: $(VENV)/.test
-	cd notebooks && for nb in *.ipynb; do ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.store_widget_state=False "$$nb"; done
+	$(BIN)/python -m tests.notebook_env

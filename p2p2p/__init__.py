@@ -39,8 +39,12 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     return [{"module": "p2p2p.server_ext", "app": P2P2PExtension}]
 
 
-def current_share() -> Any:
-    """Inside a share's dashboard (Voila): the share, queried like any viewer would."""
+def current_share(fallback: str | None = None) -> Any:
+    """Inside a share's dashboard (Voila): the share, queried like any viewer would.
+
+    Elsewhere, ``fallback`` (a store path, link or alias) instead, so a dashboard
+    notebook can be written and tested in JupyterLab against the local file.
+    """
     from .core.client import current_share as _current
 
-    return _current()
+    return _current(fallback)

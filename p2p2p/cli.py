@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -212,64 +209,33 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    if args.hospital:
+        from .core.hospital import build_hospital_store
+
+        info = build_hospital_store(
+            args.path or "hospital.duckdb",
+            scale=args.scale,
+            progress=lambda table, rows: print(f"{table:<15} {rows:>9,} rows", file=sys.stderr),
+        )
+        print(info.path)
+        return 0
     from .core.sample import build_sample_store
 
-    path = build_sample_store(args.path, rows=args.rows)
-    print(path)
+    print(build_sample_store(args.path or "sample.duckdb", rows=args.rows))
     return 0
 
 
-def _notebook_source() -> Path:
-    """The quick-start notebook: shipped inside the wheel, or the repository's copy."""
-    here = Path(__file__).resolve().parent
-    for candidate in (
-        here / "_notebooks" / "quickstart.ipynb",
-        here.parent / "notebooks" / "quickstart.ipynb",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise P2P2PError("the quick-start notebook is missing from this installation")
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .core.sample import build_sample_store
+    from .demo import run
 
-    workdir = Path(args.dir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(f"[1/3] building the sample store in {workdir / 'sample.duckdb'} …", flush=True)
-    build_sample_store(workdir / "sample.duckdb")
-    notebook = workdir / "quickstart.ipynb"
-    if not notebook.exists() or args.reset:
-        shutil.copyfile(_notebook_source(), notebook)
-    print(f"[2/3] quick-start notebook: {notebook}", flush=True)
-    if args.no_lab:
-        print("[3/3] skipped JupyterLab (--no-lab)")
-        return 0
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        f"--ServerApp.root_dir={workdir}",
-        f"--ServerApp.ip={args.host}",
-        f"--ServerApp.port={args.port}",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    print(
-        "[3/3] starting JupyterLab; open the URL it prints (with its token), then quickstart.ipynb."
+    return run(
+        Path(args.dir),
+        host=args.host,
+        port=args.port,
+        reset=args.reset,
+        lab=not args.no_lab,
+        scale=args.scale,
     )
-    print("      Ctrl+C stops everything.", flush=True)
-    process = subprocess.Popen(command, cwd=workdir)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,18 +351,38 @@ def build_parser() -> argparse.ArgumentParser:
     notes_verify.add_argument("file")
     notes_verify.set_defaults(func=_cmd_notes_verify)
 
-    sample = sub.add_parser("sample", help="create the sample store")
-    sample.add_argument("path", nargs="?", default="sample.duckdb")
-    sample.add_argument("--rows", type=int, default=20_000)
+    sample = sub.add_parser("sample", help="create a sample store (small sales, or hospital)")
+    sample.add_argument("path", nargs="?", help="default sample.duckdb (hospital.duckdb)")
+    sample.add_argument("--rows", type=int, default=20_000, help="sales rows (default 20,000)")
+    sample.add_argument(
+        "--hospital",
+        action="store_true",
+        help="the demo's synthetic hospital store (~1,000,000 rows in six tables)",
+    )
+    sample.add_argument(
+        "--scale", type=float, default=1.0, help="hospital cases × this (default 1.0)"
+    )
     sample.set_defaults(func=_cmd_sample)
 
-    demo = sub.add_parser("demo", help="sample store + JupyterLab on the quick-start notebook")
+    demo = sub.add_parser(
+        "demo",
+        help="hospital store + relay + share with its dashboard + JupyterLab on the tours",
+    )
     demo.add_argument("--dir", default="demo", help="working folder (default ./demo)")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8888)
-    demo.add_argument("--reset", action="store_true", help="replace the notebook with a fresh copy")
+    demo.add_argument("--host", default="127.0.0.1", help="JupyterLab's address (loopback)")
+    demo.add_argument("--port", type=int, default=8888, help="JupyterLab's port (default 8888)")
     demo.add_argument(
-        "--no-lab", action="store_true", help="prepare the folder but do not start JupyterLab"
+        "--reset",
+        action="store_true",
+        help="rebuild the store and replace the notebooks with fresh copies",
+    )
+    demo.add_argument(
+        "--scale", type=float, default=1.0, help="hospital cases × this (default 1.0)"
+    )
+    demo.add_argument(
+        "--no-lab",
+        action="store_true",
+        help="prepare the folder (store, notebooks) but start nothing",
     )
     demo.set_defaults(func=_cmd_demo)
     return parser

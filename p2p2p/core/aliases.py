@@ -8,13 +8,12 @@ against when it was saved.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from .errors import BadTarget
-from .paths import config_dir, private_dir
+from .paths import config_dir, private_dir, write_private_json
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,62}")
 
@@ -37,11 +36,7 @@ def load() -> dict[str, dict[str, Any]]:
 
 def _save(aliases: dict[str, dict[str, Any]]) -> None:
     private_dir(config_dir())
-    tmp = _path().with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(aliases, handle, indent=1, sort_keys=True)
-    os.replace(tmp, _path())  # a crash never leaves half a file
+    write_private_json(_path(), aliases)
 
 
 def check_name(name: str) -> str:

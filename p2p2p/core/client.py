@@ -15,7 +15,7 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, overload
 
 import httpx
 import pandas as pd
@@ -134,6 +134,9 @@ class RemoteStore:
         # Requests are signed with the user's identity when one exists (``p2p2p keys``),
         # so the owner's audit log names the analyst; otherwise they are anonymous.
         self.identity = existing_identity() if identity == "auto" else identity
+        # Whether this user's own key may be created to sign a note (never for a
+        # dashboard's kernel, which runs as the owner: viewers sign in their browser).
+        self.may_create_identity = identity == "auto"
         self.http = httpx.Client(timeout=httpx.Timeout(timeout_s, read=None))
         self.last_info = ResultInfo()
         # lz4 wins even on loopback here (benchmarks/results.md: bytes cross three Python
@@ -270,8 +273,14 @@ class RemoteStore:
         identity: Identity | None = None,
         key_holder: str | None = None,
     ) -> dict[str, Any]:
-        """Sign a note with your identity (``p2p2p keys``) and send it to the owner."""
+        """Sign a note with your identity (``p2p2p keys``) and send it to the owner.
+
+        Your first note creates your key if you have none: a note is signed by someone.
+        """
         signer = identity or (self.identity if isinstance(self.identity, Identity) else None)
+        if signer is None and self.may_create_identity:
+            signer, _created = Identity.load_or_create()
+            self.identity = signer
         if signer is None:
             raise IdentityError("notes are signed: create your key first with `p2p2p keys`")
         note = notes.sign(
@@ -361,10 +370,20 @@ def _http_error(response: httpx.Response) -> P2P2PError:
 SHARE_LINK_ENV = "P2P2P_SHARE_LINK"
 
 
-def current_share() -> RemoteStore:
+@overload
+def current_share() -> RemoteStore: ...
+@overload
+def current_share(fallback: str | None) -> LocalStore | RemoteStore: ...
+def current_share(fallback: str | None = None) -> LocalStore | RemoteStore:
     """Inside a share's dashboard: the share itself, through its link like any viewer
-    (token check, lockdown, limits, audit), with a session id for this viewer."""
+    (token check, lockdown, limits, audit), with a session id for this viewer.
+
+    Elsewhere (writing the dashboard in JupyterLab, testing it), ``fallback`` (a path, a
+    link or an alias) is connected instead, so the same notebook runs in both places.
+    """
     link = os.environ.get(SHARE_LINK_ENV)
+    if not link and fallback:
+        return connect(fallback)
     if not link:
         raise BadTarget(
             "p2p2p.current_share() works inside a share's dashboard, which p2p2p starts "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 def config_dir() -> Path:
@@ -31,3 +33,16 @@ def private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
     return path
+
+
+def write_private_json(path: Path, record: Any) -> None:
+    """Replace ``path`` with ``record`` as JSON readable by this user only.
+
+    Owner-only from the first byte (no chmod after the fact), and never half written:
+    a crash leaves the old file.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(record, handle, indent=1, sort_keys=True)
+    os.replace(tmp, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import duckdb
 
@@ -45,6 +46,17 @@ FROM sales GROUP BY ALL;
 
 def build_sample_store(path: str | os.PathLike[str], rows: int = 20_000) -> str:
     """Create (or replace) the sample store at ``path``; returns its absolute path."""
+    return build_atomically(path, lambda con: con.execute(SAMPLE_SQL.format(rows=int(rows))))
+
+
+def build_atomically(
+    path: str | os.PathLike[str], fill: Callable[[duckdb.DuckDBPyConnection], object]
+) -> str:
+    """Build a store beside ``path`` and move it into place only once complete.
+
+    So a reader (or a share) of an existing store never sees half a rebuild, and an
+    interrupted build leaves the old file as it was.
+    """
     target = os.path.abspath(os.fspath(path))
     tmp = target + ".building"
     for leftover in (tmp, tmp + ".wal"):
@@ -52,7 +64,7 @@ def build_sample_store(path: str | os.PathLike[str], rows: int = 20_000) -> str:
             os.remove(leftover)
     con = duckdb.connect(tmp)
     try:
-        con.execute(SAMPLE_SQL.format(rows=int(rows)))
+        fill(con)
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -116,6 +116,26 @@ class NotesPanel(widgets.VBox):  # type: ignore[misc]
         self._stop.set()
         super().close()
 
+    def __repr__(self) -> str:
+        """The notes as text: for terminals, logs and stored notebook outputs."""
+        shown = [n for n in self.notes if n.get("kind") not in ("retract", "resolve")]
+        lines = [f"notes · {len(shown)}"]
+        for note in reversed(shown):
+            try:
+                notes.verify(note)
+                check = "verified"
+            except notes.NoteRefused:
+                check = "retracted" if note.get("retracted_by") else "SIGNATURE DOES NOT VERIFY"
+            author = fingerprint(unb64(str(note.get("author", ""))))
+            target = notes.describe_target(note.get("target") or {})
+            lines.append(
+                f"  {'  ' if note.get('parent') else ''}[{note.get('kind')}] on {target} · "
+                f"{note.get('name') or 'anonymous'} {author} · {check}"
+            )
+            if not note.get("retracted_by"):
+                lines.append(f"  {'  ' if note.get('parent') else ''}  {note.get('body', '')}")
+        return "\n".join(lines)
+
     def _render(self) -> None:
         threads: dict[str | None, list[dict[str, Any]]] = {}
         for note in self.notes:

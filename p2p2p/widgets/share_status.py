@@ -173,6 +173,14 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             self.status = dict(status)
             self._render()
 
+    def refresh(self) -> Status:
+        """Fetch the status now rather than at the next tick; redraw; return it."""
+        if self._refresh is not None:
+            status = self._refresh()
+            if status is not None:
+                self.update(status)
+        return self.status
+
     def close(self) -> None:
         self._halt.set()
         super().close()

@@ -29,6 +29,7 @@ import httpx
 
 from .core.errors import P2P2PError
 from .core.hospital import build_hospital_store
+from .core.sandbox import die_with_parent
 
 STORE = "hospital.duckdb"
 LINK_FILE = "hospital-link.txt"  # where the analyst tour finds the link the demo printed
@@ -168,6 +169,7 @@ def run(
             stdout=log_handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # the demo killed outright still revokes
         )
     control: dict[str, str] | None = None
     # SIGTERM (a service manager, `kill`) stops the demo as cleanly as Ctrl+C does.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +31,30 @@ def wait_for_lab(port: int, process: subprocess.Popen[bytes], seconds: float = 1
             pass
         time.sleep(0.5)
     raise AssertionError(f"JupyterLab did not answer on port {port} within {seconds} s")
+
+
+class Lines:
+    """A process's output, read as it comes (a pipe nobody reads would block it)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.lines: list[str] = []
+        assert process.stdout is not None
+        stream = process.stdout
+        self._reader = threading.Thread(
+            target=lambda: self.lines.extend(line.decode(errors="replace") for line in stream),
+            daemon=True,
+        )
+        self._reader.start()
+
+    def wait_for(self, pattern: str, seconds: float = 180) -> re.Match[str]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                found = re.search(pattern, line)
+                if found:
+                    return found
+            time.sleep(0.2)
+        raise AssertionError(f"no {pattern!r} in the demo's output:\n{''.join(self.lines)}")
 
 
 def test_demo_notebook_runs_in_jupyterlab(tmp_path: Path) -> None:
@@ -69,9 +95,18 @@ def test_demo_notebook_runs_in_jupyterlab(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    output = Lines(process)
     try:
         wait_for_lab(port, process)
-        assert (workdir / "sample.duckdb").is_file()
+        # The demo prints the viewer link once the share and its dashboard are up.
+        link = output.wait_for(r"(http://127\.0\.0\.1:\d+/s/[a-z0-9]+/\?t=\S+)").group(1)
+        output.wait_for(rf"http://127\.0\.0\.1:{port}/lab/tree/owner-tour\.ipynb\?token={token}")
+        assert (workdir / "hospital.duckdb").is_file()
+        assert (workdir / "hospital-link.txt").read_text().strip() == link
+        with browser_page(390, 844) as page:
+            page.goto(link, wait_until="domcontentloaded", timeout=120_000)
+            page.get_by_text("top materials by spend, All sites 2025").wait_for(timeout=120_000)
+            assert "160,000" in page.locator("body").inner_text()
         with browser_page(1280, 1000) as page:
             page.goto(f"http://127.0.0.1:{port}/lab/tree/quickstart.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
@@ -125,8 +160,16 @@ def test_demo_notebook_runs_in_jupyterlab(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-            raise AssertionError("the demo did not stop on Ctrl+C within 30 s") from None
-    assert process.returncode is not None
+            raise AssertionError("the demo did not stop on Ctrl+C within 60 s") from None
+    assert process.returncode == 0, "".join(output.lines)
+    output.wait_for(r"revoked: hospital", seconds=5)
+    # Revoked and stopped: nothing answers at the link any more.
+    try:
+        answer = httpx.get(link, timeout=5)
+        assert answer.status_code >= 400, answer.status_code
+    except httpx.ConnectError:
+        pass
+    assert not (workdir / "hospital-link.txt").exists()

@@ -25,6 +25,7 @@ import sys
 import sysconfig
 from collections.abc import Iterable
 
+_PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
 
@@ -89,6 +90,17 @@ def limit_resources(address_space_mb: int, max_open_files: int = 256) -> list[st
         if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0:
             done.append("not dumpable")
     return done
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for helper servers: SIGTERM them when their parent goes away.
+
+    However the parent ends (Ctrl+C, a crash, SIGKILL, a kernel shut down), a dashboard
+    server or a demo's JupyterLab must not outlive it and keep serving. Linux only;
+    elsewhere the parent's own shutdown path stops them.
+    """
+    if sys.platform.startswith("linux"):
+        _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def landlock_abi() -> int:

@@ -23,6 +23,7 @@ import httpx
 
 from ..core.client import SHARE_LINK_ENV
 from ..core.errors import P2P2PError
+from ..core.sandbox import die_with_parent
 
 GENERIC = Path(__file__).with_name("generic.ipynb")
 START_TIMEOUT_S = 90.0
@@ -88,6 +89,7 @@ class DashboardServer:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=log,
+            preexec_fn=die_with_parent,  # a killed owner must not leave a dashboard serving
         )
         log.close()
         deadline = time.monotonic() + timeout_s

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -15,6 +14,8 @@ import duckdb
 from p2p2p.core.dataframe import to_pandas
 from p2p2p.core.executor import Executor
 from p2p2p.core.limits import Limits
+
+from .common import Section, median_time
 
 QUERY = "SELECT * FROM wide LIMIT {n}"
 
@@ -71,16 +72,7 @@ def peak_memory(path: Path, n: int, mode: str) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
-def median_time(fn: Callable[[], object], rounds: int) -> float:
-    samples = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
-
-
-def run(rounds: int, quick: bool) -> str:
+def run(rounds: int, quick: bool) -> Section:
     sizes = [1_000, 10_000] if quick else [1_000, 100_000, 1_000_000]
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,8 +94,8 @@ def run(rounds: int, quick: bool) -> str:
         for n in sizes:
             local(n)
             sandboxed(n)  # warm both paths once
-            t_local = median_time(lambda n=n: local(n), rounds)
-            t_sand = median_time(lambda n=n: sandboxed(n), rounds)
+            t_local = median_time(partial(local, n), rounds)
+            t_sand = median_time(partial(sandboxed, n), rounds)
             rows.append((n, t_local, t_sand))
 
         n = max(sizes)
@@ -128,4 +120,4 @@ def run(rounds: int, quick: bool) -> str:
         f"Arrow data): streamed batch by batch {streamed_peak / 2**20:.0f} MiB, read whole "
         f"{whole_peak / 2**20:.0f} MiB (the worker sends at most 2 batches ahead)"
     )
-    return "\n".join(lines)
+    return Section("The sandboxed executor vs DuckDB in-process", "\n".join(lines))

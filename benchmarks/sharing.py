@@ -5,22 +5,21 @@ Paths, for a 10-column table (ints, doubles, strings, timestamps, a decimal, NUL
 * local DuckDB → Arrow → pandas (the floor) and local ``duckdb .df()``;
 * Arrow Flight ``do_get`` from a server process (the best-in-class transport);
 * a naive JSON ``POST /query`` proxy process (what simpler tools ship);
-* ours: client → relay → owner tunnel → sandboxed worker, end-to-end encrypted, and the
-  same through the plain Arrow path without E2E.
+* ours: client → relay → owner tunnel → sandboxed worker, end-to-end encrypted (with and
+  without lz4), the same through the plain Arrow path without E2E, and the share's own
+  JSON API (capped at 10,000 rows, so small sizes only).
 
 Plus ``SELECT 42`` round trips and the relay's memory while it forwards a ~1 GiB result.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -33,9 +32,13 @@ from p2p2p.core.client import RemoteStore, parse_link
 from p2p2p.core.dataframe import to_pandas
 from p2p2p.core.executor import Executor
 
-from .executor import median_time
+from .common import Processes, Section, Target, free_port, median_time, rss
 
 QUERY = "SELECT * FROM wide LIMIT {n}"
+FLOOR = "local Arrow→pandas"
+OURS = "p2p2p via relay, E2E + lz4"  # what a link does by default
+JSON_API = "p2p2p via relay, JSON API"
+JSON_API_MAX_ROWS = 10_000  # the share's JSON answers stop there (owner/proxy.py)
 
 FLIGHT_SERVER = """
 import sys, duckdb, pyarrow.flight as flight
@@ -91,214 +94,211 @@ def build(path: Path, rows: int) -> None:
     con.close()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
-    )
-    return proc
+@dataclass
+class SharingResult(Section):
+    sizes: list[int] = field(default_factory=list)
+    times: dict[str, dict[int, float]] = field(default_factory=dict)  # path → rows → s
+    round_trips: dict[str, tuple[float, float]] = field(default_factory=dict)  # p50, p99
 
 
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+def json_frame(answer: httpx.Response) -> pd.DataFrame:
+    body = answer.raise_for_status().json()
+    return pd.DataFrame(body["rows"], columns=body["columns"])
 
 
-def run(rounds: int, quick: bool) -> str:
+def round_trips(fn: Callable[[], object], count: int = 200) -> tuple[float, float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    return samples[len(samples) // 2], samples[int(len(samples) * 0.99) - 1]
+
+
+def run(rounds: int, quick: bool) -> SharingResult:
     sizes = [1_000, 10_000] if quick else [1_000, 100_000, 1_000_000]
-    json_sizes = (
-        sizes if quick else [1_000, 100_000]
-    )  # 1M via JSON takes minutes: measured once below
-    procs: list[subprocess.Popen[str]] = []
+    # The JSON proxy at 1M rows takes minutes per round: measured once, below.
+    json_sizes = sizes if quick else [1_000, 100_000]
     lines: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="p2p2p-bench-") as tmp, Processes() as procs:
         path = Path(tmp) / "wide.duckdb"
         build(path, max(sizes))
         big_path = Path(tmp) / "big.duckdb"
         big = duckdb.connect(str(big_path))
         big.execute("CREATE TABLE t AS SELECT i, repeat('x', 1000) AS s FROM range(1000000) t(i)")
         big.close()
+
+        flight_port, json_port = free_port(), free_port()
+        procs.python("Flight server", FLIGHT_SERVER, str(path), str(flight_port))
+        procs.python("JSON proxy", JSON_SERVER, str(path), str(json_port))
+        relay, relay_url = procs.relay()
+        home = Path(tmp) / "home"
+        limits = ["--max-rows", "100000000", "--max-bytes", str(4 << 30), "--timeout", "300"]
+        link = parse_link(procs.share(path, relay_url, home, *limits)[1])
+        big_link = parse_link(procs.share(big_path, relay_url, home, *limits)[1])
+
+        con = duckdb.connect(str(path), read_only=True)
+        flight_client = flight.FlightClient(f"grpc://127.0.0.1:{flight_port}")
+        http = httpx.Client(timeout=300)
+        remote = RemoteStore(link, compression=None)
+        remote_lz4 = RemoteStore(link, compression="lz4")
+
+        def ours_plain(n: int, fmt: str) -> httpx.Response:
+            params = {"sql": QUERY.format(n=n), "format": fmt, "t": link.token}
+            return http.get(f"{link.share_url}/api/query", params=params)
+
+        paths: dict[str, Callable[[int], object]] = {
+            FLOOR: lambda n: to_pandas(con.sql(QUERY.format(n=n)).to_arrow_table()),
+            "local .df()": lambda n: con.sql(QUERY.format(n=n)).df(),
+            "Flight do_get": lambda n: to_pandas(
+                flight_client.do_get(flight.Ticket(QUERY.format(n=n).encode())).read_all()
+            ),
+            "JSON proxy": lambda n: json_frame(
+                http.post(f"http://127.0.0.1:{json_port}/", content=QUERY.format(n=n))
+            ),
+            JSON_API: lambda n: json_frame(ours_plain(n, "json")),
+            "p2p2p via relay, plain Arrow": lambda n: to_pandas(
+                pa.ipc.open_stream(ours_plain(n, "arrow").content).read_all()
+            ),
+            "p2p2p via relay, E2E": lambda n: remote.query(QUERY.format(n=n)),
+            OURS: lambda n: remote_lz4.query(QUERY.format(n=n)),
+        }
+        measured_at = {
+            "JSON proxy": json_sizes,
+            JSON_API: [n for n in sizes if n <= JSON_API_MAX_ROWS],
+        }
+        times: dict[str, dict[int, float]] = {name: {} for name in paths}
+        for n in sizes:
+            for name, fn in paths.items():
+                if n not in measured_at.get(name, sizes):
+                    continue
+                fn(n)  # warm
+                times[name][n] = median_time(partial(fn, n), rounds)
+        n = max(sizes)
+        if n not in json_sizes:
+            times["JSON proxy"][n] = median_time(partial(paths["JSON proxy"], n), 1)
+
+        floor = times[FLOOR]
+        lines.append("| path | " + " | ".join(f"{n:,} rows" for n in sizes) + " |")
+        lines.append("|---|" + "---:|" * len(sizes))
+        for name, by_n in times.items():
+            cells = []
+            for size in sizes:
+                t = by_n.get(size)
+                cells.append("—" if t is None else f"{t * 1000:.1f} ms ({t / floor[size]:.1f}×)")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        ours = times[OURS][n]
+        lines.append("")
+        lines.append(
+            f"Times are medians of {rounds} rounds after one warm-up, each a query answered into "
+            f"a pandas DataFrame; (×) is the time over local Arrow→pandas at the same size."
+            + ("" if n in json_sizes else f" The JSON proxy at {n:,} rows is one round (seconds).")
+            + f" The share's JSON API stops at {JSON_API_MAX_ROWS:,} rows by design, so it has "
+            "no larger figures."
+        )
+        lines.append("")
+        lines.append(
+            f"At {n:,} rows, ours (E2E + lz4 via relay, the default) is {ours / floor[n]:.2f}× "
+            f"local Arrow→pandas, {ours / times['Flight do_get'][n]:.2f}× Flight, "
+            f"local .df() takes {times['local .df()'][n] / ours:.2f}× our time, "
+            f"{times['JSON proxy'][n] / ours:.0f}× faster than the JSON proxy; E2E without "
+            f"lz4 is {times['p2p2p via relay, E2E'][n] / floor[n]:.2f}× and the plain Arrow "
+            f"path (no E2E) {times['p2p2p via relay, plain Arrow'][n] / floor[n]:.2f}×."
+        )
+
+        executor = Executor(path)
+        executor.warm()
+        rtts = {
+            "local DuckDB": round_trips(lambda: con.execute("SELECT 42").fetchall()),
+            "local sandboxed executor": round_trips(lambda: executor.query_arrow("SELECT 42")),
+            "via relay, E2E": round_trips(lambda: remote.query_arrow("SELECT 42")),
+        }
+        executor.close()
+        lines.append("")
+        lines.append("| `SELECT 42` round trip (200 in a row) | p50 | p99 |")
+        lines.append("|---|---:|---:|")
+        for label, (p50, p99) in rtts.items():
+            lines.append(f"| {label} | {p50 * 1000:.2f} ms | {p99 * 1000:.2f} ms |")
+
+        # The relay must forward a large answer without holding it: sample its memory.
+        big_remote = RemoteStore(big_link)
+        before = rss(relay.pid)
+        peak = before
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, rss(relay.pid))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        started = time.perf_counter()
         try:
-            flight_port, json_port, relay_port = free_port(), free_port(), free_port()
-            procs.append(start([sys.executable, "-c", FLIGHT_SERVER, str(path), str(flight_port)]))
-            procs.append(start([sys.executable, "-c", JSON_SERVER, str(path), str(json_port)]))
-            relay = start([sys.executable, "-m", "p2p2p", "relay", "--port", str(relay_port)])
-            procs.append(relay)
-            for proc in procs:
-                assert proc.stdout is not None
-                proc.stdout.readline()
-            relay_url = f"http://127.0.0.1:{relay_port}"
-            home = {"P2P2P_HOME": str(Path(tmp) / "home")}
-            limits = ["--max-rows", "100000000", "--max-bytes", str(4 << 30), "--timeout", "300"]
-            share = start(
-                [
-                    sys.executable,
-                    "-m",
-                    "p2p2p",
-                    "share",
-                    str(path),
-                    "--relay",
-                    relay_url,
-                    "--json",
-                    *limits,
-                ],
-                home,
-            )
-            big_share = start(
-                [
-                    sys.executable,
-                    "-m",
-                    "p2p2p",
-                    "share",
-                    str(big_path),
-                    "--relay",
-                    relay_url,
-                    "--json",
-                    *limits,
-                ],
-                home,
-            )
-            procs += [share, big_share]
-            assert share.stdout is not None and big_share.stdout is not None
-            link = parse_link(json.loads(share.stdout.readline())["link"])
-            big_link = parse_link(json.loads(big_share.stdout.readline())["link"])
-
-            con = duckdb.connect(str(path), read_only=True)
-            flight_client = flight.FlightClient(f"grpc://127.0.0.1:{flight_port}")
-            http = httpx.Client(timeout=None)
-            remote = RemoteStore(link, compression=None)
-            remote_lz4 = RemoteStore(link, compression="lz4")  # the default
-
-            paths: dict[str, Callable[[int], object]] = {
-                "local Arrow→pandas": lambda n: to_pandas(
-                    con.sql(QUERY.format(n=n)).to_arrow_table()
-                ),
-                "local .df()": lambda n: con.sql(QUERY.format(n=n)).df(),
-                "Flight do_get": lambda n: to_pandas(
-                    flight_client.do_get(flight.Ticket(QUERY.format(n=n).encode())).read_all()
-                ),
-                "JSON proxy": lambda n: pd.DataFrame(
-                    (
-                        r := http.post(
-                            f"http://127.0.0.1:{json_port}/", content=QUERY.format(n=n)
-                        ).json()
-                    )["rows"],
-                    columns=r["columns"],
-                ),
-                "p2p2p via relay, plain Arrow": lambda n: to_pandas(
-                    pa.ipc.open_stream(
-                        http.get(
-                            f"{link.share_url}/api/query",
-                            params={"sql": QUERY.format(n=n), "format": "arrow", "t": link.token},
-                        ).content
-                    ).read_all()
-                ),
-                "p2p2p via relay, E2E": lambda n: remote.query(QUERY.format(n=n)),
-                "p2p2p via relay, E2E + lz4": lambda n: remote_lz4.query(QUERY.format(n=n)),
-            }
-            results: dict[str, dict[int, float]] = {name: {} for name in paths}
-            for n in sizes:
-                for name, fn in paths.items():
-                    if name == "JSON proxy" and n not in json_sizes:
-                        continue
-                    fn(n)  # warm
-                    results[name][n] = median_time(lambda fn=fn, n=n: fn(n), rounds)
-            if not quick:
-                results["JSON proxy"][max(sizes)] = median_time(
-                    lambda: paths["JSON proxy"](max(sizes)), 1
-                )
-
-            floor = results["local Arrow→pandas"]
-            lines.append("| path | " + " | ".join(f"{n:,} rows" for n in sizes) + " |")
-            lines.append("|---|" + "---:|" * len(sizes))
-            for name, by_n in results.items():
-                cells = []
-                for n in sizes:
-                    t = by_n.get(n)
-                    cells.append("—" if t is None else f"{t * 1000:.1f} ms ({t / floor[n]:.1f}×)")
-                lines.append(f"| {name} | " + " | ".join(cells) + " |")
-            n = max(sizes)
-            ours = results["p2p2p via relay, E2E + lz4"][n]  # the default
-            lines.append("")
-            lines.append(
-                f"At {n:,} rows, ours (E2E + lz4 via relay, the default) is {ours / floor[n]:.2f}× local Arrow→pandas, "
-                f"{ours / results['Flight do_get'][n]:.2f}× Flight, "
-                f"local .df() takes {results['local .df()'][n] / ours:.2f}× our time, "
-                f"{results['JSON proxy'][n] / ours:.0f}× faster than the JSON proxy."
-            )
-
-            # Round trips.
-            executor = Executor(path)
-            executor.warm()
-
-            def rtts(fn: Callable[[], object], count: int = 200) -> tuple[float, float]:
-                samples = []
-                for _ in range(count):
-                    started = time.perf_counter()
-                    fn()
-                    samples.append(time.perf_counter() - started)
-                samples.sort()
-                return samples[len(samples) // 2], samples[int(len(samples) * 0.99) - 1]
-
-            local_rtt = rtts(lambda: con.execute("SELECT 42").fetchall())
-            executor_rtt = rtts(lambda: executor.query_arrow("SELECT 42"))
-            relay_rtt = rtts(lambda: remote.query_arrow("SELECT 42"))
-            executor.close()
-            lines.append("")
-            lines.append("| `SELECT 42` round trip | p50 | p99 |")
-            lines.append("|---|---:|---:|")
-            for label, (p50, p99) in (
-                ("local DuckDB", local_rtt),
-                ("local sandboxed executor", executor_rtt),
-                ("via relay, E2E", relay_rtt),
-            ):
-                lines.append(f"| {label} | {p50 * 1000:.2f} ms | {p99 * 1000:.2f} ms |")
-
-            # Relay memory while forwarding ~1 GiB.
-            big_remote = RemoteStore(big_link)
-            before = rss(relay.pid)
-            peak = before
-            done = threading.Event()
-
-            def sample() -> None:
-                nonlocal peak
-                while not done.is_set():
-                    peak = max(peak, rss(relay.pid))
-                    time.sleep(0.02)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            started = time.perf_counter()
             table = big_remote.query_arrow("SELECT * FROM t")
-            elapsed = time.perf_counter() - started
+        finally:
             done.set()
             sampler.join()
-            size = table.nbytes
-            del table
-            lines.append("")
-            lines.append(
-                f"Relay RSS while forwarding a {size / 2**30:.2f} GiB result ({elapsed:.1f} s, E2E): "
-                f"{before / 2**20:.0f} MiB before, {peak / 2**20:.0f} MiB peak, growth "
-                f"{(peak - before) / 2**20:.0f} MiB."
-            )
-            remote.close()
-            big_remote.close()
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-    return "\n".join(lines)
+        elapsed = time.perf_counter() - started
+        size = table.nbytes
+        del table
+        growth = peak - before
+        lines.append("")
+        lines.append(
+            f"Relay RSS while forwarding a {size / 2**30:.2f} GiB result ({elapsed:.1f} s, E2E): "
+            f"{before / 2**20:.0f} MiB before, {peak / 2**20:.0f} MiB peak, growth "
+            f"{growth / 2**20:.0f} MiB."
+        )
+        remote.close()
+        remote_lz4.close()
+        big_remote.close()
+        http.close()
+        con.close()
+
+    at = f"at {n:,} rows"
+    relay_p50 = rtts["via relay, E2E"][0]
+    targets = [
+        Target(
+            f"ours vs local Arrow→pandas, {at}",
+            f"{ours / floor[n]:.2f}×",
+            "≤ 3×",
+            ours <= 3 * floor[n],
+        ),
+        Target(
+            f"ours vs Arrow Flight, {at}",
+            f"{ours / times['Flight do_get'][n]:.2f}×",
+            "≤ 1.5×",
+            ours <= 1.5 * times["Flight do_get"][n],
+        ),
+        Target(
+            f"local `.df()` over ours, {at}",
+            f"{times['local .df()'][n] / ours:.2f}×",
+            "> 1× (ours faster)",
+            times["local .df()"][n] > ours,
+        ),
+        Target(
+            f"JSON proxy over ours, {at}",
+            f"{times['JSON proxy'][n] / ours:.0f}×",
+            "≥ 20×",
+            times["JSON proxy"][n] >= 20 * ours,
+        ),
+        Target(
+            "`SELECT 42` via relay, p50", f"{relay_p50 * 1000:.2f} ms", "≤ 3 ms", relay_p50 <= 0.003
+        ),
+        Target(
+            "relay RSS growth forwarding ~1 GiB",
+            f"{growth / 2**20:.0f} MiB",
+            "≤ 64 MiB",
+            growth <= 64 * 2**20,
+        ),
+    ]
+    return SharingResult(
+        "Remote queries through the relay vs the yardsticks",
+        "\n".join(lines),
+        targets,
+        sizes=sizes,
+        times=times,
+        round_trips=rtts,
+    )

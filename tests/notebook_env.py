@@ -4,7 +4,8 @@ A real relay, the hospital store shared by a real ``p2p2p share`` process under 
 identity of its own (the analyst tour connects to it through ``hospital-link.txt``, the
 file ``p2p2p demo`` writes), and the notebooks' kernels on a second, separate identity
 (``P2P2P_HOME``) that points at the same relay (``P2P2P_RELAY``) for the owner tour's
-``%share``. Nothing touches the user's own p2p2p config.
+``%share``, and signs notes with a fixed name (``P2P2P_NAME``), so stored outputs do not
+depend on who runs them. Nothing touches the user's own p2p2p config.
 
     python -m tests.notebook_env     re-run every notebook here and store its outputs
 """
@@ -33,7 +34,7 @@ def notebook_environment() -> Iterator[str]:
     store = NOTEBOOKS / STORE
     if not store.exists():
         build_hospital_store(store)  # deterministic: the stored outputs depend on it
-    saved = {k: os.environ.get(k) for k in ("P2P2P_HOME", "P2P2P_RELAY")}
+    saved = {k: os.environ.get(k) for k in ("P2P2P_HOME", "P2P2P_RELAY", "P2P2P_NAME")}
     with tempfile.TemporaryDirectory(prefix="p2p2p-notebooks-") as tmp, ExitStack() as stack:
         relay = Relay()
         stack.callback(relay.stop)
@@ -44,6 +45,7 @@ def notebook_environment() -> Iterator[str]:
         stack.callback(link_file.unlink, missing_ok=True)
         os.environ["P2P2P_HOME"] = str(Path(tmp) / "reader")
         os.environ["P2P2P_RELAY"] = relay.url
+        os.environ["P2P2P_NAME"] = "Dana (analyst)"  # notes are signed with a name; not the login's
         try:
             yield share.link
         finally:

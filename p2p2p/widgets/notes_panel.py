@@ -22,6 +22,7 @@ import traitlets
 from ..core import notes
 from ..core.errors import P2P2PError
 from ..core.identity import Identity, fingerprint, unb64
+from .result_table import PlainTextRepr
 
 LIVE_WAIT_S = 20.0  # one long request at a time: new notes arrive as they are written
 SIGN_TIMEOUT_S = 15.0
@@ -36,7 +37,7 @@ class BrowserSigner(anywidget.AnyWidget):
     name = traitlets.Unicode("").tag(sync=True)
 
 
-class NotesPanel(widgets.VBox):  # type: ignore[misc]
+class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
     def __init__(
         self,
         store: Any,

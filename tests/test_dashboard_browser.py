@@ -208,6 +208,8 @@ def test_a_viewer_signs_a_note_in_the_browser(dashboard: Share, tmp_path: Path) 
         panel.get_by_role("button", name="Post").click()
         panel.locator(".p2p2p-note", has_text="Why is Q3 up?").wait_for(timeout=60_000)
         assert "verified" in panel.locator(".p2p2p-note", has_text="Why is Q3 up?").inner_text()
+        panel.scroll_into_view_if_needed()
+        panel.screenshot(path=str(SCREENSHOTS / "notes-panel.png"))
         key = page.evaluate(BROWSER_KEY_JS)
         assert key["extractable"] is False and key["leaked"] is False
         # The same browser keeps its key across visits.

@@ -74,12 +74,20 @@ def _round_trips(ax: Axes, sharing: SharingResult) -> None:
     labels = list(sharing.round_trips)
     p50 = [sharing.round_trips[label][0] * 1000 for label in labels]
     p99 = [sharing.round_trips[label][1] * 1000 for label in labels]
-    bars = ax.barh(labels, p50, color="#6a51a3", height=0.6, label="p50")
+    ax.barh(labels, p50, color="#6a51a3", height=0.6, label="p50")
     ax.scatter(p99, labels, marker="|", s=300, color="#3f007d", zorder=3, label="p99")
-    ax.bar_label(bars, [f"{v:.2f} ms" for v in p50], padding=3, fontsize=8)
+    for row, (low, high) in enumerate(zip(p50, p99, strict=True)):
+        # Past both marks, so a p99 close to its p50 cannot cover the figures.
+        ax.text(
+            max(low, high) + max(p99) * 0.03,
+            row,
+            f"{low:.2f} / {high:.2f} ms",
+            va="center",
+            fontsize=8,
+        )
     ax.invert_yaxis()
-    ax.set_xlim(0, max(p99) * 1.25)
-    ax.set_xlabel("milliseconds")
+    ax.set_xlim(0, max(p99) * 1.7)
+    ax.set_xlabel("milliseconds (p50 / p99 of 200 in a row)")
     ax.set_title("SELECT 42 round trip", loc="left")
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(axis="x", alpha=0.25)

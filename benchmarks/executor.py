@@ -15,7 +15,7 @@ from p2p2p.core.dataframe import to_pandas
 from p2p2p.core.executor import Executor
 from p2p2p.core.limits import Limits
 
-from .common import Section, median_time
+from .common import Section, interleaved, median_time
 
 QUERY = "SELECT * FROM wide LIMIT {n}"
 
@@ -94,9 +94,10 @@ def run(rounds: int, quick: bool) -> Section:
         for n in sizes:
             local(n)
             sandboxed(n)  # warm both paths once
-            t_local = median_time(partial(local, n), rounds)
-            t_sand = median_time(partial(sandboxed, n), rounds)
-            rows.append((n, t_local, t_sand))
+            timed = interleaved(
+                {"local": partial(local, n), "sandboxed": partial(sandboxed, n)}, rounds
+            )
+            rows.append((n, timed["local"], timed["sandboxed"]))
 
         n = max(sizes)
         streamed_peak, total = peak_memory(path, n, "stream")

@@ -32,7 +32,7 @@ from p2p2p.core.client import RemoteStore, parse_link
 from p2p2p.core.dataframe import to_pandas
 from p2p2p.core.executor import Executor
 
-from .common import Processes, Section, Target, free_port, median_time, rss
+from .common import Processes, Section, Target, free_port, interleaved, median_time, rss
 
 QUERY = "SELECT * FROM wide LIMIT {n}"
 FLOOR = "local Arrow→pandas"
@@ -170,11 +170,15 @@ def run(rounds: int, quick: bool) -> SharingResult:
         }
         times: dict[str, dict[int, float]] = {name: {} for name in paths}
         for n in sizes:
-            for name, fn in paths.items():
-                if n not in measured_at.get(name, sizes):
-                    continue
-                fn(n)  # warm
-                times[name][n] = median_time(partial(fn, n), rounds)
+            contenders = {
+                name: partial(fn, n)
+                for name, fn in paths.items()
+                if n in measured_at.get(name, sizes)
+            }
+            for warm in contenders.values():
+                warm()
+            for name, median in interleaved(contenders, rounds).items():
+                times[name][n] = median
         n = max(sizes)
         if n not in json_sizes:
             times["JSON proxy"][n] = median_time(partial(paths["JSON proxy"], n), 1)
@@ -191,7 +195,8 @@ def run(rounds: int, quick: bool) -> SharingResult:
         ours = times[OURS][n]
         lines.append("")
         lines.append(
-            f"Times are medians of {rounds} rounds after one warm-up, each a query answered into "
+            f"Times are medians of {rounds} rounds after one warm-up, the paths taking turns "
+            f"within each round, each a query answered into "
             f"a pandas DataFrame; (×) is the time over local Arrow→pandas at the same size."
             + ("" if n in json_sizes else f" The JSON proxy at {n:,} rows is one round (seconds).")
             + f" The share's JSON API stops at {JSON_API_MAX_ROWS:,} rows by design, so it has "

@@ -95,7 +95,8 @@ class Section:
 
 
 class Process:
-    """A process a benchmark started, in its own session so it can be ended whole."""
+    """A process a benchmark started, in a session of its own so a Ctrl+C meant for the
+    benchmark reaches it only through ``stop`` (a share then revokes itself cleanly)."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         self.name = name
@@ -139,10 +140,12 @@ class Process:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                # Kernels start sessions of their own: end the whole tree, not the group.
+                for pid in reversed(descendants(self.proc.pid)):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 self.proc.wait(timeout=10)
         self._log.close()
 
@@ -159,7 +162,11 @@ class Processes:
 
     def __exit__(self, *_exc: object) -> None:
         while self.started:
-            self.started.pop().stop()
+            process = self.started.pop()
+            try:
+                process.stop()
+            except Exception as exc:  # the others must still be stopped
+                print(f"could not stop {process.name}: {exc}", file=sys.stderr)
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Process:
         process = Process(name, args, env)

@@ -53,10 +53,43 @@ def test_limit_marks_truncation(sample_store: str) -> None:
 def test_sample_and_demo_without_lab(tmp_path: Path) -> None:
     built = p2p2p("sample", str(tmp_path / "s.duckdb"), "--rows", "100")
     assert built.returncode == 0 and Path(built.stdout.strip()).is_file()
-    demo = p2p2p("demo", "--dir", str(tmp_path / "demo"), "--no-lab")
+    demo = p2p2p("demo", "--dir", str(tmp_path / "demo"), "--no-lab", "--scale", "0.02")
     assert demo.returncode == 0, demo.stderr
-    assert (tmp_path / "demo" / "sample.duckdb").is_file()
-    assert (tmp_path / "demo" / "quickstart.ipynb").is_file()
+    assert "case_materials" in demo.stdout and "[1/4]" in demo.stdout  # progress, per table
+    for name in (
+        "hospital.duckdb",
+        "owner-tour.ipynb",
+        "analyst-tour.ipynb",
+        "hospital-dashboard.ipynb",
+        "quickstart.ipynb",
+    ):
+        assert (tmp_path / "demo" / name).is_file(), name
+    # A second run keeps the store and the notebooks (the user's edits) as they are.
+    (tmp_path / "demo" / "owner-tour.ipynb").write_text("edited")
+    again = p2p2p("demo", "--dir", str(tmp_path / "demo"), "--no-lab", "--scale", "0.02")
+    assert "already built" in again.stdout
+    assert (tmp_path / "demo" / "owner-tour.ipynb").read_text() == "edited"
+
+
+def test_the_hospital_store_is_the_same_on_every_build(tmp_path: Path) -> None:
+    import duckdb
+
+    digests = []
+    for attempt in ("a", "b"):
+        built = p2p2p(
+            "sample", "--hospital", str(tmp_path / f"{attempt}.duckdb"), "--scale", "0.02"
+        )
+        assert built.returncode == 0, built.stderr
+        con = duckdb.connect(built.stdout.strip(), read_only=True)
+        digests.append(
+            [
+                con.sql(f"SELECT count(*), sum(hash(t::VARCHAR)) FROM {table} t").fetchall()[0]
+                for table in ("sites", "departments", "materials", "cases", "case_materials")
+            ]
+        )
+        con.close()
+    assert digests[0] == digests[1]
+    assert digests[0][3][0] == 3200  # cases at scale 0.02
 
 
 def test_bad_target_is_explained() -> None:

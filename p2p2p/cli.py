@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument(
         "--access-log",
         action="store_true",
-        help="log every request (share id, client address, status); off by default",
+        help="log every request (path with the share id, status, client address, time; never the query string, which can hold the token); off by default",
     )
     relay.set_defaults(func=_cmd_relay)
 

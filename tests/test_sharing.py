@@ -517,3 +517,26 @@ def test_the_link_in_a_real_browser(relay: Relay, sample_store: str, tmp_path: P
             page.get_by_text("This share is offline").wait_for(timeout=30_000)
     finally:
         owner.stop()
+
+
+@pytest.mark.parametrize("status", [200, 502, 504])
+def test_relay_log_lines_never_carry_a_token_or_sql(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    from types import SimpleNamespace
+
+    from tornado.httputil import HTTPServerRequest
+
+    from p2p2p.relay.app import log_every_request, quiet_log
+
+    request = HTTPServerRequest(
+        method="GET", uri="/s/" + "a" * 32 + "/api/query?t=SECRET-TOKEN&sql=SELECT+salary"
+    )
+    handler = SimpleNamespace(request=request, get_status=lambda: status)
+    with caplog.at_level(logging.INFO, logger="p2p2p.relay"):
+        quiet_log(handler)  # type: ignore[arg-type]
+        log_every_request(handler)  # type: ignore[arg-type]
+    assert "/api/query" in caplog.text
+    assert "SECRET-TOKEN" not in caplog.text and "salary" not in caplog.text
+    assert caplog.text.count("/api/query") == (2 if status >= 500 else 1)

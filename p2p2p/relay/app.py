@@ -648,16 +648,30 @@ class DirectoryHandler(tornado.web.RequestHandler):
 
 def quiet_log(handler: tornado.web.RequestHandler) -> None:
     """Server errors only: a line per request would name share ids and client addresses
-    (and, inside Jupyter, fill the server's log)."""
+    (and, inside Jupyter, fill the server's log). Never the query string: it can hold a
+    link's token (``?t=``) and a viewer's SQL."""
     if handler.get_status() >= 500:
-        log.warning("%d %s %s", handler.get_status(), handler.request.method, handler.request.uri)
+        log.warning("%d %s %s", handler.get_status(), handler.request.method, handler.request.path)
+
+
+def log_every_request(handler: tornado.web.RequestHandler) -> None:
+    """``--access-log``: every request, by path, status, time and client; no query string."""
+    request = handler.request
+    log.info(
+        "%d %s %s %s %.1f ms",
+        handler.get_status(),
+        request.method,
+        request.path,
+        request.remote_ip,
+        1000 * request.request_time(),
+    )
 
 
 def make_app(
     config: RelayConfig | None = None, access_log: bool = False
 ) -> tuple[tornado.web.Application, Relay]:
     relay = Relay(config or RelayConfig())
-    settings: dict[str, Any] = {} if access_log else {"log_function": quiet_log}
+    settings: dict[str, Any] = {"log_function": log_every_request if access_log else quiet_log}
     app = tornado.web.Application(
         [
             (r"/healthz", HealthHandler, {"relay": relay}),

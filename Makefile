@@ -27,13 +27,14 @@ demo: $(VENV)/.base
 
 test: $(VENV)/.test chromium lint typecheck unit
 
-# Browser tests drive Debian's chromium (Playwright cannot download browsers here).
+# Browser tests drive Debian's chromium (Playwright cannot download browsers here); the
+# relay-behind-TLS test runs docs/relay.md's nginx settings against a real nginx.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests (a few minutes, once)"; \
+	@{ command -v chromium && { command -v nginx || test -x /usr/sbin/nginx; } && command -v openssl; } >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium, nginx and openssl for the tests (a few minutes, once)"; \
 	  $(SUDO) apt-get update -q && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium nginx openssl; }
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check p2p2p tests benchmarks

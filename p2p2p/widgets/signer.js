@@ -38,6 +38,21 @@ async function identity() {
 const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
 const unb64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 
+// The key signs p2p2p notes for the share this page belongs to, nothing else: the kernel
+// (or anything between it and this page) must not get arbitrary bytes signed with it.
+const DOMAIN = new TextEncoder().encode("p2p2p-note-v1\0");
+
+function checkNote(bytes) {
+  if (bytes.length <= DOMAIN.length || DOMAIN.some((b, i) => bytes[i] !== b)) {
+    throw new Error("refused to sign: not a p2p2p note");
+  }
+  const note = JSON.parse(new TextDecoder().decode(bytes.subarray(DOMAIN.length)));
+  const here = location.pathname.match(/\/s\/([a-z2-7]{32})\//);
+  if (here && note.share !== here[1]) {
+    throw new Error("refused to sign: the note is for another share");
+  }
+}
+
 export default {
   async render({ model, el }) {
     el.className = "p2p2p-signer";
@@ -57,7 +72,9 @@ export default {
       el.textContent = "Your notes are signed with a key kept in this browser.";
       model.on("msg:custom", async (msg) => {
         try {
-          const sig = await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, unb64(msg.bytes));
+          const bytes = unb64(msg.bytes);
+          checkNote(bytes);
+          const sig = await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, bytes);
           model.send({ id: msg.id, sig: b64(new Uint8Array(sig)) });
         } catch (error) {
           model.send({ id: msg.id, error: String(error) });
@@ -66,7 +83,9 @@ export default {
     } catch (error) {
       model.set("error", String(error));
       model.save_changes();
-      el.textContent = "This browser cannot sign (no Ed25519 in WebCrypto): notes use a key for this visit only.";
+      el.textContent = window.isSecureContext
+        ? "This browser cannot sign (no Ed25519 in WebCrypto): notes use a key for this visit only."
+        : "This page is not served over HTTPS, so the browser offers no signing key: notes use a key for this visit only.";
     }
   },
 };

@@ -526,13 +526,12 @@ def test_relay_log_lines_never_carry_a_token_or_sql(
     import logging
     from types import SimpleNamespace
 
-    from tornado.httputil import HTTPServerRequest
+    from tornado.httputil import HTTPServerRequest, RequestStartLine
 
     from p2p2p.relay.app import log_every_request, quiet_log
 
-    request = HTTPServerRequest(
-        method="GET", uri="/s/" + "a" * 32 + "/api/query?t=SECRET-TOKEN&sql=SELECT+salary"
-    )
+    uri = "/s/" + "a" * 32 + "/api/query?t=SECRET-TOKEN&sql=SELECT+salary"
+    request = HTTPServerRequest(start_line=RequestStartLine("GET", uri, "HTTP/1.1"))
     handler = SimpleNamespace(request=request, get_status=lambda: status)
     with caplog.at_level(logging.INFO, logger="p2p2p.relay"):
         quiet_log(handler)  # type: ignore[arg-type]

@@ -526,12 +526,15 @@ def test_relay_log_lines_never_carry_a_token_or_sql(
     import logging
     from types import SimpleNamespace
 
-    from tornado.httputil import HTTPServerRequest, RequestStartLine
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
     from p2p2p.relay.app import log_every_request, quiet_log
 
     uri = "/s/" + "a" * 32 + "/api/query?t=SECRET-TOKEN&sql=SELECT+salary"
-    request = HTTPServerRequest(start_line=RequestStartLine("GET", uri, "HTTP/1.1"))
+    request = HTTPServerRequest(
+        start_line=RequestStartLine("GET", uri, "HTTP/1.1"),
+        headers=HTTPHeaders({"Host": "127.0.0.1"}),
+    )
     handler = SimpleNamespace(request=request, get_status=lambda: status)
     with caplog.at_level(logging.INFO, logger="p2p2p.relay"):
         quiet_log(handler)  # type: ignore[arg-type]

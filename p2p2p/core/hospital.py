@@ -180,13 +180,15 @@ def build_hospital_store(
         )
 
         # Every site has most specialties; the small one fewer.
-        dept_site, dept_name = [], []
+        # A department's share of cases: its specialty's share times the site's size.
+        dept_site, dept_name, dept_weight = [], [], []
         for site_id, _name, _city, beds in SITES:
             for specialty in SPECIALTIES:
                 if beds < 300 and specialty in ("Neurosurgery", "Cardiology", "ENT"):
                     continue
                 dept_site.append(site_id)
                 dept_name.append(specialty)
+                dept_weight.append(SPECIALTIES[specialty][1] * beds)
         departments = pa.table(
             {
                 "dept_id": np.arange(1, len(dept_site) + 1),
@@ -243,12 +245,7 @@ def build_hospital_store(
         # procedure, dates, and a patient described only by band.
         n = max(1, round(CASES_AT_SCALE_1 * scale))
         specialty_of = np.array(dept_name)
-        weights = np.array(
-            [
-                SPECIALTIES[s][1] * dict((x[0], x[3]) for x in SITES)[site]
-                for s, site in zip(dept_name, dept_site, strict=True)
-            ]
-        )
+        weights = np.array(dept_weight)
         dept_idx = rng.choice(len(dept_name), n, p=weights / weights.sum())
         procedures = np.empty(n, dtype=object)
         stay_mean = np.empty(n)

@@ -320,11 +320,6 @@ def notes_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     records = []
     for note in rows:
         retracted = bool(note.get("retracted_by"))
-        try:
-            notes.verify(note)
-            verified = True
-        except notes.NoteRefused:
-            verified = False
         on = note.get("target") or {}
         records.append(
             {
@@ -334,7 +329,7 @@ def notes_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
                 "kind": note.get("kind"),
                 "on": notes.describe_target(on),
                 "body": "" if retracted else note.get("body", ""),
-                "verified": verified or retracted,
+                "verified": notes.signature_state(note) != "forged",
                 "retracted": retracted,
                 "id": note.get("id"),
                 "parent": note.get("parent"),

@@ -179,6 +179,16 @@ def verify(note: dict[str, Any]) -> None:
         ) from None
 
 
+def signature_state(note: dict[str, Any]) -> str:
+    """How a reader should take a note: ``verified``, ``retracted`` (its author withdrew it,
+    so its body, and with it the signature, is gone) or ``forged``."""
+    try:
+        verify(note)
+        return "verified"
+    except NoteRefused:
+        return "retracted" if note.get("retracted_by") else "forged"
+
+
 def admit(note: dict[str, Any], share_id: str, now_ms: int) -> None:
     """The owner's checks before storing: signature, this share, and a sane clock."""
     verify(note)

@@ -37,6 +37,13 @@ class BrowserSigner(anywidget.AnyWidget):
     name = traitlets.Unicode("").tag(sync=True)
 
 
+BADGES = {
+    "verified": '<span class="p2p2p-verified" style="color:#1a7f37">✓ verified</span>',
+    "retracted": '<span style="color:#59636e">retracted</span>',
+    "forged": '<span style="color:#b42318">✗ signature does not verify</span>',
+}
+
+
 class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
     def __init__(
         self,
@@ -122,11 +129,9 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         shown = [n for n in self.notes if n.get("kind") not in ("retract", "resolve")]
         lines = [f"notes · {len(shown)}"]
         for note in reversed(shown):
-            try:
-                notes.verify(note)
-                check = "verified"
-            except notes.NoteRefused:
-                check = "retracted" if note.get("retracted_by") else "SIGNATURE DOES NOT VERIFY"
+            check = notes.signature_state(note)
+            if check == "forged":
+                check = "SIGNATURE DOES NOT VERIFY"
             author = fingerprint(unb64(str(note.get("author", ""))))
             target = notes.describe_target(note.get("target") or {})
             lines.append(
@@ -154,15 +159,7 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
 
     def _note_row(self, note: dict[str, Any], resolved: bool, depth: int) -> widgets.Widget:
         retracted = bool(note.get("retracted_by"))
-        try:
-            notes.verify(note)
-            badge = '<span class="p2p2p-verified" style="color:#1a7f37">✓ verified</span>'
-        except notes.NoteRefused:
-            badge = (
-                '<span style="color:#59636e">retracted</span>'
-                if retracted
-                else '<span style="color:#b42318">✗ signature does not verify</span>'
-            )
+        badge = BADGES[notes.signature_state(note)]
         author = fingerprint(unb64(str(note.get("author", ""))))
         when = datetime.fromtimestamp(int(note.get("created", 0)) / 1000, UTC)
         flags = []

@@ -109,3 +109,23 @@ def test_rate_limits_per_author_and_per_viewer_session(tmp_path: Path) -> None:
         store.add(signed(Identity.generate(), f"k{i}"), sender="session-1")
     with pytest.raises(notes.NoteRefused, match="a minute"):
         store.add(signed(Identity.generate(), "new key, same session"), sender="session-1")
+
+
+def test_readers_tell_verified_retracted_and_forged_notes_apart() -> None:
+    from p2p2p.core.client import notes_frame
+
+    author = Identity.generate()
+    good = signed(author)
+    forged = {**signed(author, "approved"), "body": "rejected"}  # changed after signing
+    retracted = {**signed(author, "draft"), "body": "", "retracted_by": "r1"}
+    assert [notes.signature_state(n) for n in (good, forged, retracted)] == [
+        "verified",
+        "forged",
+        "retracted",
+    ]
+    frame = notes_frame([good, forged, retracted])
+    assert dict(zip(frame["id"], frame["verified"], strict=True)) == {
+        good["id"]: True,
+        forged["id"]: False,
+        retracted["id"]: True,
+    }

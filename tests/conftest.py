@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ from p2p2p.core.executor import Executor
 from p2p2p.core.limits import Limits
 from p2p2p.core.sample import build_sample_store
 
+from .browser import free_port
 from .sharing import Relay
 
 
@@ -29,6 +32,22 @@ def relay() -> Iterator[Relay]:
     process = Relay()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    """A small web app on loopback (tests/upstream_app.py) to put behind a share."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.upstream_app", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    yield f"http://127.0.0.1:{port}"
+    proc.kill()
+    proc.wait(10)
 
 
 @pytest.fixture(autouse=True)

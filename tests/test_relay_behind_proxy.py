@@ -15,7 +15,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,21 +140,6 @@ def front(relay: Relay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
             time.sleep(0.1)
     yield url, ca
     proc.terminate()
-    proc.wait(10)
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.upstream_app", str(port)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    yield f"http://127.0.0.1:{port}"
-    proc.kill()
     proc.wait(10)
 
 

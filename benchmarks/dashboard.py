@@ -22,21 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from p2p2p.core.sample import build_sample_store
+from tests.browser import CHROMIUM_ARGS  # the browser tests' flags: same browser, same page
 
 from .common import Processes, Section, Target, descendants, rss
 
-# Debian's chromium runs headless on a server without a sandbox or a GPU; the rest keeps
-# it from phoning home, so every request it makes is the page's own, on loopback.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # The first result table of the dashboard, laid out with a size: what a person calls
 # "I can see a table"; checked on every animation frame.
 FIRST_TABLE_JS = """() => {

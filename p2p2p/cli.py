@@ -99,20 +99,17 @@ def _cmd_share(args: argparse.Namespace) -> int:
 
     from .core.aio import run
     from .core.identity import Identity
+    from .core.limits import given
     from .owner.service import OwnerService
 
     identity, _ = Identity.load_or_create()
-    limits = {
-        k: v
-        for k, v in {
-            "timeout_s": args.timeout,
-            "max_rows": args.max_rows,
-            "max_bytes": args.max_bytes,
-            "memory_limit_mb": args.memory_mb,
-            "workers": args.workers,
-        }.items()
-        if v is not None
-    }
+    limits = given(
+        timeout_s=args.timeout,
+        max_rows=args.max_rows,
+        max_bytes=args.max_bytes,
+        memory_limit_mb=args.memory_mb,
+        workers=args.workers,
+    )
 
     async def main() -> int:
         service = OwnerService(identity, relay=args.relay)

@@ -27,6 +27,7 @@ from .dataframe import to_pandas
 from .errors import BadTarget, IdentityError, P2P2PError, ShareOffline
 from .executor import Executor, Params, ResultInfo, encode_params
 from .identity import FILENAME, Identity, box_public_key, fingerprint, unb64
+from .limits import given
 from .paths import config_dir
 from .shareid import ID_LENGTH, matches
 from .target import is_link, parse_target
@@ -216,7 +217,7 @@ class RemoteStore:
             "params": base64.b64encode(param_bytes).decode(),
             "style": style,
             "compression": self.compression,
-            **{k: v for k, v in limits.items() if v is not None},
+            **given(**limits),
         }
         chunks = self._call(message)
         first, final = next(chunks)

@@ -89,3 +89,8 @@ class Limits:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """The limits someone actually set: ``None`` means "the default", so it is left out."""
+    return {name: value for name, value in values.items() if value is not None}

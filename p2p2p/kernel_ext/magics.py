@@ -24,6 +24,7 @@ from ..core.client import LocalStore, RemoteStore, parse_link
 from ..core.dataframe import to_pandas
 from ..core.errors import BadTarget, P2P2PError
 from ..core.identity import Identity, b64, fingerprint
+from ..core.limits import given
 from ..core.shareid import check_name, name_from_path
 from ..core.target import is_link, parse_target
 from ..owner.service import remove_snapshot
@@ -196,15 +197,7 @@ class P2PMagics(Magics):
         """Share a DuckDB file read-only through a relay; shows the link and live status."""
         args = parse_argstring(self.share, line)
         path = os.path.abspath(os.path.expanduser(args.path))
-        limits = {
-            k: v
-            for k, v in {
-                "timeout_s": args.timeout,
-                "max_rows": args.max_rows,
-                "max_bytes": args.max_bytes,
-            }.items()
-            if v is not None
-        }
+        limits = given(timeout_s=args.timeout, max_rows=args.max_rows, max_bytes=args.max_bytes)
         fields: dict[str, Any] = {
             "path": path,
             "name": args.name,

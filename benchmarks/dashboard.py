@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p2p2p.core.sample import build_sample_store
+from p2p2p.samples.sales import build_sample_store
 from tests.browser import CHROMIUM_ARGS  # the browser tests' flags: same browser, same page
 
 from .common import Processes, Section, Target, descendants, rss

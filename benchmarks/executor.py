@@ -11,9 +11,9 @@ from pathlib import Path
 
 import duckdb
 
-from p2p2p.core.dataframe import to_pandas
-from p2p2p.core.executor import Executor
-from p2p2p.core.limits import Limits
+from p2p2p.store.arrow import to_pandas
+from p2p2p.store.executor import Executor
+from p2p2p.store.limits import Limits
 
 from .common import Section, interleaved, median_time
 
@@ -38,8 +38,8 @@ def build(path: Path, rows: int) -> None:
 
 PEAK_SCRIPT = """
 import sys
-from p2p2p.core.executor import Executor
-from p2p2p.core.limits import Limits
+from p2p2p.store.executor import Executor
+from p2p2p.store.limits import Limits
 path, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def hwm():
     for line in open("/proc/self/status"):

@@ -28,9 +28,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from p2p2p.core.client import RemoteStore, parse_link
-from p2p2p.core.dataframe import to_pandas
-from p2p2p.core.executor import Executor
+from p2p2p.client import RemoteStore, parse_link
+from p2p2p.store.arrow import to_pandas
+from p2p2p.store.executor import Executor
 
 from .common import Processes, Section, Target, free_port, interleaved, median_time, rss
 

@@ -20,14 +20,14 @@ def connect(target: str) -> Any:
     ``store.query(sql, params)`` returns pandas, ``store.query_arrow`` a pyarrow Table,
     ``store.schema()`` the tables and columns.
     """
-    from .core.client import connect as _connect
+    from .client import connect as _connect
 
     return _connect(target)
 
 
 def build_sample_store(path: str, rows: int = 20_000) -> str:
     """Create the small sample store used by the quick start (deterministic)."""
-    from .core.sample import build_sample_store as build
+    from .samples.sales import build_sample_store as build
 
     return build(path, rows)
 
@@ -45,6 +45,6 @@ def current_share(fallback: str | None = None) -> Any:
     Elsewhere, ``fallback`` (a store path, link or alias) instead, so a dashboard
     notebook can be written and tested in JupyterLab against the local file.
     """
-    from .core.client import current_share as _current
+    from .client import current_share as _current
 
     return _current(fallback)

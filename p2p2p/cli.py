@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .core.errors import P2P2PError
+from .errors import P2P2PError
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
-    from .core.identity import Identity
+    from .identity import Identity
 
     identity, created = Identity.load_or_create()
     if args.json:
@@ -48,8 +48,8 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from .core.client import connect, display_target
-    from .core.dataframe import to_pandas
+    from .client import connect, display_target
+    from .store.arrow import to_pandas
     from .widgets.result_table import describe
 
     params = dict(_parse_param(p) for p in args.param) or None
@@ -75,7 +75,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 def _cmd_relay(args: argparse.Namespace) -> int:
     import logging
 
-    from .core.aio import run
+    from .aio import run
     from .relay.app import RelayConfig, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(message)s")
@@ -97,10 +97,10 @@ def _cmd_relay(args: argparse.Namespace) -> int:
 def _cmd_share(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .core.aio import run
-    from .core.identity import Identity
-    from .core.limits import given
+    from .aio import run
+    from .identity import Identity
     from .owner.service import OwnerService
+    from .store.limits import given
 
     identity, _ = Identity.load_or_create()
     limits = given(
@@ -168,11 +168,11 @@ def _cmd_share(args: argparse.Namespace) -> int:
 
 
 def _cmd_notes_export(args: argparse.Namespace) -> int:
-    from .core.identity import Identity
-    from .core.notes import export_line
-    from .core.paths import data_dir
-    from .core.shareid import check_name, share_id
-    from .owner.notes_store import NotesStore
+    from .identity import Identity
+    from .owner.notes import NotesStore
+    from .paths import data_dir
+    from .protocol.notes import export_line
+    from .protocol.shareid import check_name, share_id
 
     identity, _ = Identity.load_or_create()
     sid = share_id(identity.public_key, check_name(args.name))
@@ -189,7 +189,7 @@ def _cmd_notes_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_notes_verify(args: argparse.Namespace) -> int:
-    from .core.notes import verify_export
+    from .protocol.notes import verify_export
 
     with open(args.file, encoding="utf-8") as handle:
         count = verify_export(handle.read().splitlines())
@@ -198,7 +198,7 @@ def _cmd_notes_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from .core.audit import verify
+    from .owner.audit import verify
 
     report = verify(args.file)
     print(f"ok: {report.entries} entries, chain intact; head {report.head}")
@@ -207,7 +207,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     if args.hospital:
-        from .core.hospital import build_hospital_store
+        from .samples.hospital import build_hospital_store
 
         info = build_hospital_store(
             args.path or "hospital.duckdb",
@@ -216,14 +216,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         )
         print(info.path)
         return 0
-    from .core.sample import build_sample_store
+    from .samples.sales import build_sample_store
 
     print(build_sample_store(args.path or "sample.duckdb", rows=args.rows))
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run
+    from .samples.demo import run
 
     return run(
         Path(args.dir),

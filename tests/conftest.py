@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from p2p2p.core.executor import Executor
-from p2p2p.core.limits import Limits
-from p2p2p.core.sample import build_sample_store
+from p2p2p.samples.sales import build_sample_store
+from p2p2p.store.executor import Executor
+from p2p2p.store.limits import Limits
 
 from .browser import free_port
 from .sharing import Relay

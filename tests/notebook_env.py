@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from p2p2p.core.hospital import build_hospital_store
-from p2p2p.demo import LINK_FILE, STORE
+from p2p2p.samples.demo import LINK_FILE, STORE
+from p2p2p.samples.hospital import build_hospital_store
 
 from .sharing import Relay, Share
 

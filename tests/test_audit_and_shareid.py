@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from p2p2p.core.audit import AuditError, AuditLog, verify
-from p2p2p.core.identity import Identity
-from p2p2p.core.shareid import BadShareName, matches, name_from_path, share_id
+from p2p2p.identity import Identity
+from p2p2p.owner.audit import AuditError, AuditLog, verify
+from p2p2p.protocol.shareid import BadShareName, matches, name_from_path, share_id
 
 
 def fill(path: Path, n: int = 5) -> AuditLog:

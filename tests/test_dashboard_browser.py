@@ -14,7 +14,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from p2p2p.core.client import parse_link
+from p2p2p.client import parse_link
 
 from .browser import browser_page
 from .sharing import Relay, Share, cli
@@ -223,7 +223,7 @@ def test_a_viewer_signs_a_note_in_the_browser(dashboard: Share, tmp_path: Path) 
     mine = [n for n in lines if n["body"] == "Why is Q3 up?"]
     import base64
 
-    from p2p2p.core.identity import unb64
+    from p2p2p.identity import unb64
 
     assert mine and mine[0]["name"] == "CFO"
     assert unb64(mine[0]["author"]) == base64.b64decode(key["pub"])  # the browser's key

@@ -8,9 +8,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from p2p2p.core.client import LocalStore, current_share
-from p2p2p.core.errors import BadTarget, ShareOffline
+from p2p2p.client import LocalStore, current_share
 from p2p2p.dashboards.view import Dashboard, bar_chart
+from p2p2p.errors import BadTarget, ShareOffline
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -131,7 +131,7 @@ def test_current_share_outside_a_dashboard_says_where_it_works(
 
 
 def test_annotate_this_row_and_the_fallback_without_browser_signing(hostile_store: str) -> None:
-    from p2p2p.core import notes
+    from p2p2p.protocol import notes
 
     store = StoreLikeALink(hostile_store)
     board = Dashboard(store, live_check_s=60, live_notes=False)  # type: ignore[arg-type]

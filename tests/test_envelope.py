@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from p2p2p.core.envelope import (
+from p2p2p.identity import Identity, box_public_key
+from p2p2p.protocol.envelope import (
     REQUEST_PREFIX_BYTES,
     ClientSession,
     OwnerSession,
     Tampered,
     Truncated,
 )
-from p2p2p.core.identity import Identity, box_public_key
 
 SHARE = "a" * 32
 

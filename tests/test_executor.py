@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from p2p2p.core.errors import (
+from p2p2p.errors import (
     BadParameters,
     QueryFailed,
     QueryTimeout,
@@ -25,9 +25,9 @@ from p2p2p.core.errors import (
     StoreMissing,
     WorkerCrashed,
 )
-from p2p2p.core.executor import Executor
-from p2p2p.core.limits import Limits
-from p2p2p.core.sandbox import landlock_abi
+from p2p2p.store.executor import Executor
+from p2p2p.store.limits import Limits
+from p2p2p.store.sandbox import landlock_abi
 
 
 def worker_pid(ex: Executor) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from p2p2p.core.hospital import build_hospital_store
+from p2p2p.samples.hospital import build_hospital_store
 
 from .browser import browser_page
 from .sharing import Relay, Share

@@ -10,8 +10,8 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from p2p2p.core.errors import IdentityError
-from p2p2p.core.identity import Identity
+from p2p2p.errors import IdentityError
+from p2p2p.identity import Identity
 
 
 def test_created_once_owner_only(p2p2p_home: Path) -> None:

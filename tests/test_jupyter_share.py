@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 import p2p2p
-from p2p2p.core.client import parse_link
-from p2p2p.core.errors import ShareOffline
+from p2p2p.client import parse_link
+from p2p2p.errors import ShareOffline
 
 from .jupyter import JupyterServer, Kernel
 from .sharing import Relay

@@ -29,7 +29,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from p2p2p.core.errors import (
+from p2p2p.errors import (
     P2P2PError,
     QueryFailed,
     QueryRefused,
@@ -37,9 +37,9 @@ from p2p2p.core.errors import (
     ResourceExhausted,
     ResultTooLarge,
 )
-from p2p2p.core.executor import Executor
-from p2p2p.core.limits import Limits
-from p2p2p.core.sample import build_sample_store
+from p2p2p.samples.sales import build_sample_store
+from p2p2p.store.executor import Executor
+from p2p2p.store.limits import Limits
 
 TIMEOUT_S = 3.0  # the store's limit
 BOMB_TIMEOUT_S = 1.0  # tightened per query for the CPU bombs, to keep the module fast

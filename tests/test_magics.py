@@ -90,7 +90,7 @@ def test_share_without_the_server_extension_runs_in_the_kernel(
     shell: InteractiveShell, sample_store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import p2p2p
-    from p2p2p.core.errors import ShareOffline
+    from p2p2p.errors import ShareOffline
     from p2p2p.widgets import ShareStatus
 
     result = run(shell, f"%share {sample_store} --name in-kernel --no-dashboard")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from p2p2p.core import notes
-from p2p2p.core.identity import Identity
-from p2p2p.owner.notes_store import RATE_PER_MINUTE, NotesStore
+from p2p2p.identity import Identity
+from p2p2p.owner.notes import RATE_PER_MINUTE, NotesStore
+from p2p2p.protocol import notes
 
 SHARE = "a" * 32
 OTHER = "b" * 32
@@ -112,7 +112,7 @@ def test_rate_limits_per_author_and_per_viewer_session(tmp_path: Path) -> None:
 
 
 def test_readers_tell_verified_retracted_and_forged_notes_apart() -> None:
-    from p2p2p.core.client import notes_frame
+    from p2p2p.client import notes_frame
 
     author = Identity.generate()
     good = signed(author)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import p2p2p
-from p2p2p.core.errors import P2P2PError
-from p2p2p.core.identity import Identity
+from p2p2p.errors import P2P2PError
+from p2p2p.identity import Identity
 
 from .sharing import Relay, Share, cli
 

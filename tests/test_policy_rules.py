@@ -8,9 +8,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from p2p2p.core.errors import QueryRefused, WorkerCrashed
-from p2p2p.core.frames import HEADER, Kind, encode, parse_header
-from p2p2p.core.policy import Catalog, check_kinds, check_text, check_tree, explain_inner
+from p2p2p.errors import QueryRefused, WorkerCrashed
+from p2p2p.store.pipe import HEADER, Kind, encode, parse_header
+from p2p2p.store.policy import Catalog, check_kinds, check_text, check_tree, explain_inner
 
 CATALOG = Catalog.of("store", [("main", "sales"), ("main", "Regions"), ("hr", "staff")])
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from p2p2p.core.identity import Identity
-from p2p2p.core.registration import RegistrationRefused, ShareAd, answer, check, new_challenge
-from p2p2p.core.shareid import share_id
+from p2p2p.identity import Identity
+from p2p2p.protocol.registration import RegistrationRefused, ShareAd, answer, check, new_challenge
+from p2p2p.protocol.shareid import share_id
 
 
 def ad(identity: Identity, name: str = "sales") -> ShareAd:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from p2p2p.core.client import parse_link
+from p2p2p.client import parse_link
 
 from .browser import free_port
 from .sharing import Relay, Share, cli

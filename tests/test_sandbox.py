@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from p2p2p.core.sandbox import landlock_abi
+from p2p2p.store.sandbox import landlock_abi
 
 
 def run_confined(body: str, tmp_path: Path) -> str:
     script = textwrap.dedent(
         """
         import os, socket, sys
-        from p2p2p.core import sandbox
+        from p2p2p.store import sandbox
         applied = sandbox.limit_resources(2048) + sandbox.landlock(sandbox.python_paths())
         def attempt(label, fn):
             try:

@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 import p2p2p
-from p2p2p.core.client import RemoteStore, parse_link
-from p2p2p.core.errors import BadTarget, QueryRefused, ShareOffline
-from p2p2p.core.identity import Identity
-from p2p2p.core.registration import ShareAd, answer
-from p2p2p.core.shareid import share_id
-from p2p2p.core.tunnel import Connection
+from p2p2p.client import RemoteStore, parse_link
+from p2p2p.errors import BadTarget, QueryRefused, ShareOffline
+from p2p2p.identity import Identity
+from p2p2p.protocol.registration import ShareAd, answer
+from p2p2p.protocol.shareid import share_id
+from p2p2p.protocol.tunnel import Connection
 
 from .sharing import Relay, Share
 
@@ -298,7 +298,9 @@ def test_owner_vanishing_mid_result(relay: Relay, sample_store: str, tmp_path: P
     time.sleep(0.5)
     share.stop(signal.SIGKILL)
     thread.join(timeout=60)
-    assert outcome and isinstance(outcome[0], ShareOffline | p2p2p.core.envelope.Tampered), outcome
+    assert outcome and isinstance(outcome[0], ShareOffline | p2p2p.protocol.envelope.Tampered), (
+        outcome
+    )
     assert relay.health()["ok"]
 
 
@@ -424,8 +426,8 @@ def _last_audit_entry(share: Share) -> dict[str, object]:
 
 
 def test_the_audit_log_names_signed_clients(shared: Share, monkeypatch: pytest.MonkeyPatch) -> None:
-    from p2p2p.core import envelope
-    from p2p2p.core.audit import verify
+    from p2p2p.owner.audit import verify
+    from p2p2p.protocol import envelope
 
     analyst = Identity.generate()
     RemoteStore(parse_link(shared.link), identity=analyst).query_arrow("SELECT 'signed' AS who")

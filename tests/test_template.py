@@ -4,8 +4,8 @@ import datetime
 
 import pytest
 
-from p2p2p.core.errors import BadParameters
-from p2p2p.core.template import bind
+from p2p2p.errors import BadParameters
+from p2p2p.kernel_ext.placeholders import bind
 
 
 def test_placeholder_becomes_named_parameter() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from p2p2p.core.hospital import build_hospital_store
+from p2p2p.samples.hospital import build_hospital_store
 
 from .jupyter import JupyterServer, Kernel
 

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from p2p2p.core.tunnel import (
+from p2p2p.protocol.tunnel import (
     END_STREAM,
     Connection,
     ControlReceived,
@@ -181,7 +181,7 @@ def test_bad_window_increment() -> None:
 
 
 def test_websocket_messages_survive_any_split() -> None:
-    from p2p2p.core.tunnel import WsMessageParser, encode_ws_message
+    from p2p2p.protocol.tunnel import WsMessageParser, encode_ws_message
 
     messages: list[bytes | str] = ["héllo", b"\x00\x01binary", "", b"", "x" * 70_000]
     wire = b"".join(encode_ws_message(m) for m in messages)
@@ -194,7 +194,7 @@ def test_websocket_messages_survive_any_split() -> None:
 
 
 def test_websocket_framing_refuses_what_would_hurt() -> None:
-    from p2p2p.core.tunnel import ProtocolError, WsMessageParser, encode_ws_message
+    from p2p2p.protocol.tunnel import ProtocolError, WsMessageParser, encode_ws_message
 
     with pytest.raises(ProtocolError, match="exceeds"):
         WsMessageParser(max_message=10).feed(encode_ws_message(b"x" * 11))

@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from p2p2p.core.client import parse_link
+from p2p2p.client import parse_link
 
 from .sharing import Relay, Share
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from p2p2p.core.executor import ResultInfo
+from p2p2p.store.executor import ResultInfo
 from p2p2p.widgets import ResultProgress, ResultTable, SharesList, ShareStatus
 from p2p2p.widgets.result_table import describe
 

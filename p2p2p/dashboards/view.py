@@ -17,12 +17,12 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from ..core.client import RemoteStore, current_share
-from ..core.errors import P2P2PError, ShareOffline
-from ..core.identity import fingerprint
+from ..client import RemoteStore, current_share
+from ..errors import P2P2PError, ShareOffline
+from ..identity import fingerprint
+from ..owner.dashboard import LIVE_CHECK_S
 from ..widgets.notes_panel import BrowserSigner, NotesPanel
 from ..widgets.result_table import ResultTable
-from .server import LIVE_CHECK_S
 
 HEADLINE_ROWS = 5
 CHART_BARS = 8

@@ -19,18 +19,17 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from ..core import aliases, template
-from ..core.client import LocalStore, RemoteStore, parse_link
-from ..core.dataframe import to_pandas
-from ..core.errors import BadTarget, P2P2PError
-from ..core.identity import Identity, b64, fingerprint
-from ..core.limits import given
-from ..core.shareid import check_name, name_from_path
-from ..core.target import is_link, parse_target
-from ..owner.service import remove_snapshot
+from ..client import LocalStore, RemoteStore, aliases, parse_link
+from ..client.target import is_link, parse_target
+from ..errors import BadTarget, P2P2PError
+from ..identity import Identity, b64, fingerprint
+from ..owner import snapshots
+from ..protocol.shareid import check_name, name_from_path
+from ..store.arrow import to_pandas
+from ..store.limits import given
 from ..widgets import ResultProgress, ResultTable, SharesList, ShareStatus
 from ..widgets.notes_panel import NotesPanel
-from . import snapshot
+from . import placeholders as template
 from .owner_client import Owner, owner
 
 IN_KERNEL_NOTE = (
@@ -215,16 +214,16 @@ class P2PMagics(Magics):
         copy: str | None = None
         try:
             service = self.owner()
-            writer = snapshot.writer_in(self._shell.user_ns, path)
+            writer = snapshots.writer_in(self._shell.user_ns, path)
             if writer is not None:
                 _variable, connection, database = writer
                 name = check_name(args.name or name_from_path(path))
-                copy, taken = snapshot.take(connection, database, name)
+                copy, taken = snapshots.take(connection, database, name)
                 fields.update(path=copy, name=name, snapshot={"source": path, "taken": taken})
             status = service.share(**fields)
         except P2P2PError as exc:
             if copy is not None:
-                remove_snapshot(copy)
+                snapshots.remove_snapshot(copy)
             raise CellError(exc, "share") from None
         if status.get("reused"):
             print(

@@ -9,9 +9,9 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from ..core.aio import LoopThread
-from ..core.errors import P2P2PError
-from ..core.identity import Identity
+from ..aio import LoopThread
+from ..errors import P2P2PError
+from ..identity import Identity
 from ..owner.service import OwnerService
 from ..server_ext.control import SECRET_ENV, URL_ENV
 

@@ -13,21 +13,21 @@ import json
 import os
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 import tornado.httpserver
 
-from ..core.aio import spawn
-from ..core.errors import BadLimits, P2P2PError, ShareOffline, StoreCorrupt, StoreMissing
-from ..core.identity import Identity
-from ..core.limits import Limits
-from ..core.paths import config_dir, data_dir, private_dir
-from ..core.shareid import check_name, name_from_path, share_id
-from ..dashboards.server import LIVE_CHECK_S, VOILA_PATHS, DashboardServer
+from ..aio import spawn
+from ..errors import BadLimits, P2P2PError, ShareOffline, StoreCorrupt, StoreMissing
+from ..identity import Identity
+from ..paths import config_dir
+from ..protocol.shareid import check_name, name_from_path, share_id
 from ..relay.app import RelayConfig, listen, make_app
-from .manager import Share, ShareExists, ShareManager, UnknownShare, open_store
-from .tunnel_client import TunnelClient
+from ..store.limits import Limits
+from .dashboard import LIVE_CHECK_S, VOILA_PATHS, DashboardServer
+from .shares import Share, ShareExists, ShareManager, UnknownShare, open_store
+from .snapshots import remove_snapshot
+from .tunnel import TunnelClient
 
 RELAY_ENV = "P2P2P_RELAY"
 EMBEDDED_PORT = 8765  # tried first so links look alike from run to run; else any free port
@@ -47,10 +47,6 @@ def configured_relay() -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return str(relay).rstrip("/") if relay else None
-
-
-def snapshot_dir() -> Path:
-    return private_dir(data_dir() / "snapshots")
 
 
 def check_store_file(path: str) -> str:
@@ -342,15 +338,3 @@ class OwnerService:
 
 def _source(share: Share) -> str:
     return (share.snapshot or {}).get("source") or share.path
-
-
-def remove_snapshot(path: str) -> None:
-    """Delete a snapshot copy we made (never a file outside the snapshot directory)."""
-    snapshots = os.path.realpath(snapshot_dir())
-    if os.path.dirname(os.path.realpath(path)) != snapshots:
-        return
-    for leftover in (path, path + ".wal"):
-        try:
-            os.unlink(leftover)
-        except FileNotFoundError:
-            pass

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from ..core.errors import BadTarget
+from ..errors import BadTarget
 
 REQUEST_HEADERS = ("content-type", "accept", "cookie", "user-agent", "x-xsrftoken")
 RESPONSE_HEADERS = ("content-type", "cache-control", "set-cookie", "location", "etag")

@@ -28,10 +28,10 @@ import tornado.routing
 import tornado.web
 import tornado.websocket
 
-from ..core import pages, registration
-from ..core.aio import spawn
-from ..core.identity import b64
-from ..core.tunnel import (
+from ..aio import pages, spawn
+from ..identity import b64
+from ..protocol import registration
+from ..protocol.tunnel import (
     Connection,
     ControlReceived,
     DataReceived,

@@ -21,9 +21,9 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 
-from ..core.identity import Identity
-from ..core.paths import write_private_json
+from ..identity import Identity
 from ..owner.service import OwnerService
+from ..paths import write_private_json
 from ..relay.app import listen
 from .control import SECRET_ENV, URL_ENV, make_control_app
 

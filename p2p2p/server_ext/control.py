@@ -20,9 +20,9 @@ from typing import Any
 
 import tornado.web
 
-from ..core.errors import P2P2PError
-from ..owner.manager import UnknownShare
+from ..errors import P2P2PError
 from ..owner.service import OwnerService
+from ..owner.shares import UnknownShare
 from ..relay.app import quiet_log
 
 URL_ENV = "P2P2P_CONTROL_URL"

@@ -19,9 +19,9 @@ import anywidget
 import ipywidgets as widgets
 import traitlets
 
-from ..core import notes
-from ..core.errors import P2P2PError
-from ..core.identity import Identity, fingerprint, unb64
+from ..errors import P2P2PError
+from ..identity import Identity, fingerprint, unb64
+from ..protocol import notes
 from .result_table import PlainTextRepr
 
 LIVE_WAIT_S = 20.0  # one long request at a time: new notes arrive as they are written

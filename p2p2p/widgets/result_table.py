@@ -20,7 +20,7 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from ..core.executor import ResultInfo
+from ..store.executor import ResultInfo
 
 PREVIEW_ROWS = 10
 # Past this a cell is an essay, not a value; the DataFrame keeps the whole of it. Text is

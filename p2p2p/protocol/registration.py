@@ -17,8 +17,8 @@ from typing import Any
 import nacl.exceptions
 import nacl.signing
 
-from .errors import P2P2PError
-from .identity import Identity, b64, unb64
+from ..errors import P2P2PError
+from ..identity import Identity, b64, unb64
 from .shareid import matches
 
 _DOMAIN = b"p2p2p-register-v1\x00"

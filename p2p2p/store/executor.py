@@ -31,8 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc
 
-from .chunkfile import open_ipc_stream
-from .errors import (
+from ..errors import (
     BadParameters,
     P2P2PError,
     QueryTimeout,
@@ -42,8 +41,9 @@ from .errors import (
     StoreUnavailable,
     WorkerCrashed,
 )
-from .frames import HEADER, Kind, encode, encode_json, parse_header
+from .arrow import open_ipc_stream
 from .limits import Limits
+from .pipe import HEADER, Kind, encode, encode_json, parse_header
 
 # Time the executor grants a worker past its own watchdog before killing it.
 HARD_KILL_GRACE_S = 3.0
@@ -100,7 +100,7 @@ class WorkerProcess:
                     sys.executable,
                     "-I",
                     "-m",
-                    "p2p2p.core.worker",
+                    "p2p2p.store.worker",
                     str(req_r),
                     str(resp_w),
                     path,

@@ -5,6 +5,9 @@ read it, so the share's workers cannot open a store the owner's notebook still h
 open read-write. Rather than asking the owner to close it, ``%share`` copies the store
 through the notebook's own connection (``COPY FROM DATABASE``: one transaction, so the
 copy is consistent) and serves the copy; ``%share PATH --refresh`` replaces it.
+
+The copy is taken in the kernel (it holds the write connection); the owner service
+serves it and deletes it when the share ends.
 """
 
 from __future__ import annotations
@@ -12,12 +15,17 @@ from __future__ import annotations
 import datetime
 import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from ..core.errors import P2P2PError
-from ..owner.service import snapshot_dir
+from ..errors import P2P2PError
+from ..paths import data_dir, private_dir
+
+
+def snapshot_dir() -> Path:
+    return private_dir(data_dir() / "snapshots")
 
 
 def writer_in(namespace: dict[str, Any], path: str) -> tuple[str, Any, str] | None:
@@ -62,3 +70,15 @@ def take(connection: Any, database: str, name: str) -> tuple[str, str]:
     finally:
         cursor.close()
     return str(dest), taken
+
+
+def remove_snapshot(path: str) -> None:
+    """Delete a snapshot copy we made (never a file outside the snapshot directory)."""
+    snapshots = os.path.realpath(snapshot_dir())
+    if os.path.dirname(os.path.realpath(path)) != snapshots:
+        return
+    for leftover in (path, path + ".wal"):
+        try:
+            os.unlink(leftover)
+        except FileNotFoundError:
+            pass

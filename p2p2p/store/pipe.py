@@ -12,7 +12,7 @@ import json
 import struct
 from typing import Any
 
-from .errors import WorkerCrashed
+from ..errors import WorkerCrashed
 
 HEADER = struct.Struct(">BI")
 

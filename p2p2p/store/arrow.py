@@ -1,10 +1,12 @@
-"""Reading an Arrow IPC stream that arrives in pieces (pipe frames, decrypted chunks)."""
+"""Arrow results: reading an IPC stream that arrives in pieces (pipe frames, decrypted
+chunks), and turning a table into pandas the way analysts expect."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc
 
@@ -60,3 +62,20 @@ class ChunkFile:
 def open_ipc_stream(next_chunk: Callable[[], Any]) -> pa.ipc.RecordBatchStreamReader:
     """A record batch reader pulling pieces from ``next_chunk`` (None at the end)."""
     return pa.ipc.open_stream(pa.PythonFile(ChunkFile(next_chunk), mode="r"))
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Convert without Python-object detours: DECIMAL (and HUGEINT, which Arrow carries
+    as decimal) become float64, as DuckDB's own ``.df()`` does; the exact values stay
+    available through ``query_arrow``."""
+    columns = []
+    for field in table.schema:
+        if pa.types.is_decimal(field.type):
+            columns.append(pa.field(field.name, pa.float64(), field.nullable))
+        else:
+            columns.append(field)
+    target = pa.schema(columns)
+    if target != table.schema:
+        table = table.cast(target)
+    frame: pd.DataFrame = table.to_pandas()
+    return frame

@@ -21,15 +21,15 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 
-from . import aliases, envelope, notes
-from .chunkfile import open_ipc_stream
-from .dataframe import to_pandas
-from .errors import BadTarget, IdentityError, P2P2PError, ShareOffline
-from .executor import Executor, Params, ResultInfo, encode_params
-from .identity import FILENAME, Identity, box_public_key, fingerprint, unb64
-from .limits import given
-from .paths import config_dir
-from .shareid import ID_LENGTH, matches
+from ..errors import BadTarget, IdentityError, P2P2PError, ShareOffline
+from ..identity import FILENAME, Identity, box_public_key, fingerprint, unb64
+from ..paths import config_dir
+from ..protocol import envelope, notes
+from ..protocol.shareid import ID_LENGTH, matches
+from ..store.arrow import open_ipc_stream, to_pandas
+from ..store.executor import Executor, Params, ResultInfo, encode_params
+from ..store.limits import given
+from . import aliases
 from .target import is_link, parse_target
 
 _B32 = set("abcdefghijklmnopqrstuvwxyz234567")

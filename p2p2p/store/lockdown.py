@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from .errors import StoreCorrupt, StoreLocked, StoreMissing, StoreUnavailable
+from ..errors import StoreCorrupt, StoreLocked, StoreMissing, StoreUnavailable
 from .limits import Limits
 from .policy import Catalog
 

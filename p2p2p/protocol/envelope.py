@@ -29,7 +29,7 @@ from typing import Any
 
 import nacl.bindings as sodium
 
-from .errors import P2P2PError
+from ..errors import P2P2PError
 
 VERSION = 1
 _LENGTH = struct.Struct(">I")
@@ -157,7 +157,7 @@ def client_claim(identity: Any, share_id: str, session: ClientSession) -> dict[s
     """Who sends this request: the client's Ed25519 key and a signature binding it to
     this request's one-time encryption key, so the claim cannot be moved to another
     request. Travels inside the encryption."""
-    from .identity import b64
+    from ..identity import b64
 
     signed = _CLIENT_DOMAIN + share_id.encode() + b"\x00" + session.public_key
     return {"key": identity.public_key_b64, "sig": b64(identity.sign(signed))}
@@ -170,7 +170,7 @@ def verify_claim(claim: Any, share_id: str, client_public_key: bytes) -> str:
     import nacl.exceptions
     import nacl.signing
 
-    from .identity import unb64
+    from ..identity import unb64
 
     try:
         key = unb64(str(claim["key"]))

@@ -29,14 +29,14 @@ import httpx
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import WebSocketException
 
-from ..core import envelope, pages
-from ..core.audit import statement_hash
-from ..core.chunkfile import open_ipc_stream
-from ..core.dataframe import to_pandas
-from ..core.errors import BadParameters, Forbidden, P2P2PError
-from ..core.executor import ResultInfo, ResultStream
-from .manager import Share, ShareManager
-from .upstream import Upstream
+from ...aio import pages
+from ...errors import BadParameters, Forbidden, P2P2PError
+from ...protocol import envelope
+from ...store.arrow import open_ipc_stream, to_pandas
+from ...store.executor import ResultInfo, ResultStream
+from ..audit import statement_hash
+from ..shares import Share, ShareManager
+from ..upstream import Upstream
 
 COOKIE = "p2p2p_t"  # path-scoped to /s/<share id>/, so one name serves every share
 COOKIE_MAX_AGE_S = 7 * 24 * 3600  # the token is checked on every request: revocation still works

@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import BadTarget
-from .paths import config_dir, private_dir, write_private_json
+from ..errors import BadTarget
+from ..paths import config_dir, private_dir, write_private_json
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,62}")
 

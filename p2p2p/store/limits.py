@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import BadLimits
+from ..errors import BadLimits
 
 MIB = 1 << 20
 

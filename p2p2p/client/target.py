@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from .errors import BadTarget
+from ..errors import BadTarget
 
 LOCAL_PREFIX = "local:"
 

@@ -17,9 +17,9 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from ..core import registration
-from ..core.aio import spawn
-from ..core.tunnel import (
+from ..aio import spawn
+from ..protocol import registration
+from ..protocol.tunnel import (
     Connection,
     ControlReceived,
     DataReceived,
@@ -32,8 +32,8 @@ from ..core.tunnel import (
     encode_response_head,
     encode_ws_message,
 )
-from .manager import Share, ShareManager
-from .proxy import Proxy, Request, Response
+from .api import Proxy, Request, Response
+from .shares import Share, ShareManager
 
 log = logging.getLogger("p2p2p.owner")
 

@@ -1,6 +1,6 @@
 """The sandboxed process that owns a store's only DuckDB handle.
 
-Started by ``Executor`` as ``python -I -m p2p2p.core.worker IN_FD OUT_FD PATH LIMITS_JSON
+Started by ``Executor`` as ``python -I -m p2p2p.store.worker IN_FD OUT_FD PATH LIMITS_JSON
 PRIVATE_DIR``. It confines itself (``sandbox``), opens the store locked down
 (``lockdown``), then serves one request at a time over two pipes (``frames``):
 
@@ -29,8 +29,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.ipc
 
-from . import sandbox
-from .errors import (
+from ..errors import (
     BadParameters,
     P2P2PError,
     QueryFailed,
@@ -39,8 +38,9 @@ from .errors import (
     ResourceExhausted,
     ResultTooLarge,
 )
-from .frames import HEADER, Kind, encode_json, parse_header
+from . import sandbox
 from .limits import Limits
+from .pipe import HEADER, Kind, encode_json, parse_header
 
 T = TypeVar("T")
 BATCH_ROWS = 65_536

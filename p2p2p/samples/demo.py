@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
-from .core.errors import P2P2PError
-from .core.hospital import build_hospital_store
-from .core.sandbox import die_with_parent
+from ..errors import P2P2PError
+from ..store.sandbox import die_with_parent
+from .hospital import build_hospital_store
 
 STORE = "hospital.duckdb"
 LINK_FILE = "hospital-link.txt"  # where the analyst tour finds the link the demo printed
@@ -48,7 +48,7 @@ class DemoError(P2P2PError):
 
 def notebook_source(name: str) -> Path:
     """A shipped notebook: inside the wheel, or the repository's copy (editable install)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # the p2p2p package
     for candidate in (here / "_notebooks" / name, here.parent / "notebooks" / name):
         if candidate.is_file():
             return candidate

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 
-from .errors import P2P2PError
+from ..errors import P2P2PError
 
 _DOMAIN = b"p2p2p-share-id-v1\x00"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")

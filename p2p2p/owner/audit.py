@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .errors import P2P2PError
+from ..errors import P2P2PError
 
 GENESIS = "0" * 64
 RECENT = 20  # entries kept in memory for status displays

@@ -19,15 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.audit import AuditLog
-from ..core.errors import P2P2PError, StoreMissing
-from ..core.executor import Executor
-from ..core.identity import Identity
-from ..core.limits import Limits
-from ..core.paths import data_dir, private_dir
-from ..core.registration import ShareAd
-from ..core.shareid import check_name, name_from_path, share_id
-from .notes_store import NotesStore
+from ..errors import P2P2PError, StoreMissing
+from ..identity import Identity
+from ..paths import data_dir, private_dir
+from ..protocol.registration import ShareAd
+from ..protocol.shareid import check_name, name_from_path, share_id
+from ..store.executor import Executor
+from ..store.limits import Limits
+from .audit import AuditLog
+from .notes import NotesStore
 from .upstream import check_upstream
 
 TOKEN_BYTES = 24  # 192 bits

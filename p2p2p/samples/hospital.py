@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from .sample import build_atomically
+from .sales import build_atomically
 
 SEED = 20261124
 CASES_AT_SCALE_1 = 160_000

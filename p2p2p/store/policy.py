@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .errors import QueryRefused
+from ..errors import QueryRefused
 
 # Statement kinds (DuckDB's StatementType names) that may run at all. DESCRIBE, SHOW and
 # SUMMARIZE parse as SELECT over a SHOW_REF; EXPLAIN is checked through its inner SELECT.

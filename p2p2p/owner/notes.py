@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.notes import NoteRefused, admit
+from ..protocol.notes import NoteRefused, admit
 
 RATE_PER_MINUTE = 20  # notes per author key
 

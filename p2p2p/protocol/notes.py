@@ -37,8 +37,8 @@ from typing import Any
 import nacl.exceptions
 import nacl.signing
 
-from .errors import P2P2PError
-from .identity import Identity, b64, unb64
+from ..errors import P2P2PError
+from ..identity import Identity, b64, unb64
 
 DOMAIN = b"p2p2p-note-v1\x00"
 VERSION = 1

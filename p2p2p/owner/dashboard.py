@@ -21,11 +21,12 @@ from pathlib import Path
 
 import httpx
 
-from ..core.client import SHARE_LINK_ENV
-from ..core.errors import P2P2PError
-from ..core.sandbox import die_with_parent
+from ..client import SHARE_LINK_ENV
+from ..errors import P2P2PError
+from ..store.sandbox import die_with_parent
 
-GENERIC = Path(__file__).with_name("generic.ipynb")
+# The generic dashboard notebook ships with the viewer-kernel UI it runs.
+GENERIC = Path(__file__).parent.parent / "dashboards" / "generic.ipynb"
 START_TIMEOUT_S = 90.0
 LIVE_CHECK_S = 2.0  # how often an open dashboard checks that its share is still live
 IDLE_KERNEL_S = 600  # a viewer's kernel is reclaimed after this long without activity

@@ -58,4 +58,4 @@ clean:
 
 # Re-run the notebooks and store their outputs (nbval compares against these).
 notebooks: $(VENV)/.test
-	$(BIN)/python -m tests.notebook_env
+	$(BIN)/python -m tests.helpers.notebook_env

@@ -1,4 +1,4 @@
-"""Starts the notebooks' live world (tests/notebook_env.py) when nbval reaches them.
+"""Starts the notebooks' live world (tests/helpers/notebook_env.py) when nbval reaches them.
 
 nbval's cells are not pytest functions, so fixtures do not reach them: a setup hook
 that runs before nbval starts a notebook's kernel does the job instead, once per run.
@@ -10,7 +10,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.notebook_env import NOTEBOOKS, notebook_environment
+from tests.helpers.notebook_env import NOTEBOOKS, notebook_environment
 
 _world = ExitStack()
 _started = False

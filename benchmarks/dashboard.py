@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from p2p2p.samples.sales import build_sample_store
-from tests.browser import CHROMIUM_ARGS  # the browser tests' flags: same browser, same page
+from tests.helpers.browser import CHROMIUM_ARGS
 
 from .common import Processes, Section, Target, descendants, rss
 

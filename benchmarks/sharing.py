@@ -38,7 +38,7 @@ QUERY = "SELECT * FROM wide LIMIT {n}"
 FLOOR = "local Arrow→pandas"
 OURS = "p2p2p via relay, E2E + lz4"  # what a link does by default
 JSON_API = "p2p2p via relay, JSON API"
-JSON_API_MAX_ROWS = 10_000  # the share's JSON answers stop there (owner/proxy.py)
+JSON_API_MAX_ROWS = 10_000  # the share's JSON answers stop there (owner/api/query.py)
 
 FLIGHT_SERVER = """
 import sys, duckdb, pyarrow.flight as flight

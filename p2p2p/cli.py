@@ -50,7 +50,6 @@ def _parse_param(text: str) -> tuple[str, Any]:
 def _cmd_query(args: argparse.Namespace) -> int:
     from .client import connect, display_target
     from .store.arrow import to_pandas
-    from .widgets.result_table import describe
 
     params = dict(_parse_param(p) for p in args.param) or None
     store = connect(args.target)
@@ -68,7 +67,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     else:
         print(frame.to_string(index=False, max_rows=args.show_rows))
     # The status line goes to stderr so csv/json output stays clean for pipes.
-    print(describe(info, display_target(args.target)), file=sys.stderr)
+    print(info.describe(display_target(args.target)), file=sys.stderr)
     return 0
 
 
@@ -76,7 +75,7 @@ def _cmd_relay(args: argparse.Namespace) -> int:
     import logging
 
     from .aio import run
-    from .relay.app import RelayConfig, serve
+    from .relay import RelayConfig, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(message)s")
     config = RelayConfig(heartbeat_s=args.heartbeat)
@@ -235,6 +234,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _scale_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="hospital cases × this (default 1.0)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="p2p2p",
@@ -356,9 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the demo's synthetic hospital store (~1,000,000 rows in six tables)",
     )
-    sample.add_argument(
-        "--scale", type=float, default=1.0, help="hospital cases × this (default 1.0)"
-    )
+    _scale_option(sample)
     sample.set_defaults(func=_cmd_sample)
 
     demo = sub.add_parser(
@@ -373,9 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rebuild the store and replace the notebooks with fresh copies",
     )
-    demo.add_argument(
-        "--scale", type=float, default=1.0, help="hospital cases × this (default 1.0)"
-    )
+    _scale_option(demo)
     demo.add_argument(
         "--no-lab",
         action="store_true",

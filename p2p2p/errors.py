@@ -1,12 +1,94 @@
-"""Error types that callers can catch and show as one line.
+"""Every error p2p2p raises on purpose, in one place.
 
-Every error carries a stable ``code`` so it can cross a process or network
-boundary (``to_dict``/``from_dict``) and come back as the same type.
+Each type carries a stable ``code`` (it crosses processes and networks as
+``to_dict``/``from_dict`` and comes back as the same type), a message written for the
+person who has to act on it, and the HTTP ``status`` a share's API answers it with. A
+message is one line; what a remote party wrote arrives in ``message`` of an error that
+names where it came from, never as if this machine said it.
+
+The tree::
+
+    P2P2PError                        error           500
+    ├── QueryRefused                  refused         400  a lockdown rule; never ran
+    ├── QueryFailed                   query_failed    400  DuckDB rejected the SQL
+    ├── QueryTimeout                  timeout         504
+    ├── ResultTooLarge                too_large       413
+    ├── ResourceExhausted             resources       507
+    ├── StoreBusy                     busy            503
+    ├── WorkerCrashed                 worker_crashed  500
+    ├── StoreUnavailable              store_unavailable 503
+    │   ├── StoreMissing              store_missing
+    │   ├── StoreCorrupt              store_corrupt
+    │   └── StoreLocked               store_locked
+    ├── BadParameters                 bad_parameters  400
+    ├── BadLimits                     bad_limits      400
+    ├── BadTarget                     bad_target      400  a link, alias or path
+    ├── BadShareName                  bad_share_name  400
+    ├── IdentityError                 identity        500  the key file
+    ├── Forbidden                     forbidden       403  token missing, wrong, revoked
+    ├── NotFound                      not_found       404  no such endpoint or page
+    ├── ShareOffline                  offline         404  revoked, owner away, relay down
+    │   └── StreamGone                stream_gone     502  cut while answering
+    ├── Tampered                      tampered        400  encryption check failed
+    │   └── Truncated                 truncated       400  no authenticated end
+    ├── NoteRefused                   note_refused    400
+    ├── AuditError                    audit           500
+    ├── RegistrationRefused           registration_refused 403
+    ├── RelayRefused                  relay_refused   502  the relay said no
+    ├── ShareExists                   share_exists    409
+    ├── UnknownShare                  unknown_share   404
+    ├── DashboardFailed               dashboard_failed 502
+    ├── DemoFailed                    demo_failed     500
+    └── ProtocolError                 protocol        502  the tunnel's framing
+        ├── RemoteProtocolError       remote_protocol      the peer broke it: drop the peer
+        └── LocalProtocolError        local_protocol  503  we hit our own limit: refuse this one
+
+As in h11, a protocol fault is ``Remote`` when the other side sent something invalid
+(the only answer is to close the connection) and ``Local`` when this side was asked to
+do something the protocol or its limits forbid (refuse that request; the connection is
+fine).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+__all__ = [
+    "AuditError",
+    "BadLimits",
+    "BadParameters",
+    "BadShareName",
+    "BadTarget",
+    "DashboardFailed",
+    "DemoFailed",
+    "Forbidden",
+    "IdentityError",
+    "LocalProtocolError",
+    "NotFound",
+    "NoteRefused",
+    "P2P2PError",
+    "ProtocolError",
+    "QueryFailed",
+    "QueryRefused",
+    "QueryTimeout",
+    "RegistrationRefused",
+    "RelayRefused",
+    "RemoteProtocolError",
+    "ResourceExhausted",
+    "ResultTooLarge",
+    "ShareExists",
+    "ShareOffline",
+    "StoreBusy",
+    "StoreCorrupt",
+    "StoreLocked",
+    "StoreMissing",
+    "StoreUnavailable",
+    "StreamGone",
+    "Tampered",
+    "Truncated",
+    "UnknownShare",
+    "WorkerCrashed",
+]
 
 _BY_CODE: dict[str, type[P2P2PError]] = {}
 
@@ -15,10 +97,12 @@ class P2P2PError(Exception):
     """Base class: the message is written for the person who has to act on it."""
 
     code: ClassVar[str] = "error"
+    status: ClassVar[int] = 500
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # Every error type, wherever it is defined, comes back as itself from to_dict().
         super().__init_subclass__(**kwargs)
+        if cls.code in _BY_CODE:
+            raise TypeError(f"two error types share the code {cls.code!r}")
         _BY_CODE[cls.code] = cls
 
     def __init__(self, message: str, **details: Any) -> None:
@@ -31,7 +115,8 @@ class P2P2PError(Exception):
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> P2P2PError:
-        _BY_CODE.setdefault("error", P2P2PError)
+        """The error another process or machine described, as its own type (unknown
+        codes become the base type, so a newer peer never crashes an older one)."""
         cls = _BY_CODE.get(str(data.get("code")), P2P2PError)
         details = data.get("details") or {}
         if not isinstance(details, dict):
@@ -42,10 +127,15 @@ class P2P2PError(Exception):
         return cls(message, **details)
 
 
+_BY_CODE[P2P2PError.code] = P2P2PError
+
+
+# -- the store: one statement, its limits, its workers --------------------------------
 class QueryRefused(P2P2PError):
     """The statement broke a lockdown rule; it never reached the database."""
 
     code = "refused"
+    status = 400
 
     def __init__(self, rule: str, message: str) -> None:
         super().__init__(message, rule=rule)
@@ -59,64 +149,95 @@ class QueryFailed(P2P2PError):
     """DuckDB rejected or failed the (allowed) statement: a mistake in the SQL itself."""
 
     code = "query_failed"
+    status = 400
 
 
 class QueryTimeout(P2P2PError):
     """The statement ran past the wall-time limit and was stopped."""
 
     code = "timeout"
+    status = 504
 
 
 class ResultTooLarge(P2P2PError):
     """Not even one row fits in the result byte limit."""
 
     code = "too_large"
+    status = 413
 
 
 class ResourceExhausted(P2P2PError):
     """The query needed more memory than the share allows; the worker was reset."""
 
     code = "resources"
-
-
-class StoreUnavailable(P2P2PError):
-    """The store cannot be opened at all."""
-
-    code = "store_unavailable"
-
-
-class StoreMissing(StoreUnavailable):
-    code = "store_missing"
-
-
-class StoreCorrupt(StoreUnavailable):
-    code = "store_corrupt"
-
-
-class StoreLocked(StoreUnavailable):
-    code = "store_locked"
+    status = 507
 
 
 class StoreBusy(P2P2PError):
     """Every worker of the store is busy and none freed up in time."""
 
     code = "busy"
+    status = 503
 
 
+class WorkerCrashed(P2P2PError):
+    """The sandboxed worker process died unexpectedly; it is restarted on the next query."""
+
+    code = "worker_crashed"
+
+
+class StoreUnavailable(P2P2PError):
+    """The store cannot be opened at all."""
+
+    code = "store_unavailable"
+    status = 503
+
+
+class StoreMissing(StoreUnavailable):
+    """No such file, or not a file."""
+
+    code = "store_missing"
+
+
+class StoreCorrupt(StoreUnavailable):
+    """A file that is not a readable DuckDB database."""
+
+    code = "store_corrupt"
+
+
+class StoreLocked(StoreUnavailable):
+    """Another process holds the file open for writing."""
+
+    code = "store_locked"
+
+
+# -- what a caller asked for -----------------------------------------------------------
 class BadParameters(P2P2PError):
-    """Query parameters that cannot be bound (unknown type, missing name)."""
+    """Query parameters or request fields that cannot be used (unknown type, missing name)."""
 
     code = "bad_parameters"
+    status = 400
 
 
 class BadLimits(P2P2PError):
+    """A limit that is not a positive number, or above what the share allows."""
+
     code = "bad_limits"
+    status = 400
 
 
 class BadTarget(P2P2PError):
     """A query target (``local:PATH``, a link, an alias) that cannot be understood."""
 
     code = "bad_target"
+    status = 400
+
+
+class BadShareName(P2P2PError):
+    """A share name outside ``[a-z0-9][a-z0-9_-]{0,62}``."""
+
+    code = "bad_share_name"
+    status = 400
 
 
 class IdentityError(P2P2PError):
@@ -125,19 +246,121 @@ class IdentityError(P2P2PError):
     code = "identity"
 
 
-class ShareOffline(P2P2PError):
-    """The share is not reachable: revoked, its owner offline, or the relay down."""
-
-    code = "offline"
-
-
+# -- a share, as a viewer reaches it ---------------------------------------------------
 class Forbidden(P2P2PError):
     """The link's access token is missing, wrong or revoked."""
 
     code = "forbidden"
+    status = 403
 
 
-class WorkerCrashed(P2P2PError):
-    """The sandboxed worker process died unexpectedly; it is restarted on the next query."""
+class NotFound(P2P2PError):
+    """No such endpoint or page on this share."""
 
-    code = "worker_crashed"
+    code = "not_found"
+    status = 404
+
+
+class ShareOffline(P2P2PError):
+    """The share is not reachable: revoked, its owner offline, or the relay down."""
+
+    code = "offline"
+    status = 404
+
+
+class StreamGone(ShareOffline):
+    """The owner reset the stream or its tunnel closed while a request was open."""
+
+    code = "stream_gone"
+    status = 502
+
+
+class Tampered(P2P2PError):
+    """Encrypted data failed authentication: changed, reordered or cut on the way."""
+
+    code = "tampered"
+    status = 400
+
+
+class Truncated(Tampered):
+    """The encrypted stream ended without its authenticated end marker."""
+
+    code = "truncated"
+
+
+class NoteRefused(P2P2PError):
+    """A note that is malformed, badly signed, too large, or over the rate limit."""
+
+    code = "note_refused"
+    status = 400
+
+
+# -- the owner's side ------------------------------------------------------------------
+class AuditError(P2P2PError):
+    """The audit log cannot be written or its chain does not verify."""
+
+    code = "audit"
+
+
+class ShareExists(P2P2PError):
+    """A share of that name is already active."""
+
+    code = "share_exists"
+    status = 409
+
+
+class UnknownShare(P2P2PError):
+    """No active share of that name or id."""
+
+    code = "unknown_share"
+    status = 404
+
+
+class DashboardFailed(P2P2PError):
+    """The share's Voila process did not start or is not a notebook."""
+
+    code = "dashboard_failed"
+    status = 502
+
+
+class DemoFailed(P2P2PError):
+    """``p2p2p demo`` could not prepare or start what it shows."""
+
+    code = "demo_failed"
+
+
+# -- owner and relay -------------------------------------------------------------------
+class RegistrationRefused(P2P2PError):
+    """The relay's check of an owner's signed share list failed (said by the relay)."""
+
+    code = "registration_refused"
+    status = 403
+
+
+class RelayRefused(P2P2PError):
+    """The relay refused this owner's registration: retrying would not help. The
+    message is the relay's own words."""
+
+    code = "relay_refused"
+    status = 502
+
+
+class ProtocolError(P2P2PError):
+    """The tunnel's framing was broken (see the two kinds below)."""
+
+    code = "protocol"
+    status = 502
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol forbids: close the whole connection."""
+
+    code = "remote_protocol"
+
+
+class LocalProtocolError(ProtocolError):
+    """This side hit a protocol limit (say, too many open streams): refuse the one
+    request; the connection and the peer are fine."""
+
+    code = "local_protocol"
+    status = 503

@@ -11,8 +11,9 @@ from p2p2p.samples.sales import build_sample_store
 from p2p2p.store.executor import Executor
 from p2p2p.store.limits import Limits
 
-from .browser import free_port
-from .sharing import Relay
+from .helpers import REPO
+from .helpers.browser import free_port
+from .helpers.sharing import Relay
 
 
 @pytest.fixture(scope="session")
@@ -36,13 +37,13 @@ def relay() -> Iterator[Relay]:
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
-    """A small web app on loopback (tests/upstream_app.py) to put behind a share."""
+    """A small web app on loopback (tests/helpers/upstream_app.py) to put behind a share."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.upstream_app", str(port)],
+        [sys.executable, "-m", "tests.helpers.upstream_app", str(port)],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO,
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     yield f"http://127.0.0.1:{port}"

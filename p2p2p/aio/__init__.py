@@ -1,4 +1,11 @@
-"""Small asyncio helpers shared by the relay and the owner's tunnel."""
+"""The asyncio layer: what the relay, the owner and the server extension run on.
+
+* ``aio.tunnel``: the one asyncio connection over the sans-I/O tunnel protocol, used
+  by both ends (relay and owner).
+* ``aio.web``: starting a tornado server, and its request log lines.
+* here: background tasks that are not lost, uvloop where available, and an event loop
+  on a thread for sync callers (a kernel).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+__all__ = ["LoopThread", "run", "spawn"]
 
 T = TypeVar("T")
 

@@ -1,366 +1,39 @@
-"""``p2p2p.connect``: one object for a local store or a share link.
+"""Querying stores from anywhere: ``connect``, ``current_share`` and the stores they give.
 
-Remote requests are end-to-end encrypted to the owner's key (``envelope``), which the
-client first checks against the self-certifying share id (``shareid``): a relay cannot
-substitute another owner. The access token travels inside the encryption.
+* ``target``: the one resolver (links, aliases, local paths);
+* ``local``: a file on this machine (``LocalStore``);
+* ``remote``: a share through its link (``RemoteStore``), including its notes;
+* ``aliases``: the names saved by ``%p2p connect LINK as NAME``.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import json
 import os
 import secrets
-import time
-import urllib.parse
-from collections.abc import Callable, Iterator
-from typing import Any, overload
+from typing import overload
 
-import httpx
-import pandas as pd
-import pyarrow as pa
-
-from ..errors import BadTarget, IdentityError, P2P2PError, ShareOffline
-from ..identity import FILENAME, Identity, box_public_key, fingerprint, unb64
-from ..paths import config_dir
-from ..protocol import envelope, notes
-from ..protocol.shareid import ID_LENGTH, matches
-from ..store.arrow import open_ipc_stream, to_pandas
-from ..store.executor import Executor, Params, ResultInfo, encode_params
-from ..store.limits import given
+from ..errors import BadTarget
 from . import aliases
-from .target import is_link, parse_target
+from .local import LocalStore
+from .remote import RemoteStore
+from .target import Link, LinkTarget, LocalTarget, Target, parse_link, resolve
 
-_B32 = set("abcdefghijklmnopqrstuvwxyz234567")
-
-
-@dataclasses.dataclass(frozen=True)
-class Link:
-    base: str  # http(s)://relay[:port]
-    share_id: str
-    token: str
-
-    @property
-    def share_url(self) -> str:
-        return f"{self.base}/s/{self.share_id}"
-
-    @property
-    def display(self) -> str:
-        """The link as it may be shown: without its access token."""
-        return f"{self.share_url}/"
-
-
-def parse_link(text: str) -> Link:
-    url = urllib.parse.urlsplit(text.strip())
-    if url.scheme not in ("http", "https") or not url.netloc:
-        raise BadTarget(
-            f"{text!r} is not a share link (expected http(s)://relay/s/<share id>/?t=<token>)"
-        )
-    parts = [p for p in url.path.split("/") if p]
-    if len(parts) < 2 or parts[0] != "s":
-        raise BadTarget(f"{text!r} has no /s/<share id>/ path: copy the whole link the owner sent")
-    share_id = parts[1]
-    if len(share_id) != ID_LENGTH or not set(share_id) <= _B32:
-        raise BadTarget(
-            f"the share id in {text!r} is damaged ({len(share_id)} characters; expected {ID_LENGTH})"
-        )
-    token = urllib.parse.parse_qs(url.query).get("t", [""])[-1]
-    if not token:
-        raise BadTarget(f"{text!r} has no access token (?t=…): copy the whole link")
-    return Link(f"{url.scheme}://{url.netloc}", share_id, token)
-
-
-Progress = Callable[[int, int], None]  # (rows so far, bytes so far)
-PROGRESS_EVERY_S = 0.25
-
-
-def collect(
-    schema: pa.Schema, batches: Iterator[pa.RecordBatch], progress: Progress | None
-) -> pa.Table:
-    """Record batches into a table, telling ``progress`` how far it got now and then."""
-    if progress is None:
-        return pa.Table.from_batches(list(batches), schema=schema)
-    kept: list[pa.RecordBatch] = []
-    rows = nbytes = 0
-    shown = time.monotonic()
-    for batch in batches:
-        kept.append(batch)
-        rows += batch.num_rows
-        nbytes += batch.nbytes
-        if time.monotonic() - shown >= PROGRESS_EVERY_S:
-            progress(rows, nbytes)
-            shown = time.monotonic()
-    return pa.Table.from_batches(kept, schema=schema)
-
-
-class LocalStore:
-    """A DuckDB file on this machine, through the same sandboxed executor as shares."""
-
-    def __init__(self, path: str) -> None:
-        self.executor = Executor(path)
-        self.last_info = ResultInfo()
-
-    def query_arrow(
-        self, sql: str, params: Params = None, progress: Progress | None = None, **limits: Any
-    ) -> pa.Table:
-        with self.executor.query(sql, params, **limits) as stream:
-            table = collect(stream.schema, iter(stream), progress)
-            self.last_info = stream.info
-        return table
-
-    def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:
-        return to_pandas(self.query_arrow(sql, params, **limits))
-
-    def schema(self) -> dict[str, Any]:
-        return self.executor.schema()
-
-    def close(self) -> None:
-        self.executor.close()
-
-
-class RemoteStore:
-    """A share reached through its link."""
-
-    def __init__(
-        self,
-        link: Link,
-        timeout_s: float = 60.0,
-        compression: str | None = "lz4",
-        identity: Identity | str | None = "auto",
-        session: str | None = None,
-    ) -> None:
-        self.link = link
-        self.session = session  # names one viewer's session in the owner's audit log
-        # Requests are signed with the user's identity when one exists (``p2p2p keys``),
-        # so the owner's audit log names the analyst; otherwise they are anonymous.
-        self.identity = existing_identity() if identity == "auto" else identity
-        # Whether this user's own key may be created to sign a note (never for a
-        # dashboard's kernel, which runs as the owner: viewers sign in their browser).
-        self.may_create_identity = identity == "auto"
-        self.http = httpx.Client(timeout=httpx.Timeout(timeout_s, read=None))
-        self.last_info = ResultInfo()
-        # lz4 wins even on loopback here (benchmarks/results.md: bytes cross three Python
-        # processes, so fewer bytes beat the compression CPU); None or "zstd" override it.
-        self.compression = compression
-        try:
-            answer = self.http.get(f"{link.share_url}/.p2p2p/owner")
-        except httpx.TransportError as exc:
-            raise ShareOffline(f"cannot reach the relay at {link.base}: {exc}") from None
-        if answer.status_code != 200:
-            raise _http_error(answer)
-        info = answer.json()
-        self.owner_key = unb64(str(info["owner"]))
-        self.name = str(info["name"])
-        if not matches(link.share_id, self.owner_key, self.name):
-            raise envelope.Tampered(
-                "the relay presented an owner key that does not match the share id: refusing to send anything"
-            )
-        self._box_key = box_public_key(self.owner_key)
-
-    def _call(self, message: dict[str, Any]) -> Iterator[tuple[bytes, bool]]:
-        session = envelope.ClientSession(self._box_key, self.link.share_id)
-        claim = None
-        if isinstance(self.identity, Identity):
-            claim = envelope.client_claim(self.identity, self.link.share_id, session)
-        payload = json.dumps(
-            {**message, "token": self.link.token, "client": claim, "session": self.session}
-        ).encode()
-        body = session.request_prefix() + session.request.seal(payload, final=True)
-        try:
-            with self.http.stream(
-                "POST", f"{self.link.share_url}/.p2p2p/e2e", content=body
-            ) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise _http_error(response)
-                header = b""
-                opener: envelope.Opener | None = None
-                for raw in response.iter_raw():
-                    if opener is None:
-                        header += raw
-                        if len(header) < envelope.HEADER_BYTES:
-                            continue
-                        opener = session.response_opener(header[: envelope.HEADER_BYTES])
-                        raw = header[envelope.HEADER_BYTES :]
-                    chunks = opener.feed(raw)
-                    for i, chunk in enumerate(chunks):
-                        yield chunk, opener.finished and i == len(chunks) - 1
-                if opener is None:
-                    raise envelope.Truncated("the owner's answer ended before it began")
-                opener.close()
-        except httpx.TransportError as exc:
-            raise ShareOffline(f"the share went offline while answering ({exc})") from None
-
-    def _single(self, message: dict[str, Any]) -> dict[str, Any]:
-        answers = [json.loads(chunk) for chunk, _final in self._call(message)]
-        if len(answers) != 1:
-            raise envelope.Truncated(f"expected one answer, got {len(answers)}")
-        answer: dict[str, Any] = answers[0]
-        if not answer.get("ok"):
-            raise P2P2PError.from_dict(answer.get("error") or {})
-        return answer
-
-    def info(self) -> dict[str, Any]:
-        return dict(self._single({"op": "info"})["info"])
-
-    def schema(self) -> dict[str, Any]:
-        return dict(self._single({"op": "schema"})["schema"])
-
-    def query_arrow(
-        self, sql: str, params: Params = None, progress: Progress | None = None, **limits: Any
-    ) -> pa.Table:
-        param_bytes, style = encode_params(params)
-        message = {
-            "op": "query",
-            "sql": sql,
-            "params": base64.b64encode(param_bytes).decode(),
-            "style": style,
-            "compression": self.compression,
-            **given(**limits),
-        }
-        chunks = self._call(message)
-        first, final = next(chunks)
-        head = json.loads(first)
-        if not head.get("ok") or final:
-            raise P2P2PError.from_dict(head.get("error") or {})
-
-        def next_ipc_chunk() -> bytes | None:
-            # Decrypted pieces of the Arrow stream go straight into pyarrow's reader, so
-            # record batches are decoded while later ones are still on the wire.
-            for chunk, last in chunks:
-                if not last:
-                    return chunk
-                end = json.loads(chunk)
-                if not end.get("ok"):
-                    raise P2P2PError.from_dict(end.get("error") or {})
-                self.last_info = ResultInfo(**end["end"])
-                return None
-            raise envelope.Truncated("the result ended without its end marker")
-
-        reader = open_ipc_stream(next_ipc_chunk)
-        table = collect(reader.schema, iter(reader), progress)
-        while next_ipc_chunk() is not None:  # up to the end marker after Arrow's end-of-stream
-            pass
-        # Reading the HTTP response to its very end returns the connection to the pool;
-        # an abandoned one would be closed, and the next query would pay a new connect.
-        for _extra in chunks:
-            raise envelope.Tampered("data after the end marker")
-        return table
-
-    def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:
-        return to_pandas(self.query_arrow(sql, params, **limits))
-
-    # -- notes -------------------------------------------------------------------
-    def notes_since(self, after: int = 0, wait_s: float = 0.0) -> tuple[list[dict[str, Any]], int]:
-        """Notes newer than sequence number ``after`` (waiting up to ``wait_s`` for one)
-        and the newest sequence number."""
-        answer = self._single({"op": "notes", "after": int(after), "wait_s": wait_s})
-        return list(answer.get("notes", [])), int(answer.get("seq", after))
-
-    def notes(self) -> pd.DataFrame:
-        """The share's notes, newest first, each signature checked here (not trusted)."""
-        return notes_frame(self.notes_since(0)[0])
-
-    def post_note(
-        self,
-        text: str,
-        on: str | None = None,
-        column: str | None = None,
-        row: dict[str, Any] | None = None,
-        kind: str = "note",
-        parent: str | None = None,
-        name: str | None = None,
-        identity: Identity | None = None,
-        key_holder: str | None = None,
-    ) -> dict[str, Any]:
-        """Sign a note with your identity (``p2p2p keys``) and send it to the owner.
-
-        Your first note creates your key if you have none: a note is signed by someone.
-        """
-        signer = identity or (self.identity if isinstance(self.identity, Identity) else None)
-        if signer is None and self.may_create_identity:
-            signer, _created = Identity.load_or_create()
-            self.identity = signer
-        if signer is None:
-            raise IdentityError("notes are signed: create your key first with `p2p2p keys`")
-        note = notes.sign(
-            signer,
-            notes.draft(
-                self.link.share_id,
-                signer.public_key,
-                name or display_name(),
-                text,
-                kind=kind,
-                on=notes.target(on, column, row),
-                parent=parent,
-            ),
-        )
-        return self.send_note(note, key_holder)
-
-    def send_note(self, note: dict[str, Any], key_holder: str | None = None) -> dict[str, Any]:
-        """Send a note someone already signed (a browser, for one); returns it as kept."""
-        message: dict[str, Any] = {"op": "post_note", "note": note}
-        if key_holder:
-            message["key_holder"] = key_holder
-        return dict(self._single(message)["note"])
-
-    def close(self) -> None:
-        self.http.close()
-
-
-def display_name() -> str:
-    """The name notes are signed with: ``$P2P2P_NAME``, else the login name."""
-    import getpass
-
-    return os.environ.get("P2P2P_NAME") or getpass.getuser()
-
-
-def notes_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Notes as a table, newest first, with a ``verified`` column computed here."""
-    records = []
-    for note in rows:
-        retracted = bool(note.get("retracted_by"))
-        on = note.get("target") or {}
-        records.append(
-            {
-                "created": pd.to_datetime(int(note.get("created", 0)), unit="ms", utc=True),
-                "name": note.get("name", ""),
-                "author": fingerprint(unb64(str(note.get("author", "")))),
-                "kind": note.get("kind"),
-                "on": notes.describe_target(on),
-                "body": "" if retracted else note.get("body", ""),
-                "verified": notes.signature_state(note) != "forged",
-                "retracted": retracted,
-                "id": note.get("id"),
-                "parent": note.get("parent"),
-            }
-        )
-    frame = pd.DataFrame.from_records(
-        records,
-        columns=[
-            "created", "name", "author", "kind", "on", "body",
-            "verified", "retracted", "id", "parent",
-        ],
-    )  # fmt: skip
-    return frame.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def existing_identity() -> Identity | None:
-    """The user's identity if one was created; never creates one behind their back."""
-    path = config_dir() / FILENAME
-    return Identity.load(path) if path.exists() else None
-
-
-def _http_error(response: httpx.Response) -> P2P2PError:
-    try:
-        body = response.json()
-        code, message = str(body.get("error", "error")), str(body.get("message", response.text))
-    except ValueError:
-        code, message = "error", response.text[:200] or f"HTTP {response.status_code}"
-    if code == "offline" or response.status_code in (404, 502, 503):
-        return ShareOffline(message)
-    return P2P2PError.from_dict({"code": code, "message": message})
+__all__ = [
+    "SHARE_LINK_ENV",
+    "Link",
+    "LinkTarget",
+    "LocalStore",
+    "LocalTarget",
+    "RemoteStore",
+    "Target",
+    "aliases",
+    "connect",
+    "current_share",
+    "display_target",
+    "open_target",
+    "parse_link",
+    "resolve",
+]
 
 
 SHARE_LINK_ENV = "P2P2P_SHARE_LINK"
@@ -390,15 +63,16 @@ def current_share(fallback: str | None = None) -> LocalStore | RemoteStore:
 
 def connect(target: str) -> LocalStore | RemoteStore:
     """``local:PATH`` (or a path) for a file here; a share link, or an alias saved with
-    ``%p2p connect``, for a remote share."""
-    target = aliases.resolve(target) or target
-    if is_link(target):
-        return RemoteStore(parse_link(target))
-    return LocalStore(parse_target(target).path)
+    ``%p2p connect``, for a remote share (see ``client.target`` for the order)."""
+    return open_target(resolve(target))
+
+
+def open_target(target: Target) -> LocalStore | RemoteStore:
+    if isinstance(target, LinkTarget):
+        return RemoteStore(target.link)
+    return LocalStore(target.path)
 
 
 def display_target(target: str) -> str:
     """How a target is shown in results and logs: a link never with its token."""
-    if aliases.resolve(target):
-        return target.strip()
-    return parse_link(target).display if is_link(target) else str(parse_target(target))
+    return str(resolve(target))

@@ -39,7 +39,7 @@ def _save(aliases: dict[str, dict[str, Any]]) -> None:
     write_private_json(_path(), aliases)
 
 
-def check_name(name: str) -> str:
+def check_alias(name: str) -> str:
     if not NAME.fullmatch(name):
         raise BadTarget(
             f"{name!r} cannot be an alias: use letters, digits, _ or -, starting with a letter"
@@ -49,7 +49,7 @@ def check_name(name: str) -> str:
 
 def save(alias: str, link: str, **facts: Any) -> None:
     aliases = load()
-    aliases[check_name(alias)] = {"link": link, **facts}
+    aliases[check_alias(alias)] = {"link": link, **facts}
     _save(aliases)
 
 

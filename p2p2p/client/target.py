@@ -1,16 +1,56 @@
-"""Where a query goes: ``local:PATH`` or a bare path to a DuckDB file.
+"""Where a query goes: the one resolver for links, aliases and local paths.
 
-Share links and aliases join this list with the relay.
+Every caller (``p2p2p.connect``, ``%%p2pquery``, the ``p2p2p query`` command) resolves a
+target here, in this order:
+
+1. ``local:PATH`` is always a file on this machine;
+2. ``http://…`` or ``https://…`` is a share link;
+3. a name saved with ``%p2p connect LINK as NAME`` is that share;
+4. anything else is a path to a DuckDB file.
+
+An alias name has no ``:``, ``/`` or ``.``, so it can only clash with a bare file name in
+the current directory; the alias wins, and ``local:NAME`` (or ``./NAME``) names the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import urllib.parse
 
 from ..errors import BadTarget
+from ..protocol.shareid import ID_LENGTH
+from . import aliases
+
+__all__ = [
+    "LOCAL_PREFIX",
+    "Link",
+    "LinkTarget",
+    "LocalTarget",
+    "Target",
+    "is_link",
+    "parse_link",
+    "parse_target",
+    "resolve",
+]
 
 LOCAL_PREFIX = "local:"
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    base: str  # http(s)://relay[:port]
+    share_id: str
+    token: str
+
+    @property
+    def share_url(self) -> str:
+        return f"{self.base}/s/{self.share_id}"
+
+    @property
+    def display(self) -> str:
+        """The link as it may be shown: without its access token."""
+        return f"{self.share_url}/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,8 +58,44 @@ class LocalTarget:
     path: str  # absolute
     label: str = ""  # as the user wrote it, for display
 
+    @property
+    def key(self) -> str:
+        """What names this store within one session (one store per file)."""
+        return self.path
+
     def __str__(self) -> str:
         return self.label or f"{LOCAL_PREFIX}{self.path}"
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkTarget:
+    link: Link
+    alias: str = ""  # the saved name it was reached by, if any
+
+    @property
+    def key(self) -> str:
+        """The alias, or the whole link (a new token is a new store)."""
+        return self.alias or f"{self.link.share_url}/?t={self.link.token}"
+
+    def __str__(self) -> str:
+        return self.alias or self.link.display  # never the token
+
+
+Target = LocalTarget | LinkTarget
+_B32 = set("abcdefghijklmnopqrstuvwxyz234567")
+
+
+def resolve(text: str, cwd: str | None = None) -> Target:
+    """The store ``text`` names (see the module docstring for the order)."""
+    text = text.strip()
+    if text.startswith(LOCAL_PREFIX):
+        return parse_target(text, cwd)
+    if is_link(text):
+        return LinkTarget(parse_link(text))
+    saved = aliases.resolve(text)
+    if saved is not None:
+        return LinkTarget(parse_link(saved), alias=text)
+    return parse_target(text, cwd)
 
 
 def is_link(text: str) -> bool:
@@ -28,6 +104,7 @@ def is_link(text: str) -> bool:
 
 
 def parse_target(text: str, cwd: str | None = None) -> LocalTarget:
+    """A local store: ``local:PATH`` or a bare path."""
     text = text.strip()
     if not text:
         raise BadTarget("no store given: use local:PATH or a path to a .duckdb file")
@@ -38,3 +115,23 @@ def parse_target(text: str, cwd: str | None = None) -> LocalTarget:
         raise BadTarget("local: needs a path, e.g. local:sales.duckdb")
     path = os.path.abspath(os.path.join(cwd or os.getcwd(), os.path.expanduser(path)))
     return LocalTarget(path, label=text if text.startswith(LOCAL_PREFIX) else LOCAL_PREFIX + text)
+
+
+def parse_link(text: str) -> Link:
+    url = urllib.parse.urlsplit(text.strip())
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise BadTarget(
+            f"{text!r} is not a share link (expected http(s)://relay/s/<share id>/?t=<token>)"
+        )
+    parts = [p for p in url.path.split("/") if p]
+    if len(parts) < 2 or parts[0] != "s":
+        raise BadTarget(f"{text!r} has no /s/<share id>/ path: copy the whole link the owner sent")
+    share_id = parts[1]
+    if len(share_id) != ID_LENGTH or not set(share_id) <= _B32:
+        raise BadTarget(
+            f"the share id in {text!r} is damaged ({len(share_id)} characters; expected {ID_LENGTH})"
+        )
+    token = urllib.parse.parse_qs(url.query).get("t", [""])[-1]
+    if not token:
+        raise BadTarget(f"{text!r} has no access token (?t=…): copy the whole link")
+    return Link(f"{url.scheme}://{url.netloc}", share_id, token)

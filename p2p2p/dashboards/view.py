@@ -1,7 +1,7 @@
 """The generic viewer dashboard: what a stakeholder sees when they open a share's link.
 
 It runs in a Voila kernel on the owner's machine and reads the store only through
-``p2p2p.current_share()``, i.e. through the share's link, the owner's proxy and the
+``p2p2p.current_share()``, i.e. through the share's link, the owner's share API and the
 executor, like any other client: same token check, lockdown, limits and audit.
 
 Everything on it is a core ipywidget, so it renders in Voila (and in JupyterLab for the
@@ -20,7 +20,7 @@ import pandas as pd
 from ..client import RemoteStore, current_share
 from ..errors import P2P2PError, ShareOffline
 from ..identity import fingerprint
-from ..owner.dashboard import LIVE_CHECK_S
+from ..owner.voila import LIVE_CHECK_S
 from ..widgets.notes_panel import BrowserSigner, NotesPanel
 from ..widgets.result_table import ResultTable
 

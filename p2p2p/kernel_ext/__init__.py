@@ -1,4 +1,10 @@
-"""IPython magics: ``%%p2pquery`` (local stores now; shares once the relay exists)."""
+"""IPython magics, loaded by ``%load_ext p2p2p``.
+
+``%%p2pquery`` (query a link, an alias or a local file), ``%share`` / ``%unshare`` /
+``%shares`` (through the server extension's control endpoint, ``owner_client``) and
+``%p2p`` (aliases, notes). ``placeholders`` turns ``{name}`` in a cell into bound
+parameters.
+"""
 
 from __future__ import annotations
 

@@ -19,8 +19,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from ..client import LocalStore, RemoteStore, aliases, parse_link
-from ..client.target import is_link, parse_target
+from ..client import LocalStore, RemoteStore, aliases, open_target, parse_link, resolve
 from ..errors import BadTarget, P2P2PError
 from ..identity import Identity, b64, fingerprint
 from ..owner import snapshots
@@ -68,20 +67,11 @@ class P2PMagics(Magics):
     # -- querying ------------------------------------------------------------------
     def store(self, text: str) -> str:
         """Open (once per kernel) the store a target names; returns its key."""
-        alias_link = None if is_link(text) else aliases.resolve(text)
-        if is_link(text) or alias_link:
-            link = parse_link(alias_link or text)
-            key = text.strip()  # the alias, or the whole link (a new token: a new store)
-            label = key if alias_link else link.display
-            if key not in self.stores:
-                self.stores[key] = RemoteStore(link)
-        else:
-            target = parse_target(text)
-            key, label = target.path, str(target)
-            if key not in self.stores:
-                self.stores[key] = LocalStore(target.path)
-        self.labels[key] = label
-        return key
+        target = resolve(text)
+        if target.key not in self.stores:
+            self.stores[target.key] = open_target(target)
+        self.labels[target.key] = str(target)
+        return target.key
 
     @magic_arguments()
     @argument(
@@ -339,7 +329,7 @@ class P2PMagics(Magics):
         return NotesPanel(store, tables, identity=identity)
 
     def _connect(self, text: str, alias: str) -> None:
-        aliases.check_name(alias)
+        aliases.check_alias(alias)
         link = parse_link(text)
         store = RemoteStore(link)  # checks the owner key the relay shows against the id
         aliases.save(

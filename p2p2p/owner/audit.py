@@ -18,14 +18,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import P2P2PError
+from ..errors import AuditError
 
 GENESIS = "0" * 64
 RECENT = 20  # entries kept in memory for status displays
-
-
-class AuditError(P2P2PError):
-    code = "audit"
 
 
 def _hash(line: bytes) -> str:

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..protocol.notes import NoteRefused, admit
+from ..errors import NoteRefused
+from ..protocol.notes import admit
 
 RATE_PER_MINUTE = 20  # notes per author key
 

@@ -18,22 +18,23 @@ from typing import Any
 import tornado.httpserver
 
 from ..aio import spawn
-from ..errors import BadLimits, P2P2PError, ShareOffline, StoreCorrupt, StoreMissing
+from ..aio.web import listen
+from ..errors import BadLimits, P2P2PError, ShareExists, ShareOffline, UnknownShare
 from ..identity import Identity
 from ..paths import config_dir
 from ..protocol.shareid import check_name, name_from_path, share_id
-from ..relay.app import RelayConfig, listen, make_app
+from ..relay import RelayConfig, make_app
+from ..store.file import check_store_file
 from ..store.limits import Limits
-from .dashboard import LIVE_CHECK_S, VOILA_PATHS, DashboardServer
-from .shares import Share, ShareExists, ShareManager, UnknownShare, open_store
+from .shares import Share, ShareManager, open_store
 from .snapshots import remove_snapshot
 from .tunnel import TunnelClient
+from .voila import LIVE_CHECK_S, VOILA_PATHS, DashboardServer
 
 RELAY_ENV = "P2P2P_RELAY"
 EMBEDDED_PORT = 8765  # tried first so links look alike from run to run; else any free port
 REGISTER_TIMEOUT_S = 15.0
 DASHBOARD_NOTICE_S = LIVE_CHECK_S + 1.5
-DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 
 
 def configured_relay() -> str | None:
@@ -47,23 +48,6 @@ def configured_relay() -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return str(relay).rstrip("/") if relay else None
-
-
-def check_store_file(path: str) -> str:
-    """The resolved path of an existing DuckDB database file, or a clear error."""
-    resolved = os.path.realpath(os.path.expanduser(path))
-    if not os.path.exists(resolved):
-        raise StoreMissing(f"cannot share {path}: no such file", path=path)
-    if not os.path.isfile(resolved):
-        raise StoreMissing(f"cannot share {path}: not a file", path=path)
-    try:
-        with open(resolved, "rb") as handle:
-            head = handle.read(12)
-    except OSError as exc:
-        raise StoreMissing(f"cannot share {path}: {exc.strerror}", path=path) from None
-    if head[8:12] != DUCKDB_MAGIC:
-        raise StoreCorrupt(f"cannot share {path}: it is not a DuckDB database file", path=path)
-    return resolved
 
 
 def _lan_address() -> str:
@@ -132,7 +116,7 @@ class OwnerService:
     ) -> dict[str, Any]:
         """Share ``path``; with ``refresh``, serve a new copy under an existing share's
         link instead (after a new snapshot). Returns the share's status."""
-        resolved = check_store_file(path)
+        resolved = check_store_file(path, "share")
         source = (snapshot or {}).get("source") or resolved
         name = check_name(name or name_from_path(source))
         try:

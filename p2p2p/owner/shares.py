@@ -1,7 +1,7 @@
 """The owner's shares: which stores are reachable, under which ids and tokens.
 
-``ShareManager`` is host-agnostic: the CLI (``p2p2p share``) runs it in its own process,
-the Jupyter server extension will run it inside the server. It owns one ``Executor`` per
+``ShareManager`` is host-agnostic: ``OwnerService`` holds one wherever it runs (its own
+process for ``p2p2p share``, the Jupyter server, or a kernel). It owns one ``Executor`` per
 share (the single enforcement point) and one audit log per share; the access token is
 shown once and kept only as a hash.
 """
@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import P2P2PError, StoreMissing
+from ..errors import ShareExists, UnknownShare
 from ..identity import Identity
 from ..paths import data_dir, private_dir
 from ..protocol.registration import ShareAd
 from ..protocol.shareid import check_name, name_from_path, share_id
 from ..store.executor import Executor
+from ..store.file import check_store_file
 from ..store.limits import Limits
 from .audit import AuditLog
 from .notes import NotesStore
@@ -33,19 +34,10 @@ from .upstream import check_upstream
 TOKEN_BYTES = 24  # 192 bits
 
 
-class ShareExists(P2P2PError):
-    code = "share_exists"
-
-
-class UnknownShare(P2P2PError):
-    code = "unknown_share"
-
-
 def open_store(path: str, limits: Limits | None = None) -> Executor:
     """The executor for a store, opened now: a missing, locked or broken file fails here,
     at share time, not in front of a viewer. Blocks for a moment (worker start)."""
-    if not os.path.isfile(path):
-        raise StoreMissing(f"cannot share {path}: no such file")
+    check_store_file(path, "share")
     executor = Executor(path, limits)
     try:
         executor.warm()

@@ -1,9 +1,10 @@
-"""A share's local web app (its dashboard): requests the proxy does not answer itself.
+"""Forwarding to a share's local web app (its dashboard): the HTTP and WebSocket client.
 
-A share may name an *upstream*, a web server on this machine's loopback (the dashboard
-issue runs Voila there). Viewers reach it only through the share's path, after the
-share's own token or cookie check; the upstream sees the full path (``/s/<id>/…``), so it
-can be configured with that base URL and its links work through the relay unchanged.
+A share may name an *upstream*, a web server on this machine's loopback (its Voila
+process, ``owner.voila``, or one given with ``--upstream``). Viewers reach it only
+through the share's path, after the gate (``owner.api.gate``); the upstream sees the
+full path (``/s/<id>/…``), so it can be configured with that base URL and its links work
+through the relay unchanged.
 
 Our access cookie and the viewer's Authorization header never reach the upstream.
 Browsers' Origin headers are rewritten to the upstream's own origin: the viewer was

@@ -29,7 +29,7 @@ from typing import Any
 
 import nacl.bindings as sodium
 
-from ..errors import P2P2PError
+from ..errors import Tampered, Truncated
 
 VERSION = 1
 _LENGTH = struct.Struct(">I")
@@ -40,18 +40,6 @@ _TAG_FINAL = sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL
 PUBLIC_KEY_BYTES = sodium.crypto_kx_PUBLIC_KEY_BYTES
 REQUEST_PREFIX_BYTES = 1 + PUBLIC_KEY_BYTES + HEADER_BYTES
 DEFAULT_MAX_CHUNK = 16 << 20
-
-
-class Tampered(P2P2PError):
-    """Encrypted data failed authentication: changed, reordered or cut on the way."""
-
-    code = "tampered"
-
-
-class Truncated(Tampered):
-    """The encrypted stream ended without its authenticated end marker."""
-
-    code = "truncated"
 
 
 def _associated(share_id: str) -> bytes:

@@ -37,7 +37,7 @@ from typing import Any
 import nacl.exceptions
 import nacl.signing
 
-from ..errors import P2P2PError
+from ..errors import NoteRefused
 from ..identity import Identity, b64, unb64
 
 DOMAIN = b"p2p2p-note-v1\x00"
@@ -50,10 +50,6 @@ MAX_TARGET_BYTES = 2000
 CLOCK_SKEW_MS = 5 * 60 * 1000
 _ID = re.compile(r"[0-9a-f]{32}")
 FIELDS = ("v", "id", "share", "target", "kind", "parent", "body", "author", "name", "created")
-
-
-class NoteRefused(P2P2PError):
-    code = "note_refused"
 
 
 def canonical(note: dict[str, Any]) -> bytes:

@@ -17,17 +17,13 @@ from typing import Any
 import nacl.exceptions
 import nacl.signing
 
-from ..errors import P2P2PError
+from ..errors import RegistrationRefused
 from ..identity import Identity, b64, unb64
 from .shareid import matches
 
 _DOMAIN = b"p2p2p-register-v1\x00"
 CHALLENGE_BYTES = 32
 MAX_SHARES_PER_TUNNEL = 64
-
-
-class RegistrationRefused(P2P2PError):
-    code = "registration_refused"
 
 
 @dataclasses.dataclass(frozen=True)

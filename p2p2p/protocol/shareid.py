@@ -12,15 +12,11 @@ import hashlib
 import hmac
 import re
 
-from ..errors import P2P2PError
+from ..errors import BadShareName
 
 _DOMAIN = b"p2p2p-share-id-v1\x00"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 ID_LENGTH = 32  # base32 characters: 160 bits
-
-
-class BadShareName(P2P2PError):
-    code = "bad_share_name"
 
 
 def check_name(name: str) -> str:

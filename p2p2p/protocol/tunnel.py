@@ -12,8 +12,9 @@ small requests on the same tunnel nor pile up in either side's memory.
 
 ``Connection`` does no I/O: feed it received messages (``receive``), ask it to send
 (``open_stream``, ``send_data``, ``end_stream``, ``reset_stream``, ``ping``, ``control``),
-and transmit what ``data_to_send`` returns. Violations that make the peer untrustworthy
-raise ``ProtocolError``; the adapter then closes the websocket.
+and transmit what ``data_to_send`` returns. What the peer sent against the protocol raises
+``RemoteProtocolError`` (the only answer is to close the websocket); asking this side to
+go past its own limits raises ``LocalProtocolError`` (refuse that one request).
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import LocalProtocolError, RemoteProtocolError
+
 HEADER = struct.Struct(">BBI")
 DEFAULT_WINDOW = 4 << 20  # bytes in flight per stream
 DEFAULT_MAX_PAYLOAD = 1 << 20  # bytes per DATA frame
 DEFAULT_MAX_STREAMS = 256
 MAX_JSON = 64 << 10  # OPEN/RESET/CONTROL payloads
+# A proxied request's body, enforced by both ends: far below one window, so a request
+# never waits for credit.
+MAX_REQUEST_BODY = 1 << 20
 
 
 class FrameType(enum.IntEnum):
@@ -43,10 +49,6 @@ class FrameType(enum.IntEnum):
 
 
 END_STREAM = 0x1
-
-
-class ProtocolError(Exception):
-    """The peer broke the protocol; the whole connection must be closed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,13 +122,13 @@ def encode_frame(kind: FrameType, stream_id: int, payload: bytes = b"", flags: i
 
 def _json(payload: bytes, what: str) -> dict[str, Any]:
     if len(payload) > MAX_JSON:
-        raise ProtocolError(f"{what} payload of {len(payload)} bytes exceeds {MAX_JSON}")
+        raise RemoteProtocolError(f"{what} payload of {len(payload)} bytes exceeds {MAX_JSON}")
     try:
         value = json.loads(payload)
     except ValueError:
-        raise ProtocolError(f"{what} payload is not JSON") from None
+        raise RemoteProtocolError(f"{what} payload is not JSON") from None
     if not isinstance(value, dict):
-        raise ProtocolError(f"{what} payload must be a JSON object")
+        raise RemoteProtocolError(f"{what} payload must be a JSON object")
     return value
 
 
@@ -163,7 +165,7 @@ class Connection:
 
     def open_stream(self, head: dict[str, Any], end: bool = False) -> int:
         if len(self._streams) >= self.max_streams:
-            raise ProtocolError(f"too many open streams ({self.max_streams})")
+            raise LocalProtocolError(f"too many open streams ({self.max_streams})")
         stream_id = self._next_id
         self._next_id += 2
         self._streams[stream_id] = _Stream(self.window, self.window, local_ended=end)
@@ -241,16 +243,16 @@ class Connection:
     # -- incoming ----------------------------------------------------------------
     def receive(self, message: bytes) -> list[Event]:
         if len(message) < HEADER.size:
-            raise ProtocolError(f"frame of {len(message)} bytes is shorter than its header")
+            raise RemoteProtocolError(f"frame of {len(message)} bytes is shorter than its header")
         kind_byte, flags, stream_id = HEADER.unpack_from(message)
         payload = message[HEADER.size :]
         try:
             kind = FrameType(kind_byte)
         except ValueError:
-            raise ProtocolError(f"unknown frame type {kind_byte}") from None
+            raise RemoteProtocolError(f"unknown frame type {kind_byte}") from None
         if kind in (FrameType.PING, FrameType.PONG, FrameType.CONTROL):
             if stream_id != 0:
-                raise ProtocolError(f"{kind.name} frames belong on stream 0")
+                raise RemoteProtocolError(f"{kind.name} frames belong on stream 0")
             if kind is FrameType.PING:
                 self._out.append(encode_frame(FrameType.PONG, 0, payload[:64]))
                 return []
@@ -258,7 +260,7 @@ class Connection:
                 return [PongReceived(payload)]
             return [ControlReceived(_json(payload, "CONTROL"))]
         if stream_id == 0:
-            raise ProtocolError(f"{kind.name} frames need a stream id")
+            raise RemoteProtocolError(f"{kind.name} frames need a stream id")
         if kind is FrameType.OPEN:
             return self._on_open(stream_id, flags, payload)
         if kind is FrameType.DATA:
@@ -269,9 +271,9 @@ class Connection:
 
     def _on_open(self, stream_id: int, flags: int, payload: bytes) -> list[Event]:
         if (stream_id % 2 == 1) == self.initiator:
-            raise ProtocolError(f"the peer may not open stream {stream_id} (wrong parity)")
+            raise RemoteProtocolError(f"the peer may not open stream {stream_id} (wrong parity)")
         if stream_id <= self._peer_max_id:
-            raise ProtocolError(f"stream {stream_id} was opened twice or out of order")
+            raise RemoteProtocolError(f"stream {stream_id} was opened twice or out of order")
         self._peer_max_id = stream_id
         head = _json(payload, "OPEN")
         if len(self._streams) >= self.max_streams:
@@ -283,12 +285,14 @@ class Connection:
 
     def _on_data(self, stream_id: int, flags: int, payload: bytes) -> list[Event]:
         if len(payload) > self.max_payload:
-            raise ProtocolError(f"DATA frame of {len(payload)} bytes exceeds {self.max_payload}")
+            raise RemoteProtocolError(
+                f"DATA frame of {len(payload)} bytes exceeds {self.max_payload}"
+            )
         stream = self._streams.get(stream_id)
         if stream is None:
             if self._was_opened(stream_id):
                 return []  # in flight when the stream was reset or finished
-            raise ProtocolError(f"DATA on stream {stream_id}, which was never opened")
+            raise RemoteProtocolError(f"DATA on stream {stream_id}, which was never opened")
         if stream.remote_ended:
             self.reset_stream(stream_id, "protocol", "data after the end of the stream")
             return [
@@ -311,13 +315,13 @@ class Connection:
 
     def _on_window(self, stream_id: int, payload: bytes) -> list[Event]:
         if len(payload) != 4:
-            raise ProtocolError("WINDOW frames carry a 4-byte increment")
+            raise RemoteProtocolError("WINDOW frames carry a 4-byte increment")
         (increment,) = struct.unpack(">I", payload)
         stream = self._streams.get(stream_id)
         if stream is None:
             return []
         if increment == 0 or stream.send_window + increment > 1 << 31:
-            raise ProtocolError(f"bad WINDOW increment {increment} on stream {stream_id}")
+            raise RemoteProtocolError(f"bad WINDOW increment {increment} on stream {stream_id}")
         stream.send_window += increment
         return [WindowOpened(stream_id)]
 
@@ -371,15 +375,15 @@ class ResponseHeadParser:
             return b""
         (length,) = struct.unpack_from(">I", self._buf)
         if length > MAX_JSON:
-            raise ProtocolError(f"response head of {length} bytes exceeds {MAX_JSON}")
+            raise RemoteProtocolError(f"response head of {length} bytes exceeds {MAX_JSON}")
         if len(self._buf) < 4 + length:
             return b""
         head = _json(bytes(self._buf[4 : 4 + length]), "response head")
         status = head.get("status")
         if not isinstance(status, int) or not 100 <= status <= 599:
-            raise ProtocolError(f"response head has no valid status ({status!r})")
+            raise RemoteProtocolError(f"response head has no valid status ({status!r})")
         if not isinstance(head.get("headers", {}), dict):
-            raise ProtocolError("response head headers must be an object")
+            raise RemoteProtocolError("response head headers must be an object")
         self.head = head
         rest = bytes(self._buf[4 + length :])
         self._buf = bytearray()
@@ -418,9 +422,11 @@ class WsMessageParser:
         while len(self._buf) >= WS_HEADER.size:
             kind, length = WS_HEADER.unpack_from(self._buf)
             if kind not in (WS_TEXT, WS_BINARY):
-                raise ProtocolError(f"unknown websocket message kind {kind}")
+                raise RemoteProtocolError(f"unknown websocket message kind {kind}")
             if length > self._max:
-                raise ProtocolError(f"websocket message of {length} bytes exceeds {self._max}")
+                raise RemoteProtocolError(
+                    f"websocket message of {length} bytes exceeds {self._max}"
+                )
             end = WS_HEADER.size + length
             if len(self._buf) < end:
                 break
@@ -430,7 +436,7 @@ class WsMessageParser:
                 try:
                     messages.append(payload.decode())
                 except UnicodeDecodeError:
-                    raise ProtocolError("a text websocket message is not UTF-8") from None
+                    raise RemoteProtocolError("a text websocket message is not UTF-8") from None
             else:
                 messages.append(payload)
         return messages

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import P2P2PError
+from ..errors import DemoFailed
 from ..store.sandbox import die_with_parent
 from .hospital import build_hospital_store
 
@@ -42,17 +42,13 @@ SHARE_TIMEOUT_S = 180.0
 Print = Callable[[str], None]
 
 
-class DemoError(P2P2PError):
-    code = "demo_failed"
-
-
 def notebook_source(name: str) -> Path:
     """A shipped notebook: inside the wheel, or the repository's copy (editable install)."""
     here = Path(__file__).resolve().parent.parent  # the p2p2p package
     for candidate in (here / "_notebooks" / name, here.parent / "notebooks" / name):
         if candidate.is_file():
             return candidate
-    raise DemoError(f"the notebook {name} is missing from this installation")
+    raise DemoFailed(f"the notebook {name} is missing from this installation")
 
 
 def prepare(workdir: Path, reset: bool, scale: float, say: Print) -> Path:
@@ -85,12 +81,12 @@ def runtime_dir() -> Path:
 
 
 def wait_for_files(process: subprocess.Popen[bytes], paths: list[Path], log: Path) -> list[Any]:
-    """The JSON in ``paths`` once all exist, or a DemoError naming why JupyterLab is not up."""
+    """The JSON in ``paths`` once all exist, or a DemoFailed naming why JupyterLab is not up."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text(errors="replace").splitlines()[-15:]
-            raise DemoError(
+            raise DemoFailed(
                 "JupyterLab exited while starting; the end of its log "
                 f"({log}):\n  " + "\n  ".join(tail)
             )
@@ -98,7 +94,7 @@ def wait_for_files(process: subprocess.Popen[bytes], paths: list[Path], log: Pat
             return [json.loads(p.read_text()) for p in paths]
         except (OSError, ValueError):
             time.sleep(0.25)  # not written yet (or half written)
-    raise DemoError(f"JupyterLab did not start within {START_TIMEOUT_S:.0f} s; see {log}")
+    raise DemoFailed(f"JupyterLab did not start within {START_TIMEOUT_S:.0f} s; see {log}")
 
 
 def terminal_qr(link: str) -> str:
@@ -191,7 +187,7 @@ def run(
         )
         status = answer.json()
         if answer.status_code != 201:
-            raise DemoError(f"sharing the store failed: {status.get('message', status)}")
+            raise DemoFailed(f"sharing the store failed: {status.get('message', status)}")
         link = status["link"]
         (workdir / LINK_FILE).write_text(link + "\n")
         lab_url = f"{server['url'].rstrip('/')}/lab/tree/{TOUR}?token={token}"

@@ -21,10 +21,10 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 
+from ..aio.web import listen
 from ..identity import Identity
 from ..owner.service import OwnerService
 from ..paths import write_private_json
-from ..relay.app import listen
 from .control import SECRET_ENV, URL_ENV, make_control_app
 
 

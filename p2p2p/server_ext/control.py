@@ -20,10 +20,9 @@ from typing import Any
 
 import tornado.web
 
-from ..errors import P2P2PError
+from ..aio.web import quiet_log
+from ..errors import P2P2PError, UnknownShare
 from ..owner.service import OwnerService
-from ..owner.shares import UnknownShare
-from ..relay.app import quiet_log
 
 URL_ENV = "P2P2P_CONTROL_URL"
 SECRET_ENV = "P2P2P_CONTROL_SECRET"

@@ -1,8 +1,9 @@
-"""The single enforcement point between untrusted SQL and a DuckDB file.
+"""The front door of the store: every untrusted statement enters here.
 
 ``Executor`` owns a small pool of sandboxed worker processes for one store (see
-``worker``); callers never touch DuckDB themselves. Every query is checked by the
-lockdown rules inside the worker, limited in time, memory, rows and bytes, and streamed
+``worker``); callers never touch DuckDB themselves. The rules themselves run inside the
+worker (``policy`` on the statement, ``lockdown`` on the connection, ``sandbox`` on the
+process); this module adds what only the caller's side can: each query is limited in time, memory, rows and bytes, and streamed
 back as Arrow record batches with credit-based flow control, so a slow reader pauses the
 query rather than filling memory.
 
@@ -37,11 +38,11 @@ from ..errors import (
     QueryTimeout,
     ResourceExhausted,
     StoreBusy,
-    StoreMissing,
     StoreUnavailable,
     WorkerCrashed,
 )
 from .arrow import open_ipc_stream
+from .file import check_store_file
 from .limits import Limits
 from .pipe import HEADER, Kind, encode, encode_json, parse_header
 
@@ -73,6 +74,20 @@ class ResultInfo:
     cancelled: bool = False
     seconds: float = 0.0
     db_seconds: float = 0.0
+
+    def describe(self, source: str) -> str:
+        """One line: rows, time, where it came from, and whether it is complete."""
+        rows = f"{self.rows:,} row{'s' if self.rows != 1 else ''}"
+        parts = [rows, _duration(self.seconds), source]
+        if self.truncated:
+            parts.append(f"TRUNCATED by {self.truncated_by or 'a limit'} (more rows exist)")
+        return " · ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
 class _WorkerTimeout(Exception):
@@ -209,10 +224,7 @@ class Executor:
     def __init__(self, path: str | os.PathLike[str], limits: Limits | None = None) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.limits = limits or Limits()
-        if not os.path.isfile(self.path):
-            raise StoreMissing(
-                f"the store {self.path} does not exist or is not a file", path=self.path
-            )
+        check_store_file(self.path, header=False)
         self._cond = threading.Condition()
         self._idle: list[WorkerProcess] = []
         self._count = 0

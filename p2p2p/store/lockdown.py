@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from ..errors import StoreCorrupt, StoreLocked, StoreMissing, StoreUnavailable
+from .file import check_store_file
 from .limits import Limits
 from .policy import Catalog
 
@@ -76,10 +77,7 @@ def _expected(limits: Limits) -> dict[str, str]:
 
 
 def open_store(path: str, limits: Limits, private_dir: str) -> duckdb.DuckDBPyConnection:
-    if not os.path.exists(path):
-        raise StoreMissing(f"the store {path} does not exist")
-    if not os.path.isfile(path):
-        raise StoreMissing(f"the store {path} is not a file")
+    check_store_file(path, header=False)
     try:
         con = duckdb.connect(path, read_only=True, config=lockdown_config(limits, private_dir))
     except duckdb.Error as exc:

@@ -19,7 +19,7 @@ import anywidget
 import ipywidgets as widgets
 import traitlets
 
-from ..errors import P2P2PError
+from ..errors import NoteRefused, P2P2PError
 from ..identity import Identity, fingerprint, unb64
 from ..protocol import notes
 from .result_table import PlainTextRepr
@@ -200,7 +200,7 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         """The next note is about this row (from a table's "annotate this row")."""
         try:
             self._row_target = notes.target(table, row=row)
-        except notes.NoteRefused as exc:
+        except NoteRefused as exc:
             self._error(exc.message)
             return
         where = notes.describe_target(self._row_target)
@@ -233,7 +233,7 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             elif browser is not None and browser.public_key:
                 author = unb64(str(browser.public_key))
             else:
-                raise notes.NoteRefused("the browser's key is not ready yet: try again")
+                raise NoteRefused("the browser's key is not ready yet: try again")
             draft = notes.draft(
                 self.store.link.share_id,
                 author,

@@ -52,21 +52,6 @@ TABLE_CSS = (
 )
 
 
-def describe(info: ResultInfo, source: str) -> str:
-    """One line about a result: rows, time, where it came from, and whether it is complete."""
-    rows = f"{info.rows:,} row{'s' if info.rows != 1 else ''}"
-    parts = [rows, _duration(info.seconds), source]
-    if info.truncated:
-        parts.append(f"TRUNCATED by {info.truncated_by or 'a limit'} (more rows exist)")
-    return " · ".join(parts)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 0.01:
-        return f"{seconds * 1000:.1f} ms"
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
-
-
 def human_bytes(n: int | float) -> str:
     """``9.4 MB``: decimal units, as file managers and network tools show them."""
     value = float(n)
@@ -310,7 +295,7 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         style = f"color:{AMBER};font-weight:600" if self.info.truncated else f"color:{MUTED}"
         return (
             f'<div style="{style};font-size:12px;line-height:1.5;margin:2px 0">'
-            f"{esc(describe(self.info, self.source))}</div>"
+            f"{esc(self.info.describe(self.source))}</div>"
         )
 
     def _render(self) -> None:
@@ -359,7 +344,7 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         )
 
     def __repr__(self) -> str:
-        caption = describe(self.info, self.source)
+        caption = self.info.describe(self.source)
         view = self.view
         if view.shape[1] == 0:
             return f"{caption}\n(no columns)"

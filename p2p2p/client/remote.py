@@ -1,0 +1,278 @@
+"""A share reached through its link: end-to-end encrypted requests to its owner.
+
+Before sending anything, ``RemoteStore`` asks the relay for the owner's key and checks it
+against the self-certifying share id, so a relay cannot stand in for the owner. Every
+request is then sealed to that key (``protocol.envelope``) with the access token inside;
+the relay sees sizes and timing only. Requests are signed with the user's identity when
+one exists (``p2p2p keys``), so the owner's audit log names the analyst. Notes are read
+and posted through the same channel, and every note's signature is checked here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import IdentityError, P2P2PError, ShareOffline, Tampered, Truncated
+from ..identity import FILENAME, Identity, box_public_key, fingerprint, unb64
+from ..paths import config_dir
+from ..protocol import envelope, notes
+from ..protocol.shareid import matches
+from ..store.arrow import open_ipc_stream, to_pandas
+from ..store.executor import Params, ResultInfo, encode_params
+from ..store.limits import given
+from .local import Progress, collect
+from .target import Link
+
+__all__ = ["RemoteStore", "display_name", "existing_identity", "notes_frame"]
+
+
+class RemoteStore:
+    """A share reached through its link."""
+
+    def __init__(
+        self,
+        link: Link,
+        timeout_s: float = 60.0,
+        compression: str | None = "lz4",
+        identity: Identity | str | None = "auto",
+        session: str | None = None,
+    ) -> None:
+        self.link = link
+        self.session = session  # names one viewer's session in the owner's audit log
+        # Requests are signed with the user's identity when one exists (``p2p2p keys``),
+        # so the owner's audit log names the analyst; otherwise they are anonymous.
+        self.identity = existing_identity() if identity == "auto" else identity
+        # Whether this user's own key may be created to sign a note (never for a
+        # dashboard's kernel, which runs as the owner: viewers sign in their browser).
+        self.may_create_identity = identity == "auto"
+        self.http = httpx.Client(timeout=httpx.Timeout(timeout_s, read=None))
+        self.last_info = ResultInfo()
+        # lz4 wins even on loopback here (benchmarks/results.md: bytes cross three Python
+        # processes, so fewer bytes beat the compression CPU); None or "zstd" override it.
+        self.compression = compression
+        try:
+            answer = self.http.get(f"{link.share_url}/.p2p2p/owner")
+        except httpx.TransportError as exc:
+            raise ShareOffline(f"cannot reach the relay at {link.base}: {exc}") from None
+        if answer.status_code != 200:
+            raise _http_error(answer)
+        info = answer.json()
+        self.owner_key = unb64(str(info["owner"]))
+        self.name = str(info["name"])
+        if not matches(link.share_id, self.owner_key, self.name):
+            raise Tampered(
+                "the relay presented an owner key that does not match the share id: refusing to send anything"
+            )
+        self._box_key = box_public_key(self.owner_key)
+
+    def _call(self, message: dict[str, Any]) -> Iterator[tuple[bytes, bool]]:
+        session = envelope.ClientSession(self._box_key, self.link.share_id)
+        claim = None
+        if isinstance(self.identity, Identity):
+            claim = envelope.client_claim(self.identity, self.link.share_id, session)
+        payload = json.dumps(
+            {**message, "token": self.link.token, "client": claim, "session": self.session}
+        ).encode()
+        body = session.request_prefix() + session.request.seal(payload, final=True)
+        try:
+            with self.http.stream(
+                "POST", f"{self.link.share_url}/.p2p2p/e2e", content=body
+            ) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise _http_error(response)
+                header = b""
+                opener: envelope.Opener | None = None
+                for raw in response.iter_raw():
+                    if opener is None:
+                        header += raw
+                        if len(header) < envelope.HEADER_BYTES:
+                            continue
+                        opener = session.response_opener(header[: envelope.HEADER_BYTES])
+                        raw = header[envelope.HEADER_BYTES :]
+                    chunks = opener.feed(raw)
+                    for i, chunk in enumerate(chunks):
+                        yield chunk, opener.finished and i == len(chunks) - 1
+                if opener is None:
+                    raise Truncated("the owner's answer ended before it began")
+                opener.close()
+        except httpx.TransportError as exc:
+            raise ShareOffline(f"the share went offline while answering ({exc})") from None
+
+    def _single(self, message: dict[str, Any]) -> dict[str, Any]:
+        answers = [json.loads(chunk) for chunk, _final in self._call(message)]
+        if len(answers) != 1:
+            raise Truncated(f"expected one answer, got {len(answers)}")
+        answer: dict[str, Any] = answers[0]
+        if not answer.get("ok"):
+            raise P2P2PError.from_dict(answer.get("error") or {})
+        return answer
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._single({"op": "info"})["info"])
+
+    def schema(self) -> dict[str, Any]:
+        return dict(self._single({"op": "schema"})["schema"])
+
+    def query_arrow(
+        self, sql: str, params: Params = None, progress: Progress | None = None, **limits: Any
+    ) -> pa.Table:
+        param_bytes, style = encode_params(params)
+        message = {
+            "op": "query",
+            "sql": sql,
+            "params": base64.b64encode(param_bytes).decode(),
+            "style": style,
+            "compression": self.compression,
+            **given(**limits),
+        }
+        chunks = self._call(message)
+        first, final = next(chunks)
+        head = json.loads(first)
+        if not head.get("ok") or final:
+            raise P2P2PError.from_dict(head.get("error") or {})
+
+        def next_ipc_chunk() -> bytes | None:
+            # Decrypted pieces of the Arrow stream go straight into pyarrow's reader, so
+            # record batches are decoded while later ones are still on the wire.
+            for chunk, last in chunks:
+                if not last:
+                    return chunk
+                end = json.loads(chunk)
+                if not end.get("ok"):
+                    raise P2P2PError.from_dict(end.get("error") or {})
+                self.last_info = ResultInfo(**end["end"])
+                return None
+            raise Truncated("the result ended without its end marker")
+
+        reader = open_ipc_stream(next_ipc_chunk)
+        table = collect(reader.schema, iter(reader), progress)
+        while next_ipc_chunk() is not None:  # up to the end marker after Arrow's end-of-stream
+            pass
+        # Reading the HTTP response to its very end returns the connection to the pool;
+        # an abandoned one would be closed, and the next query would pay a new connect.
+        for _extra in chunks:
+            raise Tampered("data after the end marker")
+        return table
+
+    def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:
+        return to_pandas(self.query_arrow(sql, params, **limits))
+
+    # -- notes -------------------------------------------------------------------
+    def notes_since(self, after: int = 0, wait_s: float = 0.0) -> tuple[list[dict[str, Any]], int]:
+        """Notes newer than sequence number ``after`` (waiting up to ``wait_s`` for one)
+        and the newest sequence number."""
+        answer = self._single({"op": "notes", "after": int(after), "wait_s": wait_s})
+        return list(answer.get("notes", [])), int(answer.get("seq", after))
+
+    def notes(self) -> pd.DataFrame:
+        """The share's notes, newest first, each signature checked here (not trusted)."""
+        return notes_frame(self.notes_since(0)[0])
+
+    def post_note(
+        self,
+        text: str,
+        on: str | None = None,
+        column: str | None = None,
+        row: dict[str, Any] | None = None,
+        kind: str = "note",
+        parent: str | None = None,
+        name: str | None = None,
+        identity: Identity | None = None,
+        key_holder: str | None = None,
+    ) -> dict[str, Any]:
+        """Sign a note with your identity (``p2p2p keys``) and send it to the owner.
+
+        Your first note creates your key if you have none: a note is signed by someone.
+        """
+        signer = identity or (self.identity if isinstance(self.identity, Identity) else None)
+        if signer is None and self.may_create_identity:
+            signer, _created = Identity.load_or_create()
+            self.identity = signer
+        if signer is None:
+            raise IdentityError("notes are signed: create your key first with `p2p2p keys`")
+        note = notes.sign(
+            signer,
+            notes.draft(
+                self.link.share_id,
+                signer.public_key,
+                name or display_name(),
+                text,
+                kind=kind,
+                on=notes.target(on, column, row),
+                parent=parent,
+            ),
+        )
+        return self.send_note(note, key_holder)
+
+    def send_note(self, note: dict[str, Any], key_holder: str | None = None) -> dict[str, Any]:
+        """Send a note someone already signed (a browser, for one); returns it as kept."""
+        message: dict[str, Any] = {"op": "post_note", "note": note}
+        if key_holder:
+            message["key_holder"] = key_holder
+        return dict(self._single(message)["note"])
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def display_name() -> str:
+    """The name notes are signed with: ``$P2P2P_NAME``, else the login name."""
+    import getpass
+
+    return os.environ.get("P2P2P_NAME") or getpass.getuser()
+
+
+def notes_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Notes as a table, newest first, with a ``verified`` column computed here."""
+    records = []
+    for note in rows:
+        retracted = bool(note.get("retracted_by"))
+        on = note.get("target") or {}
+        records.append(
+            {
+                "created": pd.to_datetime(int(note.get("created", 0)), unit="ms", utc=True),
+                "name": note.get("name", ""),
+                "author": fingerprint(unb64(str(note.get("author", "")))),
+                "kind": note.get("kind"),
+                "on": notes.describe_target(on),
+                "body": "" if retracted else note.get("body", ""),
+                "verified": notes.signature_state(note) != "forged",
+                "retracted": retracted,
+                "id": note.get("id"),
+                "parent": note.get("parent"),
+            }
+        )
+    frame = pd.DataFrame.from_records(
+        records,
+        columns=[
+            "created", "name", "author", "kind", "on", "body",
+            "verified", "retracted", "id", "parent",
+        ],
+    )  # fmt: skip
+    return frame.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def existing_identity() -> Identity | None:
+    """The user's identity if one was created; never creates one behind their back."""
+    path = config_dir() / FILENAME
+    return Identity.load(path) if path.exists() else None
+
+
+def _http_error(response: httpx.Response) -> P2P2PError:
+    try:
+        body = response.json()
+        code, message = str(body.get("error", "error")), str(body.get("message", response.text))
+    except ValueError:
+        code, message = "error", response.text[:200] or f"HTTP {response.status_code}"
+    if code == "offline" or response.status_code in (404, 502, 503):
+        return ShareOffline(message)
+    return P2P2PError.from_dict({"code": code, "message": message})

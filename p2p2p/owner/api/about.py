@@ -1,0 +1,40 @@
+"""What a share says about itself: ``/`` (the landing page), ``/api/info``, ``/api/schema``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from ... import pages
+from ..shares import Share
+from .http import Response, html_response, json_response
+
+__all__ = ["info", "info_response", "landing", "schema", "schema_response"]
+
+
+def info(share: Share) -> dict[str, Any]:
+    return {
+        "name": share.name,
+        "share_id": share.share_id,
+        "title": share.title,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(share.started)),
+        "queries": share.queries,
+    }
+
+
+async def schema(share: Share) -> dict[str, Any]:
+    return await asyncio.to_thread(share.executor.schema)
+
+
+async def landing(share: Share, owner_fingerprint: str) -> Response:
+    page = pages.landing(info(share), owner_fingerprint, await schema(share))
+    return html_response(200, page)
+
+
+def info_response(share: Share) -> Response:
+    return json_response(200, info(share))
+
+
+async def schema_response(share: Share) -> Response:
+    return json_response(200, await schema(share))

@@ -1,0 +1,54 @@
+"""The share's dashboard: every path the API does not answer itself, forwarded.
+
+A share may name an upstream web app on this machine's loopback (its Voila process,
+``owner.voila``). Requests reach it only after the gate, and only on the paths the
+share allows (``Share.upstream_paths``); the forwarding itself (headers stripped, our
+cookie removed) is ``owner.upstream``. A page load past the share's viewer cap gets a
+"busy" page that retries by itself.
+"""
+
+from __future__ import annotations
+
+import httpx
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import WebSocketException
+
+from ... import pages
+from ...errors import DashboardFailed
+from ..shares import Share
+from ..upstream import Upstream
+from .gate import COOKIE
+from .http import Request, Response, error_response, html_response
+
+__all__ = ["forward", "forward_websocket"]
+
+
+async def forward(upstream: Upstream, share: Share, request: Request) -> Response:
+    if request.path == "/" and request.wants_html and share.sessions >= share.max_viewers:
+        return html_response(503, pages.BUSY, {"retry-after": "5"})
+    try:
+        status, headers, body = await upstream.request(
+            share.upstream,
+            share.share_id,
+            request.method,
+            request.path,
+            request.query,
+            request.headers,
+            request.body,
+            COOKIE,
+        )
+    except httpx.HTTPError:
+        return html_response(502, pages.NO_DASHBOARD)
+    return Response(status, headers, body)
+
+
+async def forward_websocket(
+    upstream: Upstream, share: Share, request: Request
+) -> Response | ClientConnection:
+    """The upstream session for a viewer's WebSocket, or the response refusing it."""
+    try:
+        return await upstream.websocket(
+            share.upstream, share.share_id, request.path, request.query, request.headers, COOKIE
+        )
+    except (OSError, WebSocketException, TimeoutError) as exc:
+        return error_response(DashboardFailed(f"the dashboard did not answer: {exc}"))

@@ -1,0 +1,123 @@
+"""``POST /.p2p2p/e2e``: a program's request, end-to-end encrypted to the owner's key.
+
+The relay carries the bytes and can read none of them: the access token, the
+operation (``query``, ``schema``, ``info``, ``notes``, ``post_note``), the SQL and the
+result all travel inside ``protocol.envelope``. The answer is one sealed stream: an
+``{"ok"}`` header, the Arrow IPC pieces, and an end marker carrying the result's facts,
+so a cut or a reorder on the way is detected by the client.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+from ...errors import BadParameters, Forbidden, P2P2PError, Tampered
+from ...protocol import envelope
+from ..shares import Share, ShareManager
+from .about import info, schema
+from .http import Request, Response, error_response
+from .notes import notes_op
+from .results import audit, start
+
+__all__ = ["SEAL_PIECE", "e2e"]
+
+SEAL_PIECE = 1 << 20
+LIMITS = ("timeout_s", "max_rows", "max_bytes", "compression")
+
+
+async def e2e(manager: ShareManager, share: Share, request: Request) -> Response:
+    public, secret = manager.identity.box_keys
+    body = request.body
+    try:
+        session = envelope.OwnerSession(
+            public, secret, share.share_id, body[: envelope.REQUEST_PREFIX_BYTES]
+        )
+        chunks = session.request.feed(body[envelope.REQUEST_PREFIX_BYTES :])
+        session.request.close()
+        message = json.loads(b"".join(chunks))
+        if not isinstance(message, dict):
+            raise ValueError
+    except Tampered as exc:
+        return error_response(exc)
+    except ValueError:
+        return error_response(Tampered("the encrypted request is not valid"))
+    return Response(
+        200, {"content-type": "application/octet-stream"}, _answer(share, session, message)
+    )
+
+
+async def _answer(
+    share: Share, session: envelope.OwnerSession, message: dict[str, Any]
+) -> AsyncGenerator[bytes, None]:
+    seal = session.response.seal
+    out = bytearray(session.response.header)  # leaves with the first answer piece
+
+    def last_piece(answer: dict[str, Any]) -> bytes:
+        """What is still pending plus the final, end-marked JSON answer."""
+        return bytes(out + seal(json.dumps(answer).encode(), final=True))
+
+    client = "anonymous"
+    viewer = message.get("session")
+    if isinstance(viewer, str) and viewer:
+        client = f"anonymous session {viewer[:16]}"  # one dashboard viewer
+    try:
+        if not share.token_ok(message.get("token")):
+            raise Forbidden("the link's access token is wrong or revoked")
+        claimed = envelope.verify_claim(
+            message.get("client"), share.share_id, session.client_public_key
+        )
+        if claimed != "anonymous":
+            client = claimed
+        op = message.get("op")
+        if op in ("notes", "post_note"):
+            sender = viewer if isinstance(viewer, str) and viewer else None
+            yield last_piece({"ok": True, **await notes_op(share, op, message, sender)})
+            return
+        if op == "info":
+            yield last_piece({"ok": True, "info": info(share)})
+            return
+        if op == "schema":
+            yield last_piece({"ok": True, "schema": await schema(share)})
+            return
+        if op != "query":
+            raise BadParameters(f"unknown operation {op!r}")
+        sql = str(message.get("sql", ""))
+        params = base64.b64decode(message.get("params") or "")
+        style = message.get("style")
+        limits = {k: message.get(k) for k in LIMITS if message.get(k) is not None}
+        result = await start(share, sql, params, style, client, "e2e", **limits)
+    except P2P2PError as exc:
+        yield last_piece({"ok": False, "error": exc.to_dict()})
+        return
+    out += seal(json.dumps({"ok": True}).encode())
+    stream = result.stream
+    outcome = "cancelled"  # unless it ends below: the client went away mid-result
+    try:
+        async with aclosing(result.pieces()) as pieces:
+            async for ready, last in pieces:
+                for chunk in ready:
+                    share.bytes_out += len(chunk)
+                    view = memoryview(chunk)
+                    # A record batch can be tens of MiB; sealed pieces stay small so
+                    # neither side buffers a whole batch twice and tunnel frames stay
+                    # near their size.
+                    for begin in range(0, len(view), SEAL_PIECE):
+                        out += seal(bytes(view[begin : begin + SEAL_PIECE]))
+                        if len(out) >= SEAL_PIECE:
+                            yield bytes(out)
+                            out.clear()
+                if not last:  # at the end, the END marker below joins the last data
+                    yield bytes(out)
+                    out.clear()
+        outcome = "ok"
+        yield last_piece({"ok": True, "end": dataclasses.asdict(stream.info)})
+    except P2P2PError as exc:
+        outcome = exc.code
+        yield last_piece({"ok": False, "error": exc.to_dict()})
+    finally:
+        audit(share, sql, client, "e2e", outcome, stream.info)

@@ -1,0 +1,104 @@
+"""The share's gate: the one check every HTTP request and WebSocket session passes.
+
+It answers three questions before any endpoint runs: is the share live, does the
+request carry its access token (``?t=``, ``Authorization: Bearer`` or the share's
+cookie), and may this path be asked for at all. A browser that followed the link gets
+the token traded for an httpOnly cookie scoped to this share, and is sent to the same
+page without the token in its address.
+
+End-to-end requests (``/.p2p2p/e2e``) carry the token inside their encryption, where
+the relay cannot see it; the gate lets them through to ``e2e``, which checks it there.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from ... import pages
+from ...errors import Forbidden, NotFound, ShareOffline
+from ..shares import Share, ShareManager
+from .http import Request, Response, error_response, html_response, once
+
+__all__ = ["COOKIE", "COOKIE_MAX_AGE_S", "E2E_PATH", "OWN_PATHS", "admit", "token_of"]
+
+COOKIE = "p2p2p_t"  # path-scoped to /s/<share id>/, so one name serves every share
+COOKIE_MAX_AGE_S = 7 * 24 * 3600  # the token is checked on every request: revocation still works
+E2E_PATH = "/.p2p2p/e2e"
+# Answered by the API itself; every other path belongs to the share's dashboard, if any.
+OWN_PATHS = ("/api/info", "/api/schema", "/api/query", E2E_PATH)
+
+
+def admit(manager: ShareManager, request: Request, websocket: bool = False) -> Share | Response:
+    """The share, if the request may go on; otherwise the response that refuses it."""
+    share = manager.shares.get(request.share_id)
+    if share is None or share.closing:
+        return _refuse(request, ShareOffline("this share is offline or has been revoked"))
+    if not websocket and request.method == "POST" and request.path == E2E_PATH:
+        return share  # the token travels inside the encryption
+    if not share.token_ok(token_of(request)):
+        return _refuse(request, Forbidden("the link's access token is missing, wrong or revoked"))
+    if not _reachable(share, request.path, websocket):
+        where = "no websocket here" if websocket else f"no such page {request.path}"
+        return _refuse(request, NotFound(where))
+    from_url = request.arg("t")
+    if from_url and not websocket and request.method == "GET" and request.wants_html:
+        return trade_token(share, request, from_url)
+    return share
+
+
+def _reachable(share: Share, path: str, websocket: bool) -> bool:
+    """Whether a path may be asked for: the API's own, or the dashboard's allowed ones."""
+    if path in OWN_PATHS:
+        return not websocket
+    if not share.upstream:
+        return not websocket  # the API's 404 names the unknown endpoint
+    return share.upstream_paths is None or share.upstream_paths.fullmatch(path) is not None
+
+
+def _refuse(request: Request, error: ShareOffline | Forbidden | NotFound) -> Response:
+    if request.wants_html and not isinstance(error, NotFound):
+        page = pages.OFFLINE if isinstance(error, ShareOffline) else pages.BAD_TOKEN
+        return html_response(error.status, page)
+    return error_response(error)
+
+
+def trade_token(share: Share, request: Request, token: str) -> Response:
+    """Keep the token in an httpOnly cookie for this share's path; redirect to the
+    same page without it (so it leaves the address bar, history and Referer)."""
+    base = f"/s/{share.share_id}/"
+    rest = [(k, v) for k, v in urllib.parse.parse_qsl(request.query) if k != "t"]
+    location = (
+        base + request.path.lstrip("/") + ("?" + urllib.parse.urlencode(rest) if rest else "")
+    )
+    secure = "; Secure" if request.headers.get("x-forwarded-proto") == "https" else ""
+    cookie = (
+        f"{COOKIE}={token}; Path={base}; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax{secure}"
+    )
+    headers = {
+        "location": location,
+        "set-cookie": cookie,
+        "cache-control": "no-store",
+        "referrer-policy": "no-referrer",
+    }
+    return Response(303, headers, once(b""))
+
+
+def token_of(request: Request) -> str | None:
+    return (
+        request.arg("t")
+        or _bearer(request.headers.get("authorization", ""))
+        or _cookie(request.headers.get("cookie", ""), COOKIE)
+    )
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value
+    return None
+
+
+def _bearer(value: str) -> str | None:
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token else None

@@ -1,0 +1,70 @@
+"""Request and Response of the share's API: plain data, no web framework.
+
+The tunnel client turns each tunnel stream into a ``Request`` and sends the ``Response``
+back; tests build them by hand. A response body is an async generator, so a result can
+stream with backpressure and a query is cancelled when its reader stops reading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import urllib.parse
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from ... import pages
+from ...errors import P2P2PError
+
+__all__ = [
+    "Request",
+    "Response",
+    "error_response",
+    "html_response",
+    "json_response",
+    "once",
+]
+
+
+@dataclasses.dataclass
+class Request:
+    share_id: str
+    method: str
+    path: str  # below /s/<share id>, starting with "/"
+    query: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes = b""
+
+    def arg(self, name: str) -> str | None:
+        values = urllib.parse.parse_qs(self.query).get(name)
+        return values[-1] if values else None
+
+    @property
+    def wants_html(self) -> bool:
+        """A browser navigating (rather than a program or a page's script)."""
+        return "text/html" in self.headers.get("accept", "")
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    headers: dict[str, Any]  # a list value (set-cookie) means the header repeats
+    body: AsyncGenerator[bytes, None]
+
+
+async def once(data: bytes) -> AsyncGenerator[bytes, None]:
+    yield data
+
+
+def json_response(status: int, obj: Any) -> Response:
+    body = json.dumps(obj, default=str).encode()
+    return Response(status, {"content-type": "application/json"}, once(body))
+
+
+def html_response(status: int, page: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {**pages.HEADERS, **(headers or {})}, once(page))
+
+
+def error_response(exc: P2P2PError) -> Response:
+    """An error as JSON, with the status its type carries."""
+    return json_response(exc.status, {"error": exc.code, "message": exc.message, **exc.details})

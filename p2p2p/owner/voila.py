@@ -1,0 +1,122 @@
+"""Voila for one share: a loopback process whose pages and kernels sit behind the link.
+
+Started and stopped with the share. It listens on 127.0.0.1 under the base URL
+``/s/<share_id>/`` and is reached only through the share's API (token or cookie
+checked first, Voila's own paths only). Its kernels get the share's link, so the
+dashboard queries the store like any viewer; they do not get the control secret of a
+Jupyter server, so a dashboard cannot start or stop shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from ..client import SHARE_LINK_ENV
+from ..errors import DashboardFailed
+from ..store.sandbox import die_with_parent
+
+# The generic dashboard notebook ships with the viewer-kernel UI it runs.
+GENERIC = Path(__file__).parent.parent / "dashboards" / "generic.ipynb"
+START_TIMEOUT_S = 90.0
+LIVE_CHECK_S = 2.0  # how often an open dashboard checks that its share is still live
+IDLE_KERNEL_S = 600  # a viewer's kernel is reclaimed after this long without activity
+# What a browser may reach of Voila: the page, its assets, and the kernel of the page.
+VOILA_PATHS = re.compile(
+    r"/(|voila/(static|templates|labextensions|api/themes|files)/[^?#]*|api/kernels/[0-9a-f-]{36}(/channels)?"
+    r"|voila/(query|execution)/[0-9a-f-]{36})"
+)
+STRIPPED_ENV = ("P2P2P_CONTROL_URL", "P2P2P_CONTROL_SECRET", "JUPYTER_TOKEN", "JPY_SESSION_NAME")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DashboardServer:
+    def __init__(self, share_id: str, notebook: str | None = None) -> None:
+        self.share_id = share_id
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._dir = Path(tempfile.mkdtemp(prefix="p2p2p-dashboard-"))
+        if notebook is None:
+            # The generic dashboard runs from an empty private directory: Voila serves
+            # images next to the notebook, and there must be nothing else there.
+            self.notebook = self._dir / "dashboard.ipynb"
+            shutil.copy(GENERIC, self.notebook)
+        else:
+            self.notebook = Path(notebook).resolve()
+            if not self.notebook.is_file() or self.notebook.suffix != ".ipynb":
+                raise DashboardFailed(f"the dashboard must be a notebook file (.ipynb): {notebook}")
+        self.proc: asyncio.subprocess.Process | None = None
+        self.log_path = self._dir / "voila.log"
+
+    async def start(self, link: str, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start Voila; ``link`` is the share's (its kernels query through it)."""
+        env = {k: v for k, v in os.environ.items() if k not in STRIPPED_ENV}
+        env[SHARE_LINK_ENV] = link
+        log = open(self.log_path, "wb")  # noqa: SIM115 (lives with the process)
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "voila",
+            str(self.notebook),
+            "--no-browser",
+            f"--port={self.port}",
+            "--Voila.ip=127.0.0.1",
+            f"--Voila.base_url=/s/{self.share_id}/",
+            "--preheat_kernel=True",
+            "--pool_size=1",
+            f"--MappingKernelManager.cull_idle_timeout={IDLE_KERNEL_S}",
+            "--MappingKernelManager.cull_interval=60",
+            "--show_tracebacks=False",
+            cwd=str(self.notebook.parent),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            preexec_fn=die_with_parent,  # a killed owner must not leave a dashboard serving
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=2, trust_env=False) as http:
+            while time.monotonic() < deadline:
+                if self.proc.returncode is not None:
+                    raise DashboardFailed(f"the dashboard server exited: {self._log_tail()}")
+                try:
+                    answer = await http.get(f"{self.url}/s/{self.share_id}/voila/static/")
+                    if answer.status_code < 500:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.25)
+        await self.stop()
+        raise DashboardFailed(f"the dashboard server did not start within {timeout_s:g} s")
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-800:]
+        except OSError:
+            return ""
+
+    async def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)

@@ -1,0 +1,361 @@
+"""Viewers' requests under ``/s/<share id>/``, carried to the owner through its tunnel.
+
+``ShareHandler`` forwards an HTTP request as one tunnel stream and streams the answer
+back; ``ShareSocketHandler`` carries a viewer's WebSocket (a dashboard's kernel) as a
+stream that stays open. Both keep the relay's memory bounded by the tunnel's credit:
+credit goes back to the owner only once the viewer's connection has taken the bytes,
+and a viewer's next message is read only once the previous one fitted the window.
+
+The relay decides nothing about access: the owner checks every request. What it does
+check is what only it can see: request size, and that a WebSocket comes from a page of
+this relay (so a page elsewhere cannot open a session with a viewer's cookie).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.parse
+from typing import Any
+
+import tornado.httputil
+import tornado.routing
+import tornado.web
+import tornado.websocket
+
+from .. import pages
+from ..aio import spawn
+from ..aio.tunnel import TunnelStream
+from ..errors import LocalProtocolError, ProtocolError, StreamGone
+from ..identity import b64
+from ..protocol.tunnel import (
+    MAX_REQUEST_BODY,
+    DataReceived,
+    ResponseHeadParser,
+    StreamEnded,
+    StreamReset,
+    WsMessageParser,
+    encode_ws_message,
+)
+from .routes import Relay
+
+__all__ = ["SHARE_PATH", "ShareHandler", "ShareSocketHandler", "UpgradeMatches"]
+
+SHARE_PATH = r"/s/([a-z2-7]{32})(/.*)?"
+VIEWER_MAX_MESSAGE = 8 << 20
+FORWARDED_REQUEST_HEADERS = (
+    "content-type",
+    "accept",
+    "cookie",
+    "authorization",
+    "user-agent",
+    "accept-encoding",
+    "x-forwarded-proto",  # only decides the cookie's Secure flag
+    "x-xsrftoken",
+    "origin",
+    "sec-websocket-protocol",
+)
+FORWARDED_RESPONSE_HEADERS = (
+    "content-type",
+    "cache-control",
+    "set-cookie",
+    "location",
+    "content-disposition",
+    "x-p2p2p-truncated",
+    "content-security-policy",
+    "referrer-policy",
+    "x-content-type-options",
+)
+
+
+def copy_headers(handler: tornado.web.RequestHandler, head: dict[str, Any]) -> None:
+    """The owner's response headers that may reach the client (a list repeats one)."""
+    for key, value in dict(head.get("headers") or {}).items():
+        if str(key).lower() not in FORWARDED_RESPONSE_HEADERS:
+            continue
+        for one in value if isinstance(value, list) else [value]:
+            handler.add_header(str(key), str(one))
+
+
+def request_head(
+    request: tornado.httputil.HTTPServerRequest, share_id: str, rest: str
+) -> dict[str, Any]:
+    return {
+        "share_id": share_id,
+        "method": request.method,
+        "path": rest or "/",
+        "query": request.query,
+        "headers": {
+            k.lower(): v
+            for k, v in request.headers.items()
+            if k.lower() in FORWARDED_REQUEST_HEADERS
+        },
+    }
+
+
+def json_error(handler: tornado.web.RequestHandler, status: int, code: str, message: str) -> None:
+    handler.set_status(status)
+    handler.set_header("Content-Type", "application/json")
+    handler.finish(json.dumps({"error": code, "message": message}))
+
+
+class ShareHandler(tornado.web.RequestHandler):
+    """Everything under ``/s/<share_id>/``: forwarded to the owner through its tunnel."""
+
+    relay: Relay
+
+    def initialize(self, relay: Relay) -> None:
+        self.relay = relay
+        self.stream: TunnelStream | None = None
+
+    def check_xsrf_cookie(self) -> None:
+        pass  # the owner authenticates every request itself
+
+    async def get(self, share_id: str, rest: str) -> None:
+        await self.forward(share_id, rest)
+
+    async def post(self, share_id: str, rest: str) -> None:
+        await self.forward(share_id, rest)
+
+    async def forward(self, share_id: str, rest: str) -> None:
+        route = self.relay.routes.get(share_id)
+        if route is None and "text/html" in self.request.headers.get("Accept", ""):
+            self.set_status(404)
+            for key, value in pages.HEADERS.items():
+                self.set_header(key, value)
+            self.finish(pages.OFFLINE)
+            return
+        if route is None:
+            json_error(
+                self,
+                404,
+                "offline",
+                "this share is offline or has been revoked (or the link is wrong)",
+            )
+            return
+        tunnel, share = route
+        if rest == "/.p2p2p/owner":
+            # Answered by the relay: clients check this key against the share id themselves.
+            self.set_header("Content-Type", "application/json")
+            self.finish(
+                json.dumps(
+                    {"share_id": share_id, "name": share.name, "owner": b64(tunnel.owner_key)}
+                )
+            )
+            return
+        if len(self.request.body) > MAX_REQUEST_BODY:
+            json_error(
+                self, 413, "too_large", f"request bodies are limited to {MAX_REQUEST_BODY} bytes"
+            )
+            return
+        head = request_head(self.request, share_id, rest)
+        try:
+            self.stream = stream = tunnel.open(head, self.request.body)
+        except (LocalProtocolError, StreamGone) as exc:
+            json_error(self, 503, "offline", f"the owner cannot take requests right now ({exc})")
+            return
+        await tunnel.flush()
+        parser = ResponseHeadParser()
+        started = False
+        unflushed = 0
+        try:
+            while True:
+                timeout = None if started else self.relay.config.response_timeout_s
+                event = await asyncio.wait_for(stream.events.get(), timeout)
+                if isinstance(event, StreamReset):
+                    raise StreamGone(event.reason or event.code)
+                if isinstance(event, DataReceived):
+                    body = parser.feed(event.data)
+                    if parser.head is not None and not started:
+                        started = True
+                        self.set_status(int(parser.head["status"]))
+                        copy_headers(self, parser.head)
+                    if body:
+                        self.write(body)
+                    unflushed += len(event.data)
+                    if event.ended:
+                        break  # finish() sends the rest, with Content-Length if it is all
+                    # Frames that already arrived go out in one write; credit returns only
+                    # once the client's connection has taken the bytes.
+                    if stream.events.empty():
+                        await self.flush()
+                        stream.consumed(unflushed)
+                        unflushed = 0
+                        await tunnel.flush()
+                if isinstance(event, StreamEnded):
+                    break
+            if not started:
+                raise StreamGone("the owner ended the response without a head")
+            self.finish()
+        except (StreamGone, ProtocolError, TimeoutError) as exc:
+            if not started:
+                json_error(self, 502, "offline", f"the share went offline while answering ({exc})")
+            else:
+                # Headers are out: cut the connection so the client sees an incomplete body.
+                self.request.connection.close()  # type: ignore[union-attr]
+        finally:
+            stream.reset("cancelled")
+
+    def on_connection_close(self) -> None:
+        stream = self.stream
+        if stream is not None and stream.is_open:
+            stream.reset("cancelled", "the client went away")
+            stream.events.put_nowait(StreamReset(stream.stream_id, "cancelled", "client went away"))
+
+
+def same_origin(request: tornado.httputil.HTTPServerRequest) -> bool:
+    """Whether a request comes from a page of this relay (or from a program, which sends
+    no Origin). The dashboards' sessions are same-origin by construction."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return fetch_site is None
+    if fetch_site is not None:
+        return False
+    return urllib.parse.urlsplit(origin).netloc.lower() == request.headers.get("Host", "").lower()
+
+
+class UpgradeMatches(tornado.routing.PathMatches):
+    """A share path requested as a WebSocket upgrade."""
+
+    def match(self, request: tornado.httputil.HTTPServerRequest) -> dict[str, Any] | None:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return None
+        return super().match(request)
+
+
+class ShareSocketHandler(tornado.websocket.WebSocketHandler):
+    """A viewer's WebSocket under ``/s/<share_id>/``, carried as a tunnel session.
+
+    The owner decides first (token, path, its dashboard's answer); only its 101 upgrades
+    the browser. Tornado's own same-origin check stays on: a page elsewhere cannot open
+    a session with the viewer's cookie.
+    """
+
+    relay: Relay
+
+    def initialize(self, relay: Relay) -> None:
+        self.relay = relay
+        self.session: TunnelStream | None = None
+        self.parser = WsMessageParser()
+        self.chosen: str | None = None
+        self.early = b""  # session bytes that came with the owner's 101
+        self.pump: asyncio.Task[None] | None = None
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        share_id, rest = args[0], args[1]
+        if not same_origin(self.request):
+            # Before the owner hears of it: a page on another site gets nothing started.
+            json_error(self, 403, "forbidden", "cross-origin sessions are not allowed")
+            return
+        route = self.relay.routes.get(share_id)
+        if route is None:
+            json_error(self, 404, "offline", "this share is offline or has been revoked")
+            return
+        tunnel = route[0]
+        head = {**request_head(self.request, share_id, rest), "websocket": True}
+        try:
+            self.session = session = tunnel.open(head, b"", session=True)
+            await tunnel.flush()
+            answer, self.early = await self._owner_answer(session)
+        except (ProtocolError, StreamGone, TimeoutError) as exc:
+            self._forget()
+            json_error(self, 502, "offline", f"the share cannot take sessions now ({exc})")
+            return
+        if answer["status"] != 101:
+            self.set_status(int(answer["status"]))
+            copy_headers(self, answer)
+            self.finish(self.early + await self._rest_of_refusal(session))
+            self._forget()
+            return
+        self.chosen = dict(answer.get("headers") or {}).get("sec-websocket-protocol")
+        await super().get(*args, **kwargs)
+
+    async def _owner_answer(self, session: TunnelStream) -> tuple[dict[str, Any], bytes]:
+        parser = ResponseHeadParser()
+        deadline = self.relay.config.response_timeout_s
+        while parser.head is None:
+            event = await asyncio.wait_for(session.events.get(), deadline)
+            if isinstance(event, StreamReset):
+                raise StreamGone(event.reason or event.code)
+            if isinstance(event, StreamEnded):
+                raise StreamGone("the owner ended the session before answering")
+            if isinstance(event, DataReceived):
+                rest = parser.feed(event.data)
+                # Credit for the head now; for what follows it once the viewer has it.
+                session.consumed(len(event.data) - len(rest))
+                if parser.head is not None:
+                    return parser.head, rest
+        raise StreamGone("no answer")  # not reached: the loop returns or raises
+
+    async def _rest_of_refusal(self, session: TunnelStream) -> bytes:
+        body = b""
+        while len(body) < MAX_REQUEST_BODY:
+            event = await asyncio.wait_for(session.events.get(), 30)
+            if isinstance(event, DataReceived):
+                body += event.data
+            if isinstance(event, StreamReset | StreamEnded) or (
+                isinstance(event, DataReceived) and event.ended
+            ):
+                break
+        return body
+
+    @property
+    def max_message_size(self) -> int:
+        # Kernel messages can carry widget state or images: larger than tunnel frames
+        # (they are split across DATA frames), yet bounded per viewer.
+        return VIEWER_MAX_MESSAGE
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return self.chosen if self.chosen in subprotocols else None
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self.pump = spawn(self._to_viewer())
+
+    async def _to_viewer(self) -> None:
+        session = self.session
+        assert session is not None
+        try:
+            pending = self.early
+            while True:
+                for message in self.parser.feed(pending):
+                    await self.write_message(message, binary=isinstance(message, bytes))
+                if pending:
+                    session.consumed(len(pending))
+                    await session.tunnel.flush()
+                event = await session.events.get()
+                if isinstance(event, DataReceived):
+                    pending = event.data
+                    if event.ended:
+                        for message in self.parser.feed(pending):
+                            await self.write_message(message, binary=isinstance(message, bytes))
+                        break
+                elif isinstance(event, StreamReset | StreamEnded):
+                    break
+                else:
+                    pending = b""
+        except (tornado.websocket.WebSocketClosedError, ProtocolError):
+            pass
+        self.close()
+
+    async def on_message(self, message: str | bytes) -> None:
+        # Tornado reads the viewer's next message only when this returns: backpressure.
+        session = self.session
+        if session is None:
+            return
+        try:
+            await session.send(encode_ws_message(message))
+        except StreamGone:
+            self.close()
+
+    def on_close(self) -> None:
+        if self.pump is not None:
+            self.pump.cancel()
+        self._forget()
+
+    def _forget(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            session.reset("cancelled", "the viewer left")

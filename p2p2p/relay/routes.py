@@ -1,0 +1,70 @@
+"""The relay's routing table: share id → the tunnel of its owner, in memory only.
+
+Nothing is written to disk, so a relay can restart at any time: owners reconnect and
+re-register by themselves. Heartbeats close tunnels whose owner stopped answering, so a
+dead owner's shares go offline within ``heartbeat_s × missed_beats``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from ..protocol.registration import ShareAd
+
+if TYPE_CHECKING:
+    from .tunnels import Tunnel
+
+__all__ = ["Relay", "RelayConfig"]
+
+log = logging.getLogger("p2p2p.relay")
+
+
+@dataclasses.dataclass
+class RelayConfig:
+    heartbeat_s: float = 5.0
+    missed_beats: int = 3  # an owner silent this many beats is stale and disconnected
+    response_timeout_s: float = 120.0  # until the owner sends the response head
+    register_timeout_s: float = 10.0
+
+
+class Relay:
+    """Which tunnel serves which share; the tunnels open now."""
+
+    def __init__(self, config: RelayConfig) -> None:
+        self.config = config
+        self.routes: dict[str, tuple[Tunnel, ShareAd]] = {}
+        self.tunnels: set[Tunnel] = set()
+
+    def register(self, tunnel: Tunnel) -> None:
+        for share in tunnel.shares:
+            previous = self.routes.get(share.share_id)
+            if previous is not None and previous[0] is not tunnel:
+                log.info("share %s moves to a new tunnel of the same owner", share.share_id)
+            self.routes[share.share_id] = (tunnel, share)
+
+    def unregister(self, tunnel: Tunnel, share_ids: set[str]) -> None:
+        for share_id in share_ids:
+            route = self.routes.get(share_id)
+            if route is not None and route[0] is tunnel:
+                del self.routes[share_id]
+
+    def stale(self, tunnel: Tunnel) -> bool:
+        return (
+            time.monotonic() - tunnel.last_seen > self.config.heartbeat_s * self.config.missed_beats
+        )
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_s)
+            for tunnel in list(self.tunnels):
+                if self.stale(tunnel):
+                    log.info("closing a stale tunnel (%d shares)", len(tunnel.shares))
+                    tunnel.close("the owner stopped answering")
+                    self.tunnels.discard(tunnel)
+                else:
+                    tunnel.conn.ping(b"hb")
+                    await tunnel.flush()

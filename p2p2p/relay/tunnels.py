@@ -1,0 +1,136 @@
+"""Owners' tunnels as the relay holds them: ``/tunnel``, registration, then streams.
+
+An owner dials in over a websocket, answers a fresh challenge by signing its share
+list (``protocol.registration``), and from then on answers the requests the relay opens
+as streams on that websocket (``aio.tunnel``). A tunnel serves one owner key; it may add
+shares later by asking for a new challenge, without cutting the others' requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import tornado.websocket
+
+from ..aio import spawn
+from ..aio.tunnel import TunnelConnection
+from ..errors import RegistrationRefused, RemoteProtocolError
+from ..protocol import registration
+from .routes import Relay
+
+__all__ = ["Tunnel", "TunnelHandler"]
+
+log = logging.getLogger("p2p2p.relay")
+
+
+class Tunnel(TunnelConnection):
+    """The relay's end of one owner's tunnel (it opens the streams)."""
+
+    def __init__(self, handler: TunnelHandler, relay: Relay) -> None:
+        super().__init__(initiator=True, write=self._write_frame)
+        self.handler = handler
+        self.relay = relay
+        self.challenge = registration.new_challenge()
+        self.owner_key = b""
+        self.shares: list[registration.ShareAd] = []
+        self.last_seen = time.monotonic()
+        self.registered = asyncio.Event()
+
+    async def _write_frame(self, frame: bytes) -> None:
+        await self.handler.write_message(frame, binary=True)
+
+    def on_write_failed(self) -> None:
+        self.close("tunnel closed")
+
+    def receive(self, message: bytes) -> None:
+        self.last_seen = time.monotonic()
+        super().receive(message)
+
+    def on_control(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "register" and self.challenge:
+            challenge, self.challenge = self.challenge, ""  # each challenge answers once
+            try:
+                owner_key, shares = registration.check(message, challenge)
+                if self.registered.is_set() and owner_key != self.owner_key:
+                    raise RegistrationRefused("a tunnel serves one owner key")
+            except RegistrationRefused as exc:
+                self.conn.control({"type": "refused", "message": exc.message})
+                spawn(self._refuse())
+                return
+            # A re-registration replaces the share list: what is no longer there is gone.
+            dropped = {s.share_id for s in self.shares} - {s.share_id for s in shares}
+            self.owner_key, self.shares = owner_key, shares
+            self.relay.unregister(self, dropped)
+            self.relay.register(self)
+            self.registered.set()
+            self.conn.control({"type": "registered", "shares": [s.share_id for s in self.shares]})
+            self.flush_soon()
+        elif kind == "rechallenge" and self.registered.is_set():
+            # The owner adds shares without reconnecting (which would cut the others'
+            # requests): it gets a fresh challenge to sign the new list with.
+            self.challenge = registration.new_challenge()
+            self.conn.control({"type": "challenge", "challenge": self.challenge})
+            self.flush_soon()
+        elif kind == "unregister":
+            gone = {str(s) for s in message.get("shares", [])}
+            self.shares = [s for s in self.shares if s.share_id not in gone]
+            self.relay.unregister(self, gone)
+
+    async def _refuse(self) -> None:
+        await self.flush()  # the owner learns why before the socket closes
+        self.handler.close(4003, "registration refused")
+
+    def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.cut("offline", reason)
+        self.relay.unregister(self, {s.share_id for s in self.shares})
+        self.handler.close()
+
+
+class TunnelHandler(tornado.websocket.WebSocketHandler):
+    relay: Relay
+    tunnel: Tunnel
+
+    def initialize(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def check_origin(self, origin: str) -> bool:
+        return True  # owners are programs, not pages; they prove themselves by signature
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self.tunnel = Tunnel(self, self.relay)
+        self.relay.tunnels.add(self.tunnel)
+        self.set_nodelay(True)
+        self.tunnel.conn.control({"type": "challenge", "challenge": self.tunnel.challenge})
+        # Nothing is awaited here: tornado delivers no message until open() returns.
+        self.tunnel.flush_soon()
+        spawn(self._expect_registration())
+
+    async def _expect_registration(self) -> None:
+        try:
+            await asyncio.wait_for(
+                self.tunnel.registered.wait(), self.relay.config.register_timeout_s
+            )
+        except TimeoutError:
+            self.close(4008, "no registration in time")
+
+    def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, str):
+            self.close(4002, "binary frames only")
+            return
+        try:
+            self.tunnel.receive(message)
+        except RemoteProtocolError as exc:
+            log.info("closing a tunnel that broke the protocol: %s", exc)
+            self.close(4002, "protocol error")
+            return
+        self.tunnel.flush_soon()
+
+    def on_close(self) -> None:
+        self.tunnel.close("tunnel closed")
+        self.relay.tunnels.discard(self.tunnel)

@@ -1,0 +1,175 @@
+"""`p2p2p demo` as a newcomer meets it: JupyterLab in a real browser, the notebook run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from ..helpers import NOTEBOOKS, SCREENSHOTS
+from ..helpers.browser import browser_page, free_port
+
+NOTEBOOK = NOTEBOOKS / "quickstart.ipynb"
+
+
+def wait_for_lab(port: int, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the demo exited before JupyterLab answered"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"JupyterLab did not answer on port {port} within {seconds} s")
+
+
+class Lines:
+    """A process's output, read as it comes (a pipe nobody reads would block it)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.lines: list[str] = []
+        assert process.stdout is not None
+        stream = process.stdout
+        self._reader = threading.Thread(
+            target=lambda: self.lines.extend(line.decode(errors="replace") for line in stream),
+            daemon=True,
+        )
+        self._reader.start()
+
+    def wait_for(self, pattern: str, seconds: float = 180) -> re.Match[str]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                found = re.search(pattern, line)
+                if found:
+                    return found
+            time.sleep(0.2)
+        raise AssertionError(f"no {pattern!r} in the demo's output:\n{''.join(self.lines)}")
+
+
+def test_demo_notebook_runs_in_jupyterlab(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    # Start from the notebook without its stored outputs, so what we see was computed now.
+    notebook = json.loads(NOTEBOOK.read_text())
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    (workdir / "quickstart.ipynb").write_text(json.dumps(notebook))
+    # Render every cell (JupyterLab 4 windows long notebooks) and skip the news prompt.
+    settings = tmp_path / "lab-settings" / "@jupyterlab"
+    (settings / "notebook-extension").mkdir(parents=True)
+    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        '{"windowingMode": "none"}'
+    )
+    (settings / "apputils-extension").mkdir(parents=True)
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false"}'
+    )
+    # Let the test drive JupyterLab's own commands instead of guessing at keystrokes.
+    config_dir = tmp_path / "jupyter-config"
+    config_dir.mkdir()
+    (config_dir / "jupyter_server_config.json").write_text(
+        json.dumps({"LabApp": {"expose_app_in_browser": True}})
+    )
+    port = free_port()
+    token = "p2p2p-test-token"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "p2p2p", "demo", "--dir", str(workdir), "--port", str(port)],
+        env={
+            **os.environ,
+            "JUPYTER_TOKEN": token,
+            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
+            "JUPYTER_CONFIG_DIR": str(config_dir),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    output = Lines(process)
+    try:
+        wait_for_lab(port, process)
+        # The demo prints the viewer link once the share and its dashboard are up.
+        link = output.wait_for(r"(http://127\.0\.0\.1:\d+/s/[a-z0-9]+/\?t=\S+)").group(1)
+        output.wait_for(rf"http://127\.0\.0\.1:{port}/lab/tree/owner-tour\.ipynb\?token={token}")
+        assert (workdir / "hospital.duckdb").is_file()
+        assert (workdir / "hospital-link.txt").read_text().strip() == link
+        with browser_page(390, 844) as page:
+            page.goto(link, wait_until="domcontentloaded", timeout=120_000)
+            page.get_by_text("top materials by spend, All sites 2025").wait_for(timeout=120_000)
+            assert "160,000" in page.locator("body").inner_text()
+        with browser_page(1280, 1000) as page:
+            page.goto(f"http://127.0.0.1:{port}/lab/tree/quickstart.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            # Wait for the kernel, then Run > Run All Cells through the command palette.
+            page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
+            # JupyterLab may ask which kernel to start; the notebook's own (Python 3) is preselected.
+            deadline = time.monotonic() + 120
+            while not page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count():
+                assert time.monotonic() < deadline, "the kernel did not start"
+                select = page.locator(".jp-Dialog button", has_text="Select")
+                if select.count():
+                    select.first.click()
+                page.wait_for_timeout(500)
+            # Right after start-up JupyterLab can drop a run request while the kernel
+            # connection settles; ask again (bounded) until the first cell has run.
+            for _attempt in range(4):
+                page.wait_for_timeout(2000)
+                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                try:
+                    page.get_by_text("4 rows ·").first.wait_for(timeout=30_000)
+                    break
+                except Exception:
+                    continue
+            try:
+                page.get_by_text("4 rows ·").first.wait_for(timeout=120_000)
+            except Exception:
+                page.screenshot(path=str(tmp_path / "failure.png"))
+                raise
+            page.get_by_text("table-function-not-allowed").first.wait_for(timeout=60_000)
+            page.get_by_text("TRUNCATED by max_rows").first.wait_for(timeout=60_000)
+            page.get_by_text("read-only-kind").first.wait_for(timeout=60_000)
+            result = page.locator(".p2p2p-result-table").first
+            assert "north" in result.inner_text() and "643464.74" in result.inner_text()
+            result.scroll_into_view_if_needed()
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "quickstart-jupyterlab.png"), full_page=False)
+            # %share: hosted by the server extension (no in-kernel note), live, and the
+            # remote query through its link answered.
+            status = page.locator(".p2p2p-share-status").first
+            status.get_by_text("live").first.wait_for(timeout=60_000)
+            text = status.inner_text()
+            assert "this machine" in text and "embedded" in text, text
+            assert "/s/" in status.locator("input").first.input_value()
+            page.get_by_text("5111").first.wait_for(timeout=60_000)
+            # The remote query reached the owner: the widget's live audit tail shows it.
+            status.get_by_text("count(*) AS sales").first.wait_for(timeout=30_000)
+            assert not page.get_by_text("shares run inside this kernel").count()
+            status.scroll_into_view_if_needed()
+            page.wait_for_timeout(1500)  # the live counters refresh once a second
+            page.screenshot(path=str(SCREENSHOTS / "share-widget-jupyterlab.png"), full_page=False)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError("the demo did not stop on Ctrl+C within 60 s") from None
+    assert process.returncode == 0, "".join(output.lines)
+    output.wait_for(r"revoked: hospital", seconds=5)
+    # Revoked and stopped: nothing answers at the link any more.
+    try:
+        answer = httpx.get(link, timeout=5)
+        assert answer.status_code >= 400, answer.status_code
+    except httpx.ConnectError:
+        pass
+    assert not (workdir / "hospital-link.txt").exists()

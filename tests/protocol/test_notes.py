@@ -113,7 +113,7 @@ def test_rate_limits_per_author_and_per_viewer_session(tmp_path: Path) -> None:
 
 
 def test_readers_tell_verified_retracted_and_forged_notes_apart() -> None:
-    from p2p2p.client import notes_frame
+    from p2p2p.client.remote import notes_frame
 
     author = Identity.generate()
     good = signed(author)

@@ -78,7 +78,11 @@ def _cmd_relay(args: argparse.Namespace) -> int:
     from .relay import RelayConfig, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(message)s")
-    config = RelayConfig(heartbeat_s=args.heartbeat)
+    config = RelayConfig(
+        heartbeat_s=args.heartbeat,
+        share_origins=args.share_origins,
+        header_timeout_s=args.header_timeout,
+    )
 
     def ready(server: Any) -> None:
         print(
@@ -289,6 +293,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--access-log",
         action="store_true",
         help="log every request (path with the share id, status, client address, time; never the query string, which can hold the token); off by default",
+    )
+    relay.add_argument(
+        "--header-timeout",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="seconds a connection may take to send a request's headers, or sit idle between requests (default 20)",
+    )
+    relay.add_argument(
+        "--share-origins",
+        action="store_true",
+        help="give each share's pages its own browser origin, <share id>.<this host>: needs a wildcard DNS name and certificate (loopback relays always do this, with *.localhost)",
     )
     relay.set_defaults(func=_cmd_relay)
 

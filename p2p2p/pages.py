@@ -12,11 +12,13 @@ from typing import Any
 
 __all__ = ["BAD_TOKEN", "BUSY", "HEADERS", "NO_DASHBOARD", "OFFLINE", "landing", "problem"]
 
-# Sent with every page: no script may run, nothing is fetched from elsewhere, the link
-# (with its token) never leaks as a Referer, and nothing is cached.
+# Sent with every page: no script may run, nothing is fetched from elsewhere, no other
+# page may frame it, the link (with its token) never leaks as a Referer, and nothing is
+# cached.
 HEADERS = {
     "content-type": "text/html; charset=utf-8",
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
     "x-content-type-options": "nosniff",
     "cache-control": "no-store",

@@ -43,6 +43,7 @@ class TunnelStream:
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.window = asyncio.Event()
         self.task: asyncio.Task[None] | None = None  # the work answering it, if any
+        self.opened_for = ""  # who asked for it (the relay notes the client's address)
 
     @property
     def is_open(self) -> bool:

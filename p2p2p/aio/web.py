@@ -15,18 +15,28 @@ import tornado.web
 
 from ..protocol.tunnel import MAX_REQUEST_BODY
 
-__all__ = ["listen", "log_every_request", "quiet_log"]
+__all__ = ["BODY_TIMEOUT_S", "HEADER_TIMEOUT_S", "listen", "log_every_request", "quiet_log"]
 
 log = logging.getLogger("p2p2p.relay")
 
 
+# A connection may take this long to send a request's headers, and sit idle between
+# requests this long; a client that dribbles its headers (slowloris) is cut off then,
+# instead of holding a socket for minutes. Bodies are at most 1 MiB: 30 s is plenty.
+HEADER_TIMEOUT_S = 20.0
+BODY_TIMEOUT_S = 30.0
+
+
 def listen(
-    app: tornado.web.Application, host: str, port: int
+    app: tornado.web.Application, host: str, port: int, header_timeout_s: float = HEADER_TIMEOUT_S
 ) -> tuple[tornado.httpserver.HTTPServer, int]:
     """Serve ``app`` on ``host:port`` (0: any free port); returns the server and its port."""
     sockets = tornado.netutil.bind_sockets(port, address=host)
     server = tornado.httpserver.HTTPServer(
-        app, max_body_size=MAX_REQUEST_BODY + 1024, idle_connection_timeout=300
+        app,
+        max_body_size=MAX_REQUEST_BODY + 1024,
+        idle_connection_timeout=header_timeout_s,  # tornado's header timeout too
+        body_timeout=BODY_TIMEOUT_S,
     )
     server.add_sockets(sockets)
     return server, int(sockets[0].getsockname()[1])

@@ -13,14 +13,24 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
+from contextlib import closing
 from typing import Any
 
 import httpx
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import IdentityError, P2P2PError, ShareOffline, Tampered, Truncated
+from ..errors import (
+    Forbidden,
+    IdentityError,
+    NotFound,
+    P2P2PError,
+    ResultTooLarge,
+    ShareOffline,
+    Tampered,
+    Truncated,
+)
 from ..identity import FILENAME, Identity, box_public_key, fingerprint, unb64
 from ..paths import config_dir
 from ..protocol import envelope, notes
@@ -73,7 +83,7 @@ class RemoteStore:
             )
         self._box_key = box_public_key(self.owner_key)
 
-    def _call(self, message: dict[str, Any]) -> Iterator[tuple[bytes, bool]]:
+    def _call(self, message: dict[str, Any]) -> Generator[tuple[bytes, bool], None, None]:
         session = envelope.ClientSession(self._box_key, self.link.share_id)
         claim = None
         if isinstance(self.identity, Identity):
@@ -108,7 +118,8 @@ class RemoteStore:
             raise ShareOffline(f"the share went offline while answering ({exc})") from None
 
     def _single(self, message: dict[str, Any]) -> dict[str, Any]:
-        answers = [json.loads(chunk) for chunk, _final in self._call(message)]
+        with closing(self._call(message)) as chunks:
+            answers = [json.loads(chunk) for chunk, _final in chunks]
         if len(answers) != 1:
             raise Truncated(f"expected one answer, got {len(answers)}")
         answer: dict[str, Any] = answers[0]
@@ -134,34 +145,39 @@ class RemoteStore:
             "compression": self.compression,
             **given(**limits),
         }
-        chunks = self._call(message)
-        first, final = next(chunks)
-        head = json.loads(first)
-        if not head.get("ok") or final:
-            raise P2P2PError.from_dict(head.get("error") or {})
+        # The generator holds an HTTP response open: it is closed here, on every path,
+        # never left to the garbage collector (which may finalise it inside httpcore's
+        # pool lock, held by this very thread for the next request: a deadlock).
+        with closing(self._call(message)) as chunks:
+            first, final = next(chunks)
+            head = json.loads(first)
+            if not head.get("ok") or final:
+                for _rest in chunks:  # the answer is complete: the connection can be reused
+                    pass
+                raise P2P2PError.from_dict(head.get("error") or {})
 
-        def next_ipc_chunk() -> bytes | None:
-            # Decrypted pieces of the Arrow stream go straight into pyarrow's reader, so
-            # record batches are decoded while later ones are still on the wire.
-            for chunk, last in chunks:
-                if not last:
-                    return chunk
-                end = json.loads(chunk)
-                if not end.get("ok"):
-                    raise P2P2PError.from_dict(end.get("error") or {})
-                self.last_info = ResultInfo(**end["end"])
-                return None
-            raise Truncated("the result ended without its end marker")
+            def next_ipc_chunk() -> bytes | None:
+                # Decrypted pieces of the Arrow stream go straight into pyarrow's reader, so
+                # record batches are decoded while later ones are still on the wire.
+                for chunk, last in chunks:
+                    if not last:
+                        return chunk
+                    end = json.loads(chunk)
+                    if not end.get("ok"):
+                        raise P2P2PError.from_dict(end.get("error") or {})
+                    self.last_info = ResultInfo(**end["end"])
+                    return None
+                raise Truncated("the result ended without its end marker")
 
-        reader = open_ipc_stream(next_ipc_chunk)
-        table = collect(reader.schema, iter(reader), progress)
-        while next_ipc_chunk() is not None:  # up to the end marker after Arrow's end-of-stream
-            pass
-        # Reading the HTTP response to its very end returns the connection to the pool;
-        # an abandoned one would be closed, and the next query would pay a new connect.
-        for _extra in chunks:
-            raise Tampered("data after the end marker")
-        return table
+            reader = open_ipc_stream(next_ipc_chunk)
+            table = collect(reader.schema, iter(reader), progress)
+            while next_ipc_chunk() is not None:  # up to the end marker after Arrow's end-of-stream
+                pass
+            # Reading the HTTP response to its very end returns the connection to the pool;
+            # an abandoned one would be closed, and the next query would pay a new connect.
+            for _extra in chunks:
+                raise Tampered("data after the end marker")
+            return table
 
     def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:
         return to_pandas(self.query_arrow(sql, params, **limits))
@@ -268,11 +284,26 @@ def existing_identity() -> Identity | None:
 
 
 def _http_error(response: httpx.Response) -> P2P2PError:
+    """An answer outside the encryption: anyone on the way (the relay, a proxy in front
+    of it) could have written it, so its words are shown as theirs, never as the owner's,
+    and a code it names can only pick among the errors of reaching a share."""
     try:
         body = response.json()
         code, message = str(body.get("error", "error")), str(body.get("message", response.text))
-    except ValueError:
-        code, message = "error", response.text[:200] or f"HTTP {response.status_code}"
+    except (ValueError, AttributeError):
+        code, message = "error", response.text or f"HTTP {response.status_code}"
+    words = "".join(c if c.isprintable() else " " for c in message)[:200].strip()
+    said = f"{words} (HTTP {response.status_code} from {response.url.host}, outside the encryption)"
     if code == "offline" or response.status_code in (404, 502, 503):
-        return ShareOffline(message)
-    return P2P2PError.from_dict({"code": code, "message": message})
+        return ShareOffline(said)
+    cls = UNSIGNED_CODES.get(code, P2P2PError)
+    return cls(said)
+
+
+# What an unauthenticated answer may claim: errors of reaching a share. Anything about
+# the query itself only ever arrives inside the owner's encrypted answer.
+UNSIGNED_CODES: dict[str, type[P2P2PError]] = {
+    "forbidden": Forbidden,
+    "too_large": ResultTooLarge,
+    "not_found": NotFound,
+}

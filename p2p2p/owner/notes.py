@@ -19,6 +19,11 @@ from ..errors import NoteRefused
 from ..protocol.notes import admit
 
 RATE_PER_MINUTE = 20  # notes per author key
+# Keys cost nothing to make and a viewer's session is whatever the client says, so
+# neither bounds a flood; the share as a whole does: this many notes a minute from
+# everyone together, and this many kept at all.
+SHARE_RATE_PER_MINUTE = 60
+MAX_NOTES = 5_000
 
 
 class NotesStore:
@@ -52,9 +57,14 @@ class NotesStore:
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         admit(note, self.share_id, now_ms)
-        self._rate(str(note["author"]), now_ms / 1000)
+        if self.seq >= MAX_NOTES:
+            raise NoteRefused(
+                f"this share keeps at most {MAX_NOTES:,} notes; the owner can export and start afresh"
+            )
+        self._rate(str(note["author"]), now_ms / 1000, RATE_PER_MINUTE, "per author")
         if sender:
-            self._rate(f"sender:{sender}", now_ms / 1000)
+            self._rate(f"sender:{sender}", now_ms / 1000, RATE_PER_MINUTE, "per viewer")
+        self._rate("share", now_ms / 1000, SHARE_RATE_PER_MINUTE, "on this share")
         with self._lock:
             if self._get(note["id"]) is not None:
                 raise NoteRefused("a note with this id is already here (a replay)")
@@ -80,15 +90,15 @@ class NotesStore:
             self.seq = int(cursor.lastrowid or self.seq)
         return {**note, "seq": self.seq, "received": now_ms, "via": via}
 
-    def _rate(self, author: str, now_s: float) -> None:
-        recent = self._recent.setdefault(author, collections.deque())
+    def _rate(self, key: str, now_s: float, limit: int, whose: str) -> None:
+        recent = self._recent.setdefault(key, collections.deque())
         while recent and recent[0] < now_s - 60:
             recent.popleft()
-        if len(recent) >= RATE_PER_MINUTE:
-            raise NoteRefused(
-                f"at most {RATE_PER_MINUTE} notes a minute per author: try again shortly"
-            )
+        if len(recent) >= limit:
+            raise NoteRefused(f"at most {limit} notes a minute {whose}: try again shortly")
         recent.append(now_s)
+        if len(self._recent) > 10_000:  # one entry per key seen this minute: keep it small
+            self._recent = {k: v for k, v in self._recent.items() if v and v[-1] >= now_s - 60}
 
     def _get(self, note_id: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT note FROM notes WHERE id = ?", (note_id,)).fetchone()

@@ -164,17 +164,19 @@ class OwnerService:
             tunnel = self._tunnel(dial_url)
             if not await tunnel.wait_registered(share.share_id, REGISTER_TIMEOUT_S):
                 state = tunnel.state
+                reason = tunnel.refused.get(share.share_id) or tunnel.refusal
+                said = f"; the relay said: {reason!r}" if reason else ""
                 await self._remove(share)
                 raise ShareOffline(
                     f"the relay at {relay_url} did not accept the share within "
-                    f"{REGISTER_TIMEOUT_S:g} s (tunnel {state}): check the relay URL, or "
-                    "leave --relay out to use a relay on this machine"
+                    f"{REGISTER_TIMEOUT_S:g} s (tunnel {state}{said}): check the relay URL, "
+                    "or leave --relay out to use a relay on this machine"
                 )
             if server is not None:
                 # Voila starts once the link works: its pre-started kernel runs the
                 # dashboard at once, and that queries the share through its link.
                 try:
-                    await server.start(self.links[share.share_id])
+                    await server.start(self.links[share.share_id], share.max_viewers)
                 except P2P2PError:
                     await self._remove(share)
                     raise

@@ -87,6 +87,9 @@ class ShareManager:
         self.base_dir = base_dir or data_dir()
         self.shares: dict[str, Share] = {}  # by share id
         self.listeners: list[Any] = []  # called with (event, share) on add/remove
+        # Names this process to relays, so a relay can tell its reconnect from another
+        # process with the same key trying to take the same share.
+        self.instance = secrets.token_hex(8)
 
     def add(
         self,

@@ -10,6 +10,7 @@ request for the share's API (``owner.api``) or one dashboard WebSocket session.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Callable
@@ -20,7 +21,14 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ..aio import spawn
 from ..aio.tunnel import TunnelConnection, TunnelStream
-from ..errors import ProtocolError, RelayRefused, RemoteProtocolError, StreamGone
+from ..errors import (
+    P2P2PError,
+    ProtocolError,
+    RelayRefused,
+    RemoteProtocolError,
+    ShareOffline,
+    StreamGone,
+)
 from ..protocol import registration
 from ..protocol.tunnel import (
     MAX_REQUEST_BODY,
@@ -41,6 +49,7 @@ log = logging.getLogger("p2p2p.owner")
 
 BACKOFF_FIRST_S = 0.1
 BACKOFF_CAP_S = 1.0  # reconnect within ~1 s of the relay coming back
+REFUSED_RETRY_S = 30.0  # after the relay said no
 
 
 class OwnerTunnel(TunnelConnection):
@@ -58,6 +67,11 @@ class OwnerTunnel(TunnelConnection):
         self.client.on_control(self, message)
 
     def on_stream(self, stream: TunnelStream) -> None:
+        if str(stream.head.get("share_id", "")) not in self.client.registered_ids:
+            # Only what this relay was told about: another relay (or a probing one)
+            # learns nothing of the owner's other shares, not even that they exist.
+            stream.task = asyncio.ensure_future(_refuse(stream, UNREGISTERED))
+            return
         serve = self.client.session if stream.head.get("websocket") else self.client.answer
         stream.task = asyncio.ensure_future(serve(stream))
 
@@ -75,6 +89,8 @@ class TunnelClient:
         self.registered_ids: set[str] = set()  # what the relay last confirmed
         self._confirmed = asyncio.Event()  # set (and replaced) when the relay confirms
         self.tunnel: OwnerTunnel | None = None
+        self.refusal = ""  # the relay's last reason for refusing, in its own words
+        self.refused: dict[str, str] = {}  # share id -> the relay's reason for not taking it
         manager.listeners.append(self._on_share_change)
 
     @property
@@ -101,15 +117,20 @@ class TunnelClient:
                 ) as ws:
                     delay = BACKOFF_FIRST_S
                     await self._connected(ws)
-            except RelayRefused:
+            except RelayRefused as exc:
+                # The relay's own words; it may change its mind (a restart, a stale route
+                # expiring), so ask again, slowly, rather than never.
+                self.refusal = exc.message
+                log.warning("the relay refused the registration: %s", exc.message)
                 self._set_state("refused")
-                raise
+                delay = REFUSED_RETRY_S
             except (OSError, WebSocketException, ProtocolError, TimeoutError) as exc:
                 log.info("relay connection lost: %s", exc)
             finally:
                 self.registered.clear()
                 self.registered_ids = set()
-            self._set_state("reconnecting")
+            if self.state != "refused":
+                self._set_state("reconnecting")
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(BACKOFF_CAP_S, delay * 2)
 
@@ -139,6 +160,8 @@ class TunnelClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while share_id not in self.registered_ids:
+            if share_id in self.refused:
+                return False
             left = deadline - loop.time()
             if left <= 0:
                 return False
@@ -152,13 +175,15 @@ class TunnelClient:
         kind = message.get("type")
         if kind == "challenge":
             ads = [share.ad() for share in self.manager.shares.values() if self.serves(share)]
-            tunnel.conn.control(
-                registration.answer(self.manager.identity, str(message.get("challenge")), ads)
-            )
+            signed = registration.answer(self.manager.identity, str(message.get("challenge")), ads)
+            tunnel.conn.control({**signed, "instance": self.manager.instance})
         elif kind == "registered":
             self.registered.set()
             self._set_state("connected")
             self.registered_ids = {str(s) for s in message.get("shares", [])}
+            refused = message.get("refused")
+            if isinstance(refused, dict):  # the relay's words, per share it would not take
+                self.refused = {str(k): str(v)[:300] for k, v in refused.items()}
             confirmed, self._confirmed = self._confirmed, asyncio.Event()
             confirmed.set()
         elif kind == "refused":
@@ -181,6 +206,7 @@ class TunnelClient:
                 if stream.task is not None:
                     stream.task.cancel()
         elif event == "added":
+            self.refused.pop(share.share_id, None)  # a new try gets a new answer
             # A new share needs a fresh signature over the new list: ask for a challenge
             # on this connection, so the other shares' requests carry on.
             tunnel.conn.control({"type": "rechallenge"})
@@ -266,6 +292,21 @@ class TunnelClient:
     async def close(self) -> None:
         if self.tunnel is not None:
             await self.tunnel.ws.close()
+
+
+UNREGISTERED = ShareOffline("this share is offline or has been revoked")
+
+
+async def _refuse(stream: TunnelStream, error: P2P2PError) -> None:
+    """Answer a stream with an error and nothing else (exactly as an unknown share)."""
+    body = json.dumps({"error": error.code, "message": error.message}).encode()
+    head = encode_response_head(error.status, {"content-type": "application/json"})
+    try:
+        await stream.send(head + body, end=True)
+    except StreamGone:
+        pass
+    finally:
+        stream.tunnel.streams.pop(stream.stream_id, None)
 
 
 async def _request_body(stream: TunnelStream) -> bytes | None:

@@ -24,6 +24,18 @@ from ..errors import BadTarget
 
 REQUEST_HEADERS = ("content-type", "accept", "cookie", "user-agent", "x-xsrftoken")
 RESPONSE_HEADERS = ("content-type", "cache-control", "set-cookie", "location", "etag")
+# Added to every page of a dashboard: no other page may frame it (a hostile page could
+# otherwise overlay it and steer the viewer's clicks); styles and fonts come from the
+# share itself only (Voila's template asks a public CDN for an icon font, which would
+# tell that CDN who is looking at which share); and the viewer's address, which names
+# the share, is not sent along when the page loads anything.
+PAGE_HEADERS = {
+    "content-security-policy": (
+        "frame-ancestors 'none'; style-src 'self' 'unsafe-inline'; font-src 'self' data:"
+    ),
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
 MAX_WS_MESSAGE = 16 << 20
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -107,6 +119,8 @@ class Upstream:
                 passed.setdefault(key, []).append(value)
             else:
                 passed[key] = value
+        if str(passed.get("content-type", "")).startswith("text/html"):
+            passed.update(PAGE_HEADERS)
 
         async def body_pieces() -> AsyncGenerator[bytes, None]:
             try:

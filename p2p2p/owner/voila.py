@@ -24,16 +24,21 @@ import httpx
 from ..client import SHARE_LINK_ENV
 from ..errors import DashboardFailed
 from ..store.sandbox import die_with_parent
+from .voila_kernels import ALONE_ENV, MAX_KERNELS_ENV, CappedKernelManager
 
 # The generic dashboard notebook ships with the viewer-kernel UI it runs.
 GENERIC = Path(__file__).parent.parent / "dashboards" / "generic.ipynb"
 START_TIMEOUT_S = 90.0
 LIVE_CHECK_S = 2.0  # how often an open dashboard checks that its share is still live
-IDLE_KERNEL_S = 600  # a viewer's kernel is reclaimed after this long without activity
+IDLE_KERNEL_S = 600  # a kernel idle this long is reclaimed even with a page connected
+# A kernel no page is connected to (a tab closed without its beforeunload call, a client
+# that loaded the page and never connected) goes after this long (voila_kernels).
+ALONE_KERNEL_S = 20
+POOL_SIZE = 1  # kernels started ahead of the next viewer
 # What a browser may reach of Voila: the page, its assets, and the kernel of the page.
 VOILA_PATHS = re.compile(
     r"/(|voila/(static|templates|labextensions|api/themes|files)/[^?#]*|api/kernels/[0-9a-f-]{36}(/channels)?"
-    r"|voila/(query|execution)/[0-9a-f-]{36})"
+    r"|voila/(query|execution)/[0-9a-f-]{36}|voila/api/shutdown/[0-9a-f-]{36})"
 )
 STRIPPED_ENV = ("P2P2P_CONTROL_URL", "P2P2P_CONTROL_SECRET", "JUPYTER_TOKEN", "JPY_SESSION_NAME")
 
@@ -62,10 +67,15 @@ class DashboardServer:
         self.proc: asyncio.subprocess.Process | None = None
         self.log_path = self._dir / "voila.log"
 
-    async def start(self, link: str, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Start Voila; ``link`` is the share's (its kernels query through it)."""
+    async def start(
+        self, link: str, max_viewers: int = 10, timeout_s: float = START_TIMEOUT_S
+    ) -> None:
+        """Start Voila; ``link`` is the share's (its kernels query through it). At most
+        ``max_viewers`` kernels exist at once, the one started ahead included."""
         env = {k: v for k, v in os.environ.items() if k not in STRIPPED_ENV}
         env[SHARE_LINK_ENV] = link
+        env[MAX_KERNELS_ENV] = str(max_viewers)
+        env[ALONE_ENV] = str(ALONE_KERNEL_S)
         log = open(self.log_path, "wb")  # noqa: SIM115 (lives with the process)
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -77,7 +87,8 @@ class DashboardServer:
             "--Voila.ip=127.0.0.1",
             f"--Voila.base_url=/s/{self.share_id}/",
             "--preheat_kernel=True",
-            "--pool_size=1",
+            f"--pool_size={POOL_SIZE}",
+            f"--VoilaConfiguration.multi_kernel_manager_class={CappedKernelManager.__module__}.CappedKernelManager",
             f"--MappingKernelManager.cull_idle_timeout={IDLE_KERNEL_S}",
             "--MappingKernelManager.cull_interval=60",
             "--show_tracebacks=False",

@@ -253,3 +253,19 @@ def verify_export(lines: list[str]) -> int:
         except NoteRefused as exc:
             raise NoteRefused(f"line {number}: {exc.message}") from None
     return len(parsed)
+
+
+# How a note came to be signed, when not by its author's own long-lived key. A client
+# names one of these; the owner keeps only these words, never free text, so nobody can
+# write a remark that readers would take for the owner's.
+KEY_HOLDERS = {"visit": "a key the dashboard held for this visit"}
+
+
+def key_holder(claim: object) -> str | None:
+    """The code of a known key holder a client claimed, or None."""
+    if not isinstance(claim, str):
+        return None
+    for code, words in KEY_HOLDERS.items():
+        if claim in (code, words):
+            return code
+    return None

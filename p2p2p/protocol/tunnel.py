@@ -350,8 +350,15 @@ class Connection:
 
 # -- HTTP over a stream ---------------------------------------------------------------
 # A proxied request is an OPEN frame whose head is ``{"method", "path", "query",
-# "headers", "share_id"}`` followed by the request body as DATA. The response body starts
-# with its own head: 4-byte length + JSON ``{"status", "headers"}``, then the body bytes.
+# "headers", "share_id"}`` followed by the request body as DATA. Two of the headers are
+# the relay's own words, never the client's: which origin the request came on, and the
+# share's own origin a browser should use instead (see p2p2p.relay.origins). The
+# response body starts with its own head: 4-byte length + JSON ``{"status",
+# "headers"}``, then the body bytes.
+
+
+ORIGIN_HEADER = "x-p2p2p-origin"  # "share": the share's own origin; "relay": the relay's
+SHARE_ORIGIN_HEADER = "x-p2p2p-share-origin"  # e.g. http://<share id>.localhost:8765
 
 
 def encode_response_head(status: int, headers: Mapping[str, Any]) -> bytes:

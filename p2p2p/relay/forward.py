@@ -14,6 +14,7 @@ this relay (so a page elsewhere cannot open a session with a viewer's cookie).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import urllib.parse
 from typing import Any
@@ -29,7 +30,10 @@ from ..aio.tunnel import TunnelStream
 from ..errors import LocalProtocolError, ProtocolError, StreamGone
 from ..identity import b64
 from ..protocol.tunnel import (
+    DEFAULT_MAX_STREAMS,
     MAX_REQUEST_BODY,
+    ORIGIN_HEADER,
+    SHARE_ORIGIN_HEADER,
     DataReceived,
     ResponseHeadParser,
     StreamEnded,
@@ -37,7 +41,9 @@ from ..protocol.tunnel import (
     WsMessageParser,
     encode_ws_message,
 )
+from .origins import share_of_host, share_origin
 from .routes import Relay
+from .tunnels import Tunnel
 
 __all__ = ["SHARE_PATH", "ShareHandler", "ShareSocketHandler", "UpgradeMatches"]
 
@@ -65,6 +71,8 @@ FORWARDED_RESPONSE_HEADERS = (
     "content-security-policy",
     "referrer-policy",
     "x-content-type-options",
+    "x-frame-options",
+    "retry-after",
 )
 
 
@@ -78,19 +86,63 @@ def copy_headers(handler: tornado.web.RequestHandler, head: dict[str, Any]) -> N
 
 
 def request_head(
-    request: tornado.httputil.HTTPServerRequest, share_id: str, rest: str
+    request: tornado.httputil.HTTPServerRequest, share_id: str, rest: str, relay: Relay
 ) -> dict[str, Any]:
+    headers = {
+        k.lower(): v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS
+    }
+    # Written by the relay, never taken from the client (not in the allow-list above).
+    if share_of_host(request.headers.get("Host", "")) == share_id:
+        headers[ORIGIN_HEADER] = "share"
+    else:
+        headers[ORIGIN_HEADER] = "relay"
+        origin = share_origin(request, share_id, relay.config.share_origins)
+        if origin is not None:
+            headers[SHARE_ORIGIN_HEADER] = origin
     return {
         "share_id": share_id,
         "method": request.method,
         "path": rest or "/",
         "query": request.query,
-        "headers": {
-            k.lower(): v
-            for k, v in request.headers.items()
-            if k.lower() in FORWARDED_REQUEST_HEADERS
-        },
+        "headers": headers,
     }
+
+
+# An owner's tunnel carries at most DEFAULT_MAX_STREAMS streams for all its shares: no one
+# share may take more than this part of them, and no one client address more than this
+# many (long-polls and kernel websockets each hold a stream for as long as they last).
+STREAMS_PER_SHARE = DEFAULT_MAX_STREAMS * 3 // 4
+STREAMS_PER_CLIENT = 32
+
+
+def over_stream_limits(
+    tunnel: Tunnel, share_id: str, request: tornado.httputil.HTTPServerRequest
+) -> str | None:
+    """Why a new stream for this request would take more than its part, if it would."""
+    streams = list(tunnel.streams.values())
+    if sum(1 for s in streams if s.head.get("share_id") == share_id) >= STREAMS_PER_SHARE:
+        return "this share has as many requests open as it may: try again in a moment"
+    client = request.remote_ip or ""
+    # Behind a reverse proxy every client is the proxy's loopback address: the share's
+    # limit above still holds, the per-address one cannot tell clients apart there.
+    mine = sum(1 for s in streams if s.opened_for == client)
+    if client and not _loopback(client) and mine >= STREAMS_PER_CLIENT:
+        return "too many requests open from your address: close some and try again"
+    return None
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def other_shares_origin(request: tornado.httputil.HTTPServerRequest, share_id: str) -> bool:
+    """A request on one share's origin for another share's path: never forwarded (it
+    would put that share's pages, and its cookie's reach, on the wrong origin)."""
+    host_share = share_of_host(request.headers.get("Host", ""))
+    return host_share is not None and host_share != share_id
 
 
 def json_error(handler: tornado.web.RequestHandler, status: int, code: str, message: str) -> None:
@@ -118,6 +170,9 @@ class ShareHandler(tornado.web.RequestHandler):
         await self.forward(share_id, rest)
 
     async def forward(self, share_id: str, rest: str) -> None:
+        if other_shares_origin(self.request, share_id):
+            json_error(self, 404, "not_found", "this address belongs to another share")
+            return
         route = self.relay.routes.get(share_id)
         if route is None and "text/html" in self.request.headers.get("Accept", ""):
             self.set_status(404)
@@ -148,12 +203,18 @@ class ShareHandler(tornado.web.RequestHandler):
                 self, 413, "too_large", f"request bodies are limited to {MAX_REQUEST_BODY} bytes"
             )
             return
-        head = request_head(self.request, share_id, rest)
+        head = request_head(self.request, share_id, rest, self.relay)
+        crowded = over_stream_limits(tunnel, share_id, self.request)
+        if crowded is not None:
+            self.set_header("Retry-After", "5")
+            json_error(self, 503, "busy", crowded)
+            return
         try:
             self.stream = stream = tunnel.open(head, self.request.body)
         except (LocalProtocolError, StreamGone) as exc:
             json_error(self, 503, "offline", f"the owner cannot take requests right now ({exc})")
             return
+        stream.opened_for = self.request.remote_ip or ""
         await tunnel.flush()
         parser = ResponseHeadParser()
         started = False
@@ -250,14 +311,22 @@ class ShareSocketHandler(tornado.websocket.WebSocketHandler):
             # Before the owner hears of it: a page on another site gets nothing started.
             json_error(self, 403, "forbidden", "cross-origin sessions are not allowed")
             return
+        if other_shares_origin(self.request, share_id):
+            json_error(self, 404, "not_found", "this address belongs to another share")
+            return
         route = self.relay.routes.get(share_id)
         if route is None:
             json_error(self, 404, "offline", "this share is offline or has been revoked")
             return
         tunnel = route[0]
-        head = {**request_head(self.request, share_id, rest), "websocket": True}
+        head = {**request_head(self.request, share_id, rest, self.relay), "websocket": True}
+        crowded = over_stream_limits(tunnel, share_id, self.request)
+        if crowded is not None:
+            json_error(self, 503, "busy", crowded)
+            return
         try:
             self.session = session = tunnel.open(head, b"", session=True)
+            session.opened_for = self.request.remote_ip or ""
             await tunnel.flush()
             answer, self.early = await self._owner_answer(session)
         except (ProtocolError, StreamGone, TimeoutError) as exc:

@@ -29,6 +29,10 @@ class RelayConfig:
     missed_beats: int = 3  # an owner silent this many beats is stale and disconnected
     response_timeout_s: float = 120.0  # until the owner sends the response head
     register_timeout_s: float = 10.0
+    # Wildcard DNS and certificate are in place: browsers get an origin per share
+    # (relay.origins). Loopback relays always have them (*.localhost).
+    share_origins: bool = False
+    header_timeout_s: float = 20.0  # slow headers (or an idle keep-alive) end the connection
 
 
 class Relay:

@@ -38,6 +38,7 @@ class Tunnel(TunnelConnection):
         self.shares: list[registration.ShareAd] = []
         self.last_seen = time.monotonic()
         self.registered = asyncio.Event()
+        self.instance = ""  # the owner process's own random id (reconnects keep it)
 
     async def _write_frame(self, frame: bytes) -> None:
         await self.handler.write_message(frame, binary=True)
@@ -57,17 +58,26 @@ class Tunnel(TunnelConnection):
                 owner_key, shares = registration.check(message, challenge)
                 if self.registered.is_set() and owner_key != self.owner_key:
                     raise RegistrationRefused("a tunnel serves one owner key")
+                self.instance = str(message.get("instance") or "")[:64]
             except RegistrationRefused as exc:
                 self.conn.control({"type": "refused", "message": exc.message})
                 spawn(self._refuse())
                 return
+            taken = self._taken(shares)
+            shares = [s for s in shares if s.share_id not in taken]
             # A re-registration replaces the share list: what is no longer there is gone.
             dropped = {s.share_id for s in self.shares} - {s.share_id for s in shares}
             self.owner_key, self.shares = owner_key, shares
             self.relay.unregister(self, dropped)
             self.relay.register(self)
             self.registered.set()
-            self.conn.control({"type": "registered", "shares": [s.share_id for s in self.shares]})
+            self.conn.control(
+                {
+                    "type": "registered",
+                    "shares": [s.share_id for s in self.shares],
+                    "refused": taken,
+                }
+            )
             self.flush_soon()
         elif kind == "rechallenge" and self.registered.is_set():
             # The owner adds shares without reconnecting (which would cut the others'
@@ -79,6 +89,27 @@ class Tunnel(TunnelConnection):
             gone = {str(s) for s in message.get("shares", [])}
             self.shares = [s for s in self.shares if s.share_id not in gone]
             self.relay.unregister(self, gone)
+
+    def _taken(self, shares: list[registration.ShareAd]) -> dict[str, str]:
+        """Shares already served by another live process of the same owner, and why each
+        stays with it: the newcomer is told so instead of silently taking the route (and
+        leaving the first one's link dead once it stops). A reconnecting process sends
+        the same instance id and gets its shares back; the others' shares on this tunnel
+        are registered as usual."""
+        taken = {}
+        for ad in shares:
+            route = self.relay.routes.get(ad.share_id)
+            if route is None or route[0] is self:
+                continue
+            other = route[0]
+            if other.closed or self.relay.stale(other) or not other.instance:
+                continue
+            if self.instance and other.instance != self.instance:
+                taken[ad.share_id] = (
+                    f"the share {ad.name!r} is already being served through this relay by "
+                    "another process with the same key: stop that one first"
+                )
+        return taken
 
     async def _refuse(self) -> None:
         await self.flush()  # the owner learns why before the socket closes

@@ -59,6 +59,8 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         self._session_key: Identity | None = None  # when the browser cannot sign
         self._pending: dict[str, dict[str, Any]] = {}  # drafts the browser is signing
         self.notes: list[dict[str, Any]] = []
+        self._rows: dict[tuple[Any, ...], widgets.Widget] = {}
+        self.older = widgets.HTML()  # "N older notes not shown"
         self.seq = 0
         self._lock = threading.Lock()
         self.listing = widgets.VBox()
@@ -122,6 +124,9 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
 
     def close(self) -> None:
         self._stop.set()
+        for widget in self._rows.values():
+            _close_tree(widget)
+        self._rows = {}
         super().close()
 
     def __repr__(self) -> str:
@@ -150,12 +155,37 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             threads.setdefault(note.get("parent"), []).append(note)
         resolved = {n.get("parent") for n in self.notes if n.get("kind") == "resolve"}
         rows: list[widgets.Widget] = []
-        for note in reversed(threads.get(None, [])):  # newest first
-            rows.append(self._note_row(note, note["id"] in resolved, depth=0))
+        made: dict[tuple[Any, ...], widgets.Widget] = {}
+        top = list(reversed(threads.get(None, [])))  # newest first
+        for note in top[:SHOWN_THREADS]:
+            made_row = self._row(made, note, note["id"] in resolved, 0)
+            rows.append(made_row)
             for reply in threads.get(note["id"], []):
                 if reply.get("kind") == "reply":
-                    rows.append(self._note_row(reply, False, depth=1))
+                    rows.append(self._row(made, reply, False, 1))
+        if len(top) > SHOWN_THREADS:
+            self.older.value = f"<i>{len(top) - SHOWN_THREADS:,} older notes not shown</i>"
+            rows.append(self.older)
+        # A row is made once per note and state; rows no longer shown are closed, so
+        # their models leave the kernel and the page (a panel once grew by a widget per
+        # note per new note, forever).
+        for key, widget in self._rows.items():
+            if key not in made:
+                _close_tree(widget)
+        self._rows = made
         self.listing.children = rows or [widgets.HTML("<i>No notes yet.</i>")]
+
+    def _row(
+        self,
+        made: dict[tuple[Any, ...], widgets.Widget],
+        note: dict[str, Any],
+        resolved: bool,
+        depth: int,
+    ) -> widgets.Widget:
+        key = (note["id"], resolved, bool(note.get("retracted_by")), depth)
+        row = self._rows.get(key) or self._note_row(note, resolved, depth)
+        made[key] = row
+        return row
 
     def _note_row(self, note: dict[str, Any], resolved: bool, depth: int) -> widgets.Widget:
         retracted = bool(note.get("retracted_by"))
@@ -167,8 +197,9 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             flags.append("<b>action item</b>")
         if resolved:
             flags.append("resolved")
-        if note.get("via"):
-            flags.append(f"signed by {html.escape(str(note['via']))}")
+        holder = notes.KEY_HOLDERS.get(str(note.get("via")))
+        if holder:
+            flags.append(f"signed by {html.escape(holder)}")
         body = "<i>retracted by its author</i>" if retracted else html.escape(str(note["body"]))
         card = widgets.HTML(
             f'<div class="p2p2p-note" style="margin-left:{depth * 1.5}em;padding:4px 0;'
@@ -247,7 +278,7 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             self._error(exc.message)
             return
         if local is not None:
-            via = None if self.identity else "a key the dashboard held for this visit"
+            via = None if self.identity else "visit"
             self._deliver(notes.sign(local, draft), via)
             return
         # The browser signs; its answer arrives as a message (see ``_signed``).
@@ -288,3 +319,17 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         self._row_target = None
         self.message.value = "Posted."
         self.refresh()
+
+
+SHOWN_THREADS = 200  # newest notes shown with their replies; older ones are counted
+
+
+def _close_tree(widget: widgets.Widget) -> None:
+    """Close a widget, every widget inside it, and their layout and style models."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    for part in ("layout", "style"):
+        model = getattr(widget, part, None)
+        if isinstance(model, widgets.Widget):
+            model.close()
+    widget.close()

@@ -22,7 +22,7 @@ from p2p2p.protocol.registration import ShareAd, answer
 from p2p2p.protocol.shareid import share_id
 from p2p2p.protocol.tunnel import Connection
 
-from ..helpers.sharing import Relay, Share
+from ..helpers.sharing import Relay, Share, cli, origin_of, share_origin_request
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +341,24 @@ def test_directory_lists_only_opted_in_shares(
         listed.stop()
 
 
+def test_one_key_gets_a_few_lines_in_the_directory_not_dozens(
+    relay: Relay, sample_store: str, tmp_path: Path
+) -> None:
+    from p2p2p.relay.directory import LISTED_PER_OWNER
+
+    home = tmp_path / "spammer"  # one key, one tunnel per process, many listed shares
+    names = [f"official-copy-{i}" for i in range(LISTED_PER_OWNER + 2)]
+    spam = [Share(sample_store, relay.url, home, "--name", n, "--listed") for n in names]
+    try:
+        page = httpx.get(relay.url + "/", headers={"Accept": "application/json"}).json()
+        shown = [s["name"] for s in page["shares"] if s["name"].startswith("official-copy")]
+        assert len(shown) == LISTED_PER_OWNER
+        assert "checks neither" in httpx.get(relay.url + "/").text
+    finally:
+        for one in spam:
+            one.stop()
+
+
 def test_token_never_in_relay_urls_for_programs(shared: Share) -> None:
     link = parse_link(shared.link)
     # p2p2p.connect never sends the token in a URL; the link keeps it in ?t= for browsers.
@@ -471,31 +489,62 @@ def test_p2pquery_cell_on_a_share_link(shared: Share, capsys: pytest.CaptureFixt
     assert not refused.success and "read-only-kind" in str(refused.error_in_exec)
 
 
-def test_a_browser_trades_the_token_for_a_cookie(shared: Share) -> None:
+def test_a_browser_trades_the_token_for_a_cookie_on_the_shares_own_origin(
+    shared: Share, relay: Relay
+) -> None:
     link = parse_link(shared.link)
+    own = origin_of(link.share_id, relay.url)
     page = {"Accept": "text/html"}
+    # On the relay's origin (shared by every share): sent on, no cookie set here.
     first = httpx.get(shared.link, headers=page)
-    assert first.status_code == 303
-    assert first.headers["location"] == f"/s/{link.share_id}/"  # no token left in the address
-    cookie = first.headers["set-cookie"]
+    assert first.status_code == 303 and "set-cookie" not in first.headers
+    assert first.headers["location"] == f"{own}/s/{link.share_id}/?t={link.token}"
+    # On the share's own origin the token becomes a cookie and leaves the address.
+    url, host = share_origin_request(first.headers["location"])
+    there = httpx.get(url, headers={**page, **host})
+    assert there.status_code == 303
+    assert there.headers["location"] == f"/s/{link.share_id}/"
+    cookie = there.headers["set-cookie"]
     for part in ("HttpOnly", "SameSite=Lax", f"Path=/s/{link.share_id}/", f"p2p2p_t={link.token}"):
         assert part in cookie, cookie
     assert "Secure" not in cookie  # plain http here; behind HTTPS the relay says so
-    behind_tls = httpx.get(shared.link, headers={**page, "X-Forwarded-Proto": "https"})
+    behind_tls = httpx.get(url, headers={**page, **host, "X-Forwarded-Proto": "https"})
     assert "Secure" in behind_tls.headers["set-cookie"]
-    landing = httpx.get(f"{link.share_url}/", headers={**page, "Cookie": f"p2p2p_t={link.token}"})
+    home, _ = share_origin_request(f"{own}/s/{link.share_id}/")
+    landing = httpx.get(home, headers={**page, **host, "Cookie": f"p2p2p_t={link.token}"})
     assert landing.status_code == 200 and "sales" in landing.text and "20,000" in landing.text
     assert "default-src 'none'" in landing.headers["content-security-policy"]
-    # The cookie works for the plain API too; a wrong one gets a clear page, not a trace.
+    assert landing.headers["x-frame-options"] == "DENY"
+    # The cookie opens pages, not the API: a link on another site cannot run a query.
+    query = {"sql": "SELECT 5 AS x"}
     api = httpx.get(
-        f"{link.share_url}/api/query",
-        params={"sql": "SELECT 5 AS x"},
-        headers={"Cookie": f"p2p2p_t={link.token}"},
+        f"{link.share_url}/api/query", params=query, headers={"Cookie": f"p2p2p_t={link.token}"}
     )
+    assert api.status_code == 403
+    bearer = {"Authorization": f"Bearer {link.token}"}
+    api = httpx.get(f"{link.share_url}/api/query", params=query, headers=bearer)
     assert api.json()["rows"] == [[5]]
-    wrong = httpx.get(f"{link.share_url}/", headers={**page, "Cookie": "p2p2p_t=nope"})
+    wrong = httpx.get(home, headers={**page, **host, "Cookie": "p2p2p_t=nope"})
     assert wrong.status_code == 403 and "This link does not work" in wrong.text
     assert "Traceback" not in wrong.text
+
+
+def test_one_shares_origin_never_serves_another_share(
+    shared: Share, relay: Relay, sample_store: str, tmp_path: Path
+) -> None:
+    other = Share(sample_store, relay.url, tmp_path / "other-owner", "--name", "other")
+    try:
+        mine, theirs = parse_link(shared.link), parse_link(other.link)
+        # The other share's pages asked for on this share's origin: refused by the relay.
+        url, host = share_origin_request(
+            f"{origin_of(mine.share_id, relay.url)}/s/{theirs.share_id}/?t={theirs.token}"
+        )
+        answer = httpx.get(url, headers={**host, "Accept": "text/html"})
+        assert answer.status_code == 404 and "another share" in answer.text
+        session = httpx.get(url, headers={**host, "Upgrade": "websocket", "Connection": "Upgrade"})
+        assert session.status_code in (400, 404)
+    finally:
+        other.stop()
 
 
 def test_the_link_in_a_real_browser(relay: Relay, sample_store: str, tmp_path: Path) -> None:
@@ -507,7 +556,8 @@ def test_the_link_in_a_real_browser(relay: Relay, sample_store: str, tmp_path: P
         with browser_page(390, 844) as page:  # a phone
             page.goto(owner.link)
             page.get_by_text("20,000").wait_for(timeout=30_000)
-            assert page.url == f"{link.share_url}/"  # the token left the address bar
+            # On the share's own origin, and the token left the address bar.
+            assert page.url == f"{origin_of(link.share_id, relay.url)}/s/{link.share_id}/"
             assert page.evaluate("document.cookie") == ""  # httpOnly: no script can read it
             assert "for-browsers" in page.title()
             owner.stop()
@@ -542,3 +592,57 @@ def test_relay_log_lines_never_carry_a_token_or_sql(
     assert "/api/query" in caplog.text
     assert "SECRET-TOKEN" not in caplog.text and "salary" not in caplog.text
     assert caplog.text.count("/api/query") == (2 if status >= 500 else 1)
+
+
+def test_refused_queries_leave_no_response_for_the_garbage_collector(shared: Share) -> None:
+    """A refused query's exception, kept alive in a reference cycle, used to keep the HTTP
+    response of its generator open until the cyclic collector finalised it, possibly
+    inside httpcore's pool lock held by the same thread: the client hung for good."""
+    import gc
+    import threading
+
+    store = RemoteStore(parse_link(shared.link))
+    kept: list[list[object]] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(15):
+                try:
+                    store.query_arrow("COPY sales TO '/tmp/p2p2p-never.csv'")
+                except QueryRefused as exc:
+                    cycle: list[object] = [exc]
+                    cycle.append(cycle)  # only the cyclic collector can free it (and its frames)
+                    kept.append(cycle)
+            kept.clear()
+            for _ in range(40):  # collections now happen often, inside these requests too
+                assert store.query_arrow("SELECT 1 AS x").num_rows == 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    previous = gc.get_threshold()
+    gc.set_threshold(50, 1, 1)
+    try:
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        worker.join(120)
+        assert not worker.is_alive(), "the client hung (a response finalised in its pool lock)"
+    finally:
+        gc.set_threshold(*previous)
+    assert not errors, errors
+    store.close()
+
+
+def test_a_second_process_cannot_take_a_live_share_from_the_first(
+    relay: Relay, sample_store: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "owner"
+    first = Share(sample_store, relay.url, home, "--name", "twice")
+    try:
+        second = cli(home, "share", sample_store, "--relay", relay.url, "--name", "twice", "--json")
+        assert second.returncode != 0
+        assert "already being served" in second.stderr and "the relay said" in second.stderr
+        # The first one's link still works.
+        assert RemoteStore(parse_link(first.link)).query("SELECT 7 AS x")["x"][0] == 7
+    finally:
+        first.stop()

@@ -56,9 +56,9 @@ class Process:
 
 
 class Relay(Process):
-    def __init__(self, port: int | None = None, heartbeat: float = 1.0) -> None:
+    def __init__(self, port: int | None = None, heartbeat: float = 1.0, *extra: str) -> None:
         self.port = port or free_port()
-        super().__init__(["relay", "--port", str(self.port), "--heartbeat", str(heartbeat)])
+        super().__init__(["relay", "--port", str(self.port), "--heartbeat", str(heartbeat), *extra])
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -87,3 +87,52 @@ class Share(Process):
             raise AssertionError(f"p2p2p share printed nothing: {self.stderr()}")
         self.info = json.loads(line)
         self.link: str = self.info["link"]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, …), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def kernels_below(pid: int) -> list[int]:
+    """The Jupyter kernels among ``pid``'s descendants (a dashboard's viewers)."""
+    kernels = []
+    for child in descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"ipykernel_launcher" in cmdline:
+            kernels.append(child)
+    return kernels
+
+
+def share_origin_request(url: str) -> tuple[str, dict[str, str]]:
+    """``http://<id>.localhost:PORT/…`` as Python can send it: to 127.0.0.1 with that
+    Host header (Chromium resolves ``*.localhost`` by itself; Python's resolver does not)."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    direct = str(parts.copy_with(host="127.0.0.1"))
+    return direct, {"Host": f"{parts.host}{port}"}
+
+
+def origin_of(share_id: str, relay_url: str) -> str:
+    """The share's own browser origin on a loopback relay."""
+    parts = httpx.URL(relay_url)
+    return f"{parts.scheme}://{share_id}.localhost:{parts.port}"

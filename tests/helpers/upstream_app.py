@@ -43,6 +43,14 @@ class Seen(tornado.web.RequestHandler):
         self.finish(json.dumps(SEEN))
 
 
+class Slow(tornado.web.RequestHandler):
+    """Answers after ``?s=`` seconds (at most 30): a request that holds a stream open."""
+
+    async def get(self) -> None:
+        await asyncio.sleep(min(30.0, float(self.get_argument("s", "5"))))
+        self.finish("slow")
+
+
 class Echo(tornado.websocket.WebSocketHandler):
     def open(self, *args: Any) -> None:
         record(self, "websocket")
@@ -58,6 +66,7 @@ async def main(port: int) -> None:
             (r"/s/[a-z2-7]+/page", Page),
             (r"/s/[a-z2-7]+/seen", Seen),
             (r"/s/[a-z2-7]+/echo", Echo),
+            (r"/s/[a-z2-7]+/slow", Slow),
         ],
         websocket_max_message_size=16 << 20,
     )

@@ -30,15 +30,16 @@ DASHBOARD = "http://127.0.0.1:8866"  # never dialled: the recorder below answers
 class Recorder(Upstream):
     """The share's dashboard, as far as the gate can tell: notes what reached it."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 200) -> None:
         super().__init__()
         self.seen: list[str] = []
+        self.status = status  # 503: Voila's kernel cap refused to start one more
 
     async def request(
         self, upstream: str, share_id: str, method: str, path: str, *rest: Any
     ) -> Any:
         self.seen.append(path)
-        return 200, {"content-type": "text/html"}, once(b"dashboard page")
+        return self.status, {"content-type": "text/html"}, once(b"dashboard page")
 
     async def websocket(self, upstream: str, share_id: str, path: str, *rest: Any) -> Any:
         self.seen.append(path)
@@ -85,6 +86,19 @@ def call(api: ShareApi, req: Request, websocket: bool = False) -> tuple[Response
         return answer, body
 
     return asyncio.run(go())
+
+
+def refused_both_ways(manager: ShareManager, store: str, path: str) -> str:
+    """Ask for ``path`` with a valid token over HTTP and WebSocket; both must be 404s
+    that never reached the dashboard. Returns the HTTP answer's message."""
+    share, token = share_of(manager, store, upstream=DASHBOARD)
+    dashboard = Recorder()
+    api = ShareApi(manager, dashboard)
+    answer, body = call(api, request(share, path, query=f"t={token}"))
+    assert answer.status == 404 and json.loads(body)["error"] == "not_found"
+    session, _ = call(api, request(share, path, query=f"t={token}"), websocket=True)
+    assert session.status == 404 and dashboard.seen == []
+    return str(json.loads(body)["message"])
 
 
 def test_a_request_with_the_right_token_gets_the_share(manager: ShareManager, store: str) -> None:
@@ -149,14 +163,8 @@ def test_a_closing_share_answers_nothing_more(manager: ShareManager, store: str)
 def test_jupyter_paths_never_reach_the_dashboard(
     manager: ShareManager, store: str, path: str
 ) -> None:
-    share, token = share_of(manager, store, upstream=DASHBOARD)
-    dashboard = Recorder()
-    api = ShareApi(manager, dashboard)
-    answer, body = call(api, request(share, path, query=f"t={token}"))
-    assert answer.status == 404 and json.loads(body)["error"] == "not_found"
-    session, _ = call(api, request(share, path, query=f"t={token}"), websocket=True)
-    assert session.status == 404
-    assert dashboard.seen == []
+    message = refused_both_ways(manager, store, path)
+    assert message  # a 404 naming the page, over HTTP and WebSocket alike
 
 
 def test_an_allowed_dashboard_path_is_forwarded(manager: ShareManager, store: str) -> None:
@@ -173,16 +181,43 @@ def test_an_allowed_dashboard_path_is_forwarded(manager: ShareManager, store: st
     assert refused.status == 403 and dashboard.seen == ["/", kernel]
 
 
-def test_past_the_viewer_cap_a_page_load_is_busy(manager: ShareManager, store: str) -> None:
+def test_past_the_kernel_cap_a_page_load_is_busy(manager: ShareManager, store: str) -> None:
     share, token = share_of(manager, store, upstream=DASHBOARD)
-    share.sessions = share.max_viewers
-    dashboard = Recorder()
-    page = request(share, "/", query=f"t={token}", headers={"Accept": "text/html"})
-    page.headers["cookie"] = f"{COOKIE}={token}"
-    page.query = ""
-    answer, body = call(ShareApi(manager, dashboard), page)
+    page = request(share, "/", headers={"Accept": "text/html", "Cookie": f"{COOKIE}={token}"})
+    answer, body = call(ShareApi(manager, Recorder(status=503)), page)
     assert answer.status == 503 and answer.headers["retry-after"] == "5"
-    assert b"Many people are looking" in body and dashboard.seen == []
+    assert b"Many people are looking" in body and b"dashboard page" not in body
+
+
+def test_open_sessions_do_not_make_the_share_busy(manager: ShareManager, store: str) -> None:
+    """One viewer's many websockets must not lock the others out: only the kernel cap,
+    which lives where kernels are made, decides."""
+    share, token = share_of(manager, store, upstream=DASHBOARD)
+    share.sessions = 10 * share.max_viewers
+    page = request(share, "/", headers={"Accept": "text/html", "Cookie": f"{COOKIE}={token}"})
+    answer, body = call(ShareApi(manager, Recorder()), page)
+    assert answer.status == 200 and body == b"dashboard page"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/voila/files/../../api/kernels",
+        "/voila/static/../../api/contents",
+        "/voila/files/./x",
+        "/voila/files//etc/passwd",
+        "/voila/files/%2e%2e/%2e%2e/api/kernels",
+        "/voila/files/%252e%252e/api/kernels",
+        "/voila/files/..%5c..%5capi",
+        "/voila/files/..\\..\\api",
+        "/voila/files/x\x00.ipynb",
+        "api/info",
+    ],
+)
+def test_paths_that_are_not_plain_are_refused_before_anything(
+    manager: ShareManager, store: str, path: str
+) -> None:
+    assert "not a plain one" in refused_both_ways(manager, store, path)
 
 
 def test_a_browser_trades_the_token_for_a_cookie_on_a_clean_url(
@@ -200,11 +235,67 @@ def test_a_browser_trades_the_token_for_a_cookie_on_a_clean_url(
         assert attribute in cookie
     assert "Secure" not in cookie  # plain HTTP here; behind HTTPS the relay says so
     assert answer.headers["referrer-policy"] == "no-referrer"
-    # The cookie alone is now enough; a wrong one is not.
-    own = request(share, headers={"Cookie": f"other=1; {COOKIE}={token}"})
-    assert call(api, own)[0].status == 200
-    forged = request(share, headers={"Cookie": f"{COOKIE}=guess"})
+
+
+def test_the_cookie_opens_pages_but_never_the_api(manager: ShareManager, store: str) -> None:
+    """A link on another site can make the browser send its (Lax) cookie along: that must
+    open nothing that runs a query."""
+    share, token = share_of(manager, store, upstream=DASHBOARD)
+    dashboard = Recorder()
+    api = ShareApi(manager, dashboard)
+    own = request(share, "/", headers={"Cookie": f"other=1; {COOKIE}={token}"})
+    assert call(api, own)[0].status == 200 and dashboard.seen == ["/"]
+    forged = request(share, "/", headers={"Cookie": f"{COOKIE}=guess"})
     assert call(api, forged)[0].status == 403
+    for path in ("/api/query", "/api/info", "/api/schema"):
+        sneaky = request(share, path, query="sql=SELECT+1", headers={"Cookie": f"{COOKIE}={token}"})
+        answer, body = call(api, sneaky)
+        assert answer.status == 403 and json.loads(body)["error"] == "forbidden", path
+    bearer = request(share, "/api/info", headers={"Authorization": f"Bearer {token}"})
+    assert call(api, bearer)[0].status == 200
+
+
+RELAY_ORIGIN = "x-p2p2p-origin"
+SHARE_ORIGIN = "x-p2p2p-share-origin"
+
+
+def test_a_browser_on_the_relays_origin_is_sent_to_the_shares_own(
+    manager: ShareManager, store: str
+) -> None:
+    share, token = share_of(manager, store)
+    own_origin = f"http://{share.share_id}.localhost:8765"
+    arriving = {"Accept": "text/html", RELAY_ORIGIN: "relay", SHARE_ORIGIN: own_origin}
+    req = request(share, "/", query=f"t={token}&view=cases", headers=arriving)
+    answer, _ = call(ShareApi(manager), req)
+    assert answer.status == 303 and "set-cookie" not in answer.headers  # no cookie here
+    assert answer.headers["location"] == f"{own_origin}/s/{share.share_id}/?t={token}&view=cases"
+    # There, on its own origin, the token becomes the cookie.
+    there = {"Accept": "text/html", RELAY_ORIGIN: "share"}
+    answer, _ = call(ShareApi(manager), request(share, "/", query=f"t={token}", headers=there))
+    assert answer.status == 303 and answer.headers["set-cookie"].startswith(f"{COOKIE}={token};")
+    assert answer.headers["location"] == f"/s/{share.share_id}/"
+
+
+def test_without_an_origin_of_its_own_the_share_keeps_the_relays(
+    manager: ShareManager, store: str
+) -> None:
+    """A relay reached by a public IP address has no subdomains to give: browsers stay on
+    its origin, as before (docs/relay.md says what that gives up)."""
+    share, token = share_of(manager, store)
+    arriving = {"Accept": "text/html", RELAY_ORIGIN: "relay"}
+    answer, _ = call(ShareApi(manager), request(share, "/", query=f"t={token}", headers=arriving))
+    assert answer.status == 303 and "set-cookie" in answer.headers
+    odd = {**arriving, SHARE_ORIGIN: "javascript:alert(1)"}
+    answer, _ = call(ShareApi(manager), request(share, "/", query=f"t={token}", headers=odd))
+    assert answer.headers["location"].startswith("/s/")  # only http(s) origins are followed
+
+
+def test_pages_may_not_be_framed(manager: ShareManager, store: str) -> None:
+    share, _ = share_of(manager, store)
+    answer, _ = call(ShareApi(manager), request(share, "/", headers={"Accept": "text/html"}))
+    assert answer.status == 403
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
 
 
 def test_the_cookie_is_secure_behind_https(manager: ShareManager, store: str) -> None:
@@ -242,3 +333,36 @@ def test_an_unknown_endpoint_is_named(manager: ShareManager, store: str) -> None
     share, token = share_of(manager, store)
     answer, body = call(ShareApi(manager), request(share, "/api/nope", query=f"t={token}"))
     assert answer.status == 404 and "/api/nope" in json.loads(body)["message"]
+
+
+def test_a_key_holder_remark_is_the_owners_words_not_the_clients(
+    manager: ShareManager, store: str
+) -> None:
+    from p2p2p.identity import Identity as Key
+    from p2p2p.owner.api.notes import notes_op
+    from p2p2p.protocol import notes
+
+    share, _ = share_of(manager, store)
+    author = Key.generate()
+
+    def post(text: str, claim: str) -> dict[str, Any]:
+        note = notes.sign(author, notes.draft(share.share_id, author.public_key, "v", text))
+        message = {"note": note, "key_holder": claim}
+        return asyncio.run(notes_op(share, "post_note", message))["note"]
+
+    assert post("one", "✓ verified · signed by the owner's own key")["via"] is None
+    assert post("two", "visit")["via"] == "visit"
+
+
+def test_a_tokenless_page_on_the_relays_origin_leads_to_the_shares_own(
+    manager: ShareManager, store: str
+) -> None:
+    share, _ = share_of(manager, store)
+    own_origin = f"http://{share.share_id}.localhost:8765"
+    arriving = {"Accept": "text/html", RELAY_ORIGIN: "relay", SHARE_ORIGIN: own_origin}
+    answer, _ = call(ShareApi(manager), request(share, "/", headers=arriving))
+    assert (
+        answer.status == 303 and answer.headers["location"] == f"{own_origin}/s/{share.share_id}/"
+    )
+    wrong, html = call(ShareApi(manager), request(share, "/", query="t=nope", headers=arriving))
+    assert wrong.status == 403 and b"does not work" in html  # a wrong token is not sent on

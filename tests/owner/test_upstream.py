@@ -13,7 +13,7 @@ from websockets.sync.client import connect
 
 from p2p2p.client import parse_link
 
-from ..helpers.sharing import Relay, Share
+from ..helpers.sharing import Relay, Share, share_origin_request
 
 
 @pytest.fixture()
@@ -32,7 +32,12 @@ def test_pages_of_the_dashboard_come_through_with_the_cookie_only(
 ) -> None:
     link = parse_link(dashboard.link)
     before = len(seen(upstream))
-    refused = httpx.get(f"{link.share_url}/page", headers={"Accept": "text/html"})
+    # Without a token: on the relay's origin a browser is sent on to the share's own,
+    # where the owner refuses it. The dashboard hears of neither.
+    sent_on = httpx.get(f"{link.share_url}/page", headers={"Accept": "text/html"})
+    assert sent_on.status_code == 303 and "?t=" not in sent_on.headers["location"]
+    there, host = share_origin_request(sent_on.headers["location"])
+    refused = httpx.get(there, headers={"Accept": "text/html", **host})
     assert refused.status_code == 403 and "does not work" in refused.text
     assert len(seen(upstream)) == before  # refused at the owner: the dashboard never saw it
     cookies = {"p2p2p_t": link.token, "theirs": "kept"}

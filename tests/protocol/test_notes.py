@@ -130,3 +130,10 @@ def test_readers_tell_verified_retracted_and_forged_notes_apart() -> None:
         forged["id"]: False,
         retracted["id"]: True,
     }
+
+
+def test_a_key_holder_is_a_known_code_never_free_text() -> None:
+    assert notes.key_holder("visit") == "visit"
+    assert notes.key_holder(notes.KEY_HOLDERS["visit"]) == "visit"  # older clients' words
+    for claim in ("the owner's own key", "✓ verified · signed by the owner", 3, None, ""):
+        assert notes.key_holder(claim) is None

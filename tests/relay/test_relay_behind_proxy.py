@@ -26,7 +26,7 @@ from websockets.sync.client import connect
 from p2p2p.client import parse_link
 
 from ..helpers.browser import free_port
-from ..helpers.sharing import Relay, Share, cli
+from ..helpers.sharing import Relay, Share, cli, origin_of, share_origin_request
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 OPENSSL = shutil.which("openssl")
@@ -164,17 +164,25 @@ def test_sharing_and_querying_through_tls_in_front_of_the_relay(
 
         trust = ssl.create_default_context(cafile=str(ca))
         link = parse_link(owner.link)
-        # A browser's first request: the token becomes a cookie, Secure behind TLS.
-        first = httpx.get(owner.link, headers={"Accept": "text/html"}, verify=trust)
-        assert first.status_code == 303
-        assert first.headers["location"] == f"/s/{link.share_id}/"
-        cookie = first.headers["set-cookie"]
+        # A browser's first request goes on to the share's own origin (https, as nginx
+        # said), where the token becomes a cookie, Secure behind TLS.
+        page = {"Accept": "text/html"}
+        first = httpx.get(owner.link, headers=page, verify=trust)
+        assert first.status_code == 303 and "set-cookie" not in first.headers
+        port = url.rsplit(":", 1)[1]
+        own = f"https://{link.share_id}.localhost:{port}"
+        assert first.headers["location"] == f"{own}/s/{link.share_id}/?t={link.token}"
+        there, host = share_origin_request(first.headers["location"])
+        traded = httpx.get(there, headers={**page, **host}, verify=trust)
+        assert traded.status_code == 303 and traded.headers["location"] == f"/s/{link.share_id}/"
+        cookie = traded.headers["set-cookie"]
         assert "HttpOnly" in cookie and cookie.endswith("; Secure")
         # The same request straight to the relay (plain HTTP): no Secure flag.
-        direct = httpx.get(
-            f"{relay.url}/s/{link.share_id}/?t={link.token}", headers={"Accept": "text/html"}
+        direct, host = share_origin_request(
+            f"{origin_of(link.share_id, relay.url)}/s/{link.share_id}/?t={link.token}"
         )
-        assert direct.status_code == 303 and "Secure" not in direct.headers["set-cookie"]
+        plain = httpx.get(direct, headers={**page, **host})
+        assert plain.status_code == 303 and "Secure" not in plain.headers["set-cookie"]
 
         # A page's WebSocket through nginx: upgrade headers and Host pass, so the relay's
         # same-origin check and the owner's cookie check both accept it.

@@ -154,7 +154,8 @@ def test_annotate_this_row_and_the_fallback_without_browser_signing(hostile_stor
         board.notes.post("this row looks wrong")
         note, via = store.sent[-1]
         notes.verify(note)  # signed, by the key the dashboard held for this visit
-        assert via and "dashboard held" in via
+        assert via == "visit"  # a code the owner knows, never free text
+        assert "dashboard held" in notes.KEY_HOLDERS[via]
         assert note["target"]["kind"] == "row" and note["target"]["row"]["i"] == 3
         assert note["name"] == "Auditor"
     finally:

@@ -3,8 +3,13 @@
 A share may name an upstream web app on this machine's loopback (its Voila process,
 ``owner.voila``). Requests reach it only after the gate, and only on the paths the
 share allows (``Share.upstream_paths``); the forwarding itself (headers stripped, our
-cookie removed) is ``owner.upstream``. A page load past the share's viewer cap gets a
-"busy" page that retries by itself.
+cookie removed) is ``owner.upstream``.
+
+The viewer cap is enforced where kernels are made, inside the Voila process
+(``owner.voila_kernels``): past it Voila answers a page load with 503, and the viewer
+gets a "busy" page that retries by itself. Counting sessions here instead would let a
+client that never opens a websocket start kernels without bound, and one that opens many
+lock everyone else out.
 """
 
 from __future__ import annotations
@@ -24,8 +29,6 @@ __all__ = ["forward", "forward_websocket"]
 
 
 async def forward(upstream: Upstream, share: Share, request: Request) -> Response:
-    if request.path == "/" and request.wants_html and share.sessions >= share.max_viewers:
-        return html_response(503, pages.BUSY, {"retry-after": "5"})
     try:
         status, headers, body = await upstream.request(
             share.upstream,
@@ -39,6 +42,9 @@ async def forward(upstream: Upstream, share: Share, request: Request) -> Respons
         )
     except httpx.HTTPError:
         return html_response(502, pages.NO_DASHBOARD)
+    if status == 503 and request.path == "/":
+        await body.aclose()  # Voila's own error page: not what a viewer should read
+        return html_response(503, pages.BUSY, {"retry-after": "5"})
     return Response(status, headers, body)
 
 

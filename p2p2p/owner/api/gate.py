@@ -1,10 +1,16 @@
 """The share's gate: the one check every HTTP request and WebSocket session passes.
 
-It answers three questions before any endpoint runs: is the share live, does the
-request carry its access token (``?t=``, ``Authorization: Bearer`` or the share's
+It answers four questions before any endpoint runs: is the path a plain one (no
+``.``/``..`` segments, no ``%``, ``\\`` or control characters: what is checked is exactly
+what is forwarded), is the share live, does the request carry its access token (``?t=``, ``Authorization: Bearer`` or the share's
 cookie), and may this path be asked for at all. A browser that followed the link gets
 the token traded for an httpOnly cookie scoped to this share, and is sent to the same
-page without the token in its address.
+page without the token in its address. That trade happens only on the share's own
+browser origin (``relay.origins``): a browser that arrives on the relay's shared origin
+is first sent to the share's, so no share's cookie, storage or pages ever sit on an
+origin another share's pages can reach. Cookies open pages, never the API's own
+endpoints (``/api/query`` and the like): a link clicked on another site cannot make the
+viewer's browser run a query.
 
 End-to-end requests (``/.p2p2p/e2e``) carry the token inside their encryption, where
 the relay cannot see it; the gate lets them through to ``e2e``, which checks it there.
@@ -16,10 +22,19 @@ import urllib.parse
 
 from ... import pages
 from ...errors import Forbidden, NotFound, ShareOffline
+from ...protocol.tunnel import ORIGIN_HEADER, SHARE_ORIGIN_HEADER
 from ..shares import Share, ShareManager
 from .http import Request, Response, error_response, html_response, once
 
-__all__ = ["COOKIE", "COOKIE_MAX_AGE_S", "E2E_PATH", "OWN_PATHS", "admit", "token_of"]
+__all__ = [
+    "COOKIE",
+    "COOKIE_MAX_AGE_S",
+    "E2E_PATH",
+    "OWN_PATHS",
+    "admit",
+    "plain_path",
+    "token_of",
+]
 
 COOKIE = "p2p2p_t"  # path-scoped to /s/<share id>/, so one name serves every share
 COOKIE_MAX_AGE_S = 7 * 24 * 3600  # the token is checked on every request: revocation still works
@@ -30,20 +45,64 @@ OWN_PATHS = ("/api/info", "/api/schema", "/api/query", E2E_PATH)
 
 def admit(manager: ShareManager, request: Request, websocket: bool = False) -> Share | Response:
     """The share, if the request may go on; otherwise the response that refuses it."""
+    if not plain_path(request.path):
+        # Before anything else: an allow-list matched on "/voila/files/../../x" would let
+        # through whatever "x" turns into once a client library collapses the dots.
+        return error_response(
+            NotFound(
+                "no such page: its path is not a plain one (., .., %, \\ or control characters)"
+            )
+        )
     share = manager.shares.get(request.share_id)
     if share is None or share.closing:
         return _refuse(request, ShareOffline("this share is offline or has been revoked"))
     if not websocket and request.method == "POST" and request.path == E2E_PATH:
         return share  # the token travels inside the encryption
+    elsewhere = share_origin_for(request)
+    navigating = not websocket and request.method == "GET" and request.wants_html
     if not share.token_ok(token_of(request)):
+        if navigating and elsewhere is not None and not request.arg("t"):
+            # A page of the share opened on the relay's origin (an old bookmark, a typed
+            # address): its cookie, if the browser has one, lives on the share's origin.
+            return to_share_origin(share, request, elsewhere)
         return _refuse(request, Forbidden("the link's access token is missing, wrong or revoked"))
     if not _reachable(share, request.path, websocket):
         where = "no websocket here" if websocket else f"no such page {request.path}"
         return _refuse(request, NotFound(where))
     from_url = request.arg("t")
-    if from_url and not websocket and request.method == "GET" and request.wants_html:
+    if from_url and navigating:
+        if elsewhere is not None:
+            return to_share_origin(share, request, elsewhere)
         return trade_token(share, request, from_url)
     return share
+
+
+def share_origin_for(request: Request) -> str | None:
+    """Where a browser should see this share, if not where it is now (the relay says)."""
+    if request.headers.get(ORIGIN_HEADER) != "relay":
+        return None
+    origin = request.headers.get(SHARE_ORIGIN_HEADER, "")
+    return origin if origin.startswith(("http://", "https://")) else None
+
+
+def to_share_origin(share: Share, request: Request, origin: str) -> Response:
+    """The same page, token and all, on the share's own origin (which trades the token)."""
+    query = f"?{request.query}" if request.query else ""
+    location = f"{origin}/s/{share.share_id}{request.path}{query}"
+    headers = {"location": location, "cache-control": "no-store", "referrer-policy": "no-referrer"}
+    return Response(303, headers, once(b""))
+
+
+def plain_path(path: str) -> bool:
+    """Whether ``path`` means one thing to everyone who will read it: it starts with
+    ``/``, has no empty, ``.`` or ``..`` segment, and no ``%`` (the relay has decoded it
+    once already; a second decoding is someone else's), backslash or control character."""
+    if not path.startswith("/") or "%" in path or "\\" in path:
+        return False
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return False
+    segments = path[1:].split("/")
+    return all(s not in (".", "..") for s in segments) and "" not in segments[:-1]
 
 
 def _reachable(share: Share, path: str, websocket: bool) -> bool:
@@ -84,11 +143,11 @@ def trade_token(share: Share, request: Request, token: str) -> Response:
 
 
 def token_of(request: Request) -> str | None:
-    return (
-        request.arg("t")
-        or _bearer(request.headers.get("authorization", ""))
-        or _cookie(request.headers.get("cookie", ""), COOKIE)
-    )
+    """The token a request carries: ``?t=``, a bearer header, or (for pages only) the
+    share's cookie."""
+    own_api = request.path in OWN_PATHS
+    cookie = None if own_api else _cookie(request.headers.get("cookie", ""), COOKIE)
+    return request.arg("t") or _bearer(request.headers.get("authorization", "")) or cookie
 
 
 def _cookie(header: str, name: str) -> str | None:

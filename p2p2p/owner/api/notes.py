@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 from ...errors import BadParameters
+from ...protocol import notes
 from ..shares import Share
 
 __all__ = ["NOTES_WAIT_MAX_S", "notes_op"]
@@ -29,8 +30,7 @@ async def notes_op(
         note = message.get("note")
         if not isinstance(note, dict):
             raise BadParameters("post_note needs the signed note")
-        via = message.get("key_holder")
-        via = str(via)[:40] if via else None
+        via = notes.key_holder(message.get("key_holder"))  # a known code or nothing
         kept = await asyncio.to_thread(store.add, note, None, via, sender)
         changed, share.notes_changed = share.notes_changed, None
         if changed is not None:

@@ -1,0 +1,97 @@
+"""A flood of notes from fresh keys: bounded at the owner, and cheap for open panels."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import ipywidgets.widgets.widget as widget_registry
+import pytest
+
+from p2p2p.errors import NoteRefused
+from p2p2p.identity import Identity
+from p2p2p.owner.notes import MAX_NOTES, SHARE_RATE_PER_MINUTE, NotesStore
+from p2p2p.protocol import notes
+from p2p2p.widgets.notes_panel import SHOWN_THREADS, NotesPanel
+
+SHARE = "b" * 32
+
+
+def signed(text: str, created_ms: int | None = None) -> dict[str, Any]:
+    author = Identity.generate()  # a fresh key for every note: what a flood does
+    draft = notes.draft(SHARE, author.public_key, "flood", text)
+    if created_ms is not None:
+        draft["created"] = created_ms
+    return notes.sign(author, draft)
+
+
+def test_fresh_keys_buy_a_flood_no_room_at_the_owner(tmp_path: Path) -> None:
+    store = NotesStore(tmp_path / "notes.sqlite", SHARE)
+    now = int(time.time() * 1000)
+    kept = refused = 0
+    for i in range(1_000):
+        try:
+            store.add(signed(f"note {i}", now), now_ms=now, sender=f"session-{i}")
+            kept += 1
+        except NoteRefused as exc:
+            assert "on this share" in str(exc)
+            refused += 1
+    assert kept == SHARE_RATE_PER_MINUTE and refused == 1_000 - SHARE_RATE_PER_MINUTE
+    later = now + 61_000  # a minute on, the share takes notes again
+    store.add(signed("after the flood", later), now_ms=later)
+
+
+def test_a_share_keeps_a_bounded_number_of_notes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import p2p2p.owner.notes as owner_notes
+
+    monkeypatch.setattr(owner_notes, "MAX_NOTES", 5)
+    monkeypatch.setattr(owner_notes, "SHARE_RATE_PER_MINUTE", 1_000)
+    store = NotesStore(tmp_path / "notes.sqlite", SHARE)
+    for i in range(5):
+        store.add(signed(f"note {i}"))
+    with pytest.raises(NoteRefused, match="at most 5 notes"):
+        store.add(signed("one too many"))
+    assert MAX_NOTES >= 1_000
+
+
+class Feed:
+    """A share's notes as a panel reads them, arriving a few at a time."""
+
+    def __init__(self) -> None:
+        self.notes: list[dict[str, Any]] = []
+        self.link = type("Link", (), {"share_id": SHARE})()
+
+    def add(self, count: int) -> None:
+        for _ in range(count):
+            note = signed(f"note {len(self.notes)}")
+            self.notes.append({**note, "seq": len(self.notes) + 1})
+
+    def notes_since(self, after: int = 0, wait_s: float = 0) -> tuple[list[Any], int]:
+        return [n for n in self.notes if n["seq"] > after], len(self.notes)
+
+
+def test_an_open_panel_makes_one_row_per_new_note_and_closes_what_it_drops() -> None:
+    feed = Feed()
+    feed.add(SHOWN_THREADS + 100)
+    panel = NotesPanel(feed, live=False)
+    try:
+        shown = len(panel.listing.children)
+        assert shown == SHOWN_THREADS + 1  # the newest, and a line counting the rest
+        assert "100 older notes not shown" in panel.listing.children[-1].value
+        before = len(widget_registry._instances)
+        started = time.process_time()
+        for _ in range(20):  # twenty more notes, one at a time, each refreshing the panel
+            feed.add(1)
+            panel.refresh()
+        per_note = (time.process_time() - started) / 20
+        grown = len(widget_registry._instances) - before
+        # One new row per note (a card and its buttons), the oldest shown row closed:
+        # the number of live widgets stays where it was, give or take the count line.
+        assert grown <= 5, f"{grown} widgets more after 20 notes"
+        assert per_note < 0.5, f"{per_note:.2f} s of CPU per new note"
+        assert f"{100 + 20} older notes not shown" in panel.listing.children[-1].value
+    finally:
+        panel.close()

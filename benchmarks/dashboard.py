@@ -229,8 +229,9 @@ def run(rounds: int, quick: bool) -> DashboardResult:
     if kernels:
         lines.append(
             f"* owner side with {len(kernels)} kernels: Voila server {voila / 2**20:.0f} MiB, "
-            f"each kernel {statistics.median(kernels) / 2**20:.0f} MiB RSS (median); a "
-            "closed tab's kernel stays until Voila culls it when idle."
+            f"each kernel {statistics.median(kernels) / 2**20:.0f} MiB RSS (median). At most "
+            "`--max-viewers` kernels exist (default 10, the pre-started one included); a "
+            "closed tab frees its kernel at once, one no page is connected to goes after 20 s."
         )
     targets = [
         Target(

@@ -1,0 +1,119 @@
+"""A notes flood: 1,000 notes, each signed by a fresh key, against the owner and an open
+panel. What it costs the owner to turn them away, and what an open notes panel spends
+per new note once it already shows a thousand.
+
+In process on purpose: the cost measured is the owner's checks and the panel's widgets,
+not the network (which every other section covers).
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from p2p2p.errors import NoteRefused
+from p2p2p.identity import Identity
+from p2p2p.owner.notes import NotesStore
+from p2p2p.protocol import notes
+
+from .common import Section, Target
+
+SHARE = "c" * 32
+FLOOD = 1_000
+PANEL_NOTES = 1_000
+NEW_NOTES = 50
+PER_NOTE_TARGET_S = 0.05  # a panel stays responsive: well under a frame budget of work
+
+
+def signed(text: str) -> dict[str, Any]:
+    author = Identity.generate()  # a fresh key for every note: what a flood does
+    return notes.sign(author, notes.draft(SHARE, author.public_key, "flood", text))
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Feed:
+    """A share's notes as a panel reads them."""
+
+    def __init__(self) -> None:
+        self.notes: list[dict[str, Any]] = []
+        self.link = type("Link", (), {"share_id": SHARE})()
+
+    def add(self, count: int) -> None:
+        for _ in range(count):
+            self.notes.append({**signed(f"note {len(self.notes)}"), "seq": len(self.notes) + 1})
+
+    def notes_since(self, after: int = 0, wait_s: float = 0) -> tuple[list[Any], int]:
+        return [n for n in self.notes if n["seq"] > after], len(self.notes)
+
+
+def run(rounds: int, quick: bool) -> Section:
+    del rounds
+    import ipywidgets.widgets.widget as registry
+
+    from p2p2p.widgets.notes_panel import NotesPanel
+
+    flood = 200 if quick else FLOOD
+    drafts = [signed(f"flood {i}") for i in range(flood)]  # signing is the sender's cost
+    with tempfile.TemporaryDirectory(prefix="p2p2p-bench-notes-") as tmp:
+        store = NotesStore(Path(tmp) / "notes.sqlite", SHARE)
+        kept = refused = 0
+        cpu = time.process_time()
+        for i, note in enumerate(drafts):
+            try:
+                store.add(note, sender=f"session-{i}")
+                kept += 1
+            except NoteRefused:
+                refused += 1
+        owner_cpu = time.process_time() - cpu
+
+    feed = Feed()
+    feed.add(200 if quick else PANEL_NOTES)
+    widgets_before = len(registry._instances)
+    cpu = time.process_time()
+    panel = NotesPanel(feed, live=False)
+    first_render = time.process_time() - cpu
+    shown = len(registry._instances) - widgets_before
+    rss_before = peak_rss_mib()
+    per_note: list[float] = []
+    try:
+        for _ in range(NEW_NOTES):
+            feed.add(1)
+            cpu = time.process_time()
+            panel.refresh()
+            per_note.append(time.process_time() - cpu)
+        grown = len(registry._instances) - widgets_before - shown
+    finally:
+        panel.close()
+    median = statistics.median(per_note)
+    lines = [
+        f"* **owner**: {flood:,} notes, each from a fresh key and a fresh viewer session: "
+        f"{kept} kept, {refused:,} refused by the share's own limit, in {owner_cpu:.2f} s of "
+        f"CPU ({owner_cpu / flood * 1000:.2f} ms a note: the signature check, then the limit).",
+        f"* **an open panel** over {len(feed.notes) - NEW_NOTES:,} notes: first render "
+        f"{first_render:.2f} s of CPU and {shown:,} widgets (the newest 200 threads; the rest "
+        f"counted); then {NEW_NOTES} new notes one at a time: {median * 1000:.1f} ms of CPU per "
+        f"note (median, max {max(per_note) * 1000:.1f} ms), {grown:+d} widgets in all, peak "
+        f"RSS {peak_rss_mib() - rss_before:+.0f} MiB.",
+    ]
+    targets = [
+        Target(
+            "notes flood from fresh keys, kept per minute",
+            f"{kept} of {flood:,}",
+            "bounded (the share's limit)",
+            kept <= 60,
+        ),
+        Target(
+            "open notes panel, CPU per new note",
+            f"{median * 1000:.1f} ms, {grown:+d} widgets",
+            f"≤ {PER_NOTE_TARGET_S * 1000:.0f} ms, widgets constant",
+            median <= PER_NOTE_TARGET_S and abs(grown) <= 5,
+        ),
+    ]
+    return Section("Notes: a flood from fresh keys", "\n".join(lines), targets)

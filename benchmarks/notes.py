@@ -13,12 +13,10 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from p2p2p.errors import NoteRefused
-from p2p2p.identity import Identity
 from p2p2p.owner.notes import NotesStore
-from p2p2p.protocol import notes
+from tests.helpers.notes import NotesFeed, signed_by_a_fresh_key
 
 from .common import Section, Target
 
@@ -29,28 +27,8 @@ NEW_NOTES = 50
 PER_NOTE_TARGET_S = 0.05  # a panel stays responsive: well under a frame budget of work
 
 
-def signed(text: str) -> dict[str, Any]:
-    author = Identity.generate()  # a fresh key for every note: what a flood does
-    return notes.sign(author, notes.draft(SHARE, author.public_key, "flood", text))
-
-
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class Feed:
-    """A share's notes as a panel reads them."""
-
-    def __init__(self) -> None:
-        self.notes: list[dict[str, Any]] = []
-        self.link = type("Link", (), {"share_id": SHARE})()
-
-    def add(self, count: int) -> None:
-        for _ in range(count):
-            self.notes.append({**signed(f"note {len(self.notes)}"), "seq": len(self.notes) + 1})
-
-    def notes_since(self, after: int = 0, wait_s: float = 0) -> tuple[list[Any], int]:
-        return [n for n in self.notes if n["seq"] > after], len(self.notes)
 
 
 def run(rounds: int, quick: bool) -> Section:
@@ -60,7 +38,9 @@ def run(rounds: int, quick: bool) -> Section:
     from p2p2p.widgets.notes_panel import NotesPanel
 
     flood = 200 if quick else FLOOD
-    drafts = [signed(f"flood {i}") for i in range(flood)]  # signing is the sender's cost
+    drafts = [
+        signed_by_a_fresh_key(SHARE, f"flood {i}") for i in range(flood)
+    ]  # signing is the sender's cost
     with tempfile.TemporaryDirectory(prefix="p2p2p-bench-notes-") as tmp:
         store = NotesStore(Path(tmp) / "notes.sqlite", SHARE)
         kept = refused = 0
@@ -73,7 +53,7 @@ def run(rounds: int, quick: bool) -> Section:
                 refused += 1
         owner_cpu = time.process_time() - cpu
 
-    feed = Feed()
+    feed = NotesFeed(SHARE)
     feed.add(200 if quick else PANEL_NOTES)
     widgets_before = len(registry._instances)
     cpu = time.process_time()

@@ -10,7 +10,6 @@ request for the share's API (``owner.api``) or one dashboard WebSocket session.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from ..aio import spawn
 from ..aio.tunnel import TunnelConnection, TunnelStream
 from ..errors import (
     P2P2PError,
@@ -41,6 +39,7 @@ from ..protocol.tunnel import (
     encode_ws_message,
 )
 from .api import Request, Response, ShareApi
+from .api.http import error_response
 from .shares import Share, ShareManager
 
 __all__ = ["OwnerTunnel", "TunnelClient"]
@@ -85,7 +84,6 @@ class TunnelClient:
         self.api = ShareApi(manager)
         self.on_state = on_state or (lambda state: None)
         self.state = "connecting"
-        self.registered = asyncio.Event()
         self.registered_ids: set[str] = set()  # what the relay last confirmed
         self._confirmed = asyncio.Event()  # set (and replaced) when the relay confirms
         self.tunnel: OwnerTunnel | None = None
@@ -127,7 +125,6 @@ class TunnelClient:
             except (OSError, WebSocketException, ProtocolError, TimeoutError) as exc:
                 log.info("relay connection lost: %s", exc)
             finally:
-                self.registered.clear()
                 self.registered_ids = set()
             if self.state != "refused":
                 self._set_state("reconnecting")
@@ -178,7 +175,6 @@ class TunnelClient:
             signed = registration.answer(self.manager.identity, str(message.get("challenge")), ads)
             tunnel.conn.control({**signed, "instance": self.manager.instance})
         elif kind == "registered":
-            self.registered.set()
             self._set_state("connected")
             self.registered_ids = {str(s) for s in message.get("shares", [])}
             refused = message.get("refused")
@@ -210,7 +206,7 @@ class TunnelClient:
             # A new share needs a fresh signature over the new list: ask for a challenge
             # on this connection, so the other shares' requests carry on.
             tunnel.conn.control({"type": "rechallenge"})
-        spawn(tunnel.flush())  # listeners are called on the event loop
+        tunnel.flush_soon()  # listeners are called on the event loop
 
     # -- one stream each -----------------------------------------------------------
     async def answer(self, stream: TunnelStream) -> None:
@@ -253,9 +249,7 @@ class TunnelClient:
         try:
             opened = await self.api.open_websocket(request)
             if isinstance(opened, Response):  # refused: an HTTP answer, then the end
-                body = b"".join([piece async for piece in opened.body])
-                head = encode_response_head(opened.status, opened.headers)
-                await stream.send(head + body, end=True)
+                await _send_whole(stream, opened)
                 return
             upstream = opened
             # A dashboard viewer is one kernel connection: count them for the cap.
@@ -299,14 +293,18 @@ UNREGISTERED = ShareOffline("this share is offline or has been revoked")
 
 async def _refuse(stream: TunnelStream, error: P2P2PError) -> None:
     """Answer a stream with an error and nothing else (exactly as an unknown share)."""
-    body = json.dumps({"error": error.code, "message": error.message}).encode()
-    head = encode_response_head(error.status, {"content-type": "application/json"})
     try:
-        await stream.send(head + body, end=True)
+        await _send_whole(stream, error_response(error))
     except StreamGone:
         pass
     finally:
         stream.tunnel.streams.pop(stream.stream_id, None)
+
+
+async def _send_whole(stream: TunnelStream, response: Response) -> None:
+    """A short response (a refusal) as one piece that ends the stream."""
+    body = b"".join([piece async for piece in response.body])
+    await stream.send(encode_response_head(response.status, response.headers) + body, end=True)
 
 
 async def _request_body(stream: TunnelStream) -> bytes | None:

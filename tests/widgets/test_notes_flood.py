@@ -10,20 +10,16 @@ import ipywidgets.widgets.widget as widget_registry
 import pytest
 
 from p2p2p.errors import NoteRefused
-from p2p2p.identity import Identity
 from p2p2p.owner.notes import MAX_NOTES, SHARE_RATE_PER_MINUTE, NotesStore
-from p2p2p.protocol import notes
 from p2p2p.widgets.notes_panel import SHOWN_THREADS, NotesPanel
+
+from ..helpers.notes import NotesFeed, signed_by_a_fresh_key
 
 SHARE = "b" * 32
 
 
 def signed(text: str, created_ms: int | None = None) -> dict[str, Any]:
-    author = Identity.generate()  # a fresh key for every note: what a flood does
-    draft = notes.draft(SHARE, author.public_key, "flood", text)
-    if created_ms is not None:
-        draft["created"] = created_ms
-    return notes.sign(author, draft)
+    return signed_by_a_fresh_key(SHARE, text, created_ms)
 
 
 def test_fresh_keys_buy_a_flood_no_room_at_the_owner(tmp_path: Path) -> None:
@@ -57,24 +53,8 @@ def test_a_share_keeps_a_bounded_number_of_notes(
     assert MAX_NOTES >= 1_000
 
 
-class Feed:
-    """A share's notes as a panel reads them, arriving a few at a time."""
-
-    def __init__(self) -> None:
-        self.notes: list[dict[str, Any]] = []
-        self.link = type("Link", (), {"share_id": SHARE})()
-
-    def add(self, count: int) -> None:
-        for _ in range(count):
-            note = signed(f"note {len(self.notes)}")
-            self.notes.append({**note, "seq": len(self.notes) + 1})
-
-    def notes_since(self, after: int = 0, wait_s: float = 0) -> tuple[list[Any], int]:
-        return [n for n in self.notes if n["seq"] > after], len(self.notes)
-
-
 def test_an_open_panel_makes_one_row_per_new_note_and_closes_what_it_drops() -> None:
-    feed = Feed()
+    feed = NotesFeed(SHARE)
     feed.add(SHOWN_THREADS + 100)
     panel = NotesPanel(feed, live=False)
     try:

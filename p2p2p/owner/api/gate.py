@@ -60,8 +60,9 @@ def admit(manager: ShareManager, request: Request, websocket: bool = False) -> S
         return share  # the token travels inside the encryption
     elsewhere = share_origin_for(request)
     navigating = not websocket and request.method == "GET" and request.wants_html
+    from_url = request.arg("t")
     if not share.token_ok(token_of(request)):
-        if navigating and elsewhere is not None and not request.arg("t"):
+        if navigating and elsewhere is not None and not from_url:
             # A page of the share opened on the relay's origin (an old bookmark, a typed
             # address): its cookie, if the browser has one, lives on the share's origin.
             return to_share_origin(share, request, elsewhere)
@@ -69,7 +70,6 @@ def admit(manager: ShareManager, request: Request, websocket: bool = False) -> S
     if not _reachable(share, request.path, websocket):
         where = "no websocket here" if websocket else f"no such page {request.path}"
         return _refuse(request, NotFound(where))
-    from_url = request.arg("t")
     if from_url and navigating:
         if elsewhere is not None:
             return to_share_origin(share, request, elsewhere)
@@ -88,8 +88,14 @@ def share_origin_for(request: Request) -> str | None:
 def to_share_origin(share: Share, request: Request, origin: str) -> Response:
     """The same page, token and all, on the share's own origin (which trades the token)."""
     query = f"?{request.query}" if request.query else ""
-    location = f"{origin}/s/{share.share_id}{request.path}{query}"
+    return _see_other(f"{origin}/s/{share.share_id}{request.path}{query}")
+
+
+def _see_other(location: str, cookie: str | None = None) -> Response:
+    """A 303 that nothing caches and that tells the next page nothing of this address."""
     headers = {"location": location, "cache-control": "no-store", "referrer-policy": "no-referrer"}
+    if cookie is not None:
+        headers["set-cookie"] = cookie
     return Response(303, headers, once(b""))
 
 
@@ -133,13 +139,7 @@ def trade_token(share: Share, request: Request, token: str) -> Response:
     cookie = (
         f"{COOKIE}={token}; Path={base}; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax{secure}"
     )
-    headers = {
-        "location": location,
-        "set-cookie": cookie,
-        "cache-control": "no-store",
-        "referrer-policy": "no-referrer",
-    }
-    return Response(303, headers, once(b""))
+    return _see_other(location, cookie)
 
 
 def token_of(request: Request) -> str | None:

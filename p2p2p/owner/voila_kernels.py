@@ -67,7 +67,10 @@ class CappedKernelManager(AsyncMappingKernelManager):
             await asyncio.sleep(LOOK_EVERY_S)
             now = time.monotonic()
             waiting = self._pooled()
-            for kernel_id in list(self.list_kernel_ids()):
+            running = list(self.list_kernel_ids())
+            # Kernels shut down otherwise (a closed tab) leave no entry behind.
+            self._alone_since = {k: t for k, t in self._alone_since.items() if k in running}
+            for kernel_id in running:
                 kernel = self._kernels.get(kernel_id)
                 rendering = getattr(kernel, "execution_state", "") == "busy"  # a page loading
                 watched = self._kernel_connections.get(kernel_id, 0) > 0

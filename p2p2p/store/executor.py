@@ -43,8 +43,8 @@ from ..errors import (
 )
 from .arrow import open_ipc_stream
 from .file import check_store_file
-from .limits import Limits
-from .pipe import HEADER, Kind, encode, encode_json, parse_header
+from .limits import RESIDENT_SLACK_MB, Limits
+from .pipe import HEADER, MEMORY_EXIT, Kind, encode, encode_json, parse_header
 
 # Time the executor grants a worker past its own watchdog before killing it.
 HARD_KILL_GRACE_S = 3.0
@@ -156,7 +156,7 @@ class WorkerProcess:
                 view = view[os.write(self.fd_out, view) :]
         except OSError:
             self.kill()
-            raise WorkerCrashed(self.death_message()) from None
+            raise self.death() from None
 
     def read_exact(self, n: int, deadline: float | None) -> bytearray:
         buf = bytearray(n)
@@ -170,7 +170,7 @@ class WorkerProcess:
             count = os.readv(self.fd_in, [view[got:]])
             if count == 0:
                 self.kill()
-                raise WorkerCrashed(self.death_message())
+                raise self.death()
             got += count
         return buf
 
@@ -178,13 +178,27 @@ class WorkerProcess:
         kind, length = parse_header(bytes(self.read_exact(HEADER.size, deadline)), max_payload)
         return kind, self.read_exact(length, deadline) if length else bytearray()
 
-    def death_message(self) -> str:
+    def death(self) -> P2P2PError:
+        """What to tell the caller about a worker that went away mid-query."""
+        code = self.exit_code()
+        if code == MEMORY_EXIT:
+            return ResourceExhausted(
+                f"the query needed more memory than the store allows ({self.limits.memory_limit_mb}"
+                f" MB, plus {RESIDENT_SLACK_MB} MB for the worker itself); it was stopped and "
+                "the store restarts for the next query"
+            )
+        return WorkerCrashed(self.death_message(code))
+
+    def exit_code(self) -> int | None:
         code = self.proc.poll()
         if code is None:
             try:
                 code = self.proc.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 code = None
+        return code
+
+    def death_message(self, code: int | None) -> str:
         if code is not None and code < 0:
             name = (
                 signal.Signals(-code).name

@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import BadLimits
 
 MIB = 1 << 20
+RESIDENT_SLACK_MB = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,21 @@ class Limits:
                 f"memory_limit_mb + 512 ({self.memory_limit_mb + 512}): the worker "
                 "needs room for Python and Arrow besides DuckDB's own memory"
             )
+
+    @property
+    def resident_soft_mb(self) -> int:
+        """Resident memory past which the worker interrupts the query.
+
+        The slack over ``memory_limit_mb`` is for what lives outside DuckDB's buffer
+        manager: an idle worker (Python, DuckDB, pyarrow, an open store) is ~115 MB
+        resident, and a result batch in Arrow form on its way out.
+        """
+        return self.memory_limit_mb + RESIDENT_SLACK_MB
+
+    @property
+    def resident_hard_mb(self) -> int:
+        """Resident memory past which the worker stops itself (an uninterruptible call)."""
+        return self.memory_limit_mb + 2 * RESIDENT_SLACK_MB
 
     @property
     def effective_address_space_mb(self) -> int:

@@ -15,6 +15,9 @@ from typing import Any
 from ..errors import WorkerCrashed
 
 HEADER = struct.Struct(">BI")
+# The exit status of a worker that stopped itself: its resident memory passed the hard
+# bound (Limits.resident_hard_mb) inside one call that an interrupt could not stop.
+MEMORY_EXIT = 75
 
 
 class Kind(enum.IntEnum):

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import QueryRefused
+from . import function_list, functions
 
 # Statement kinds (DuckDB's StatementType names) that may run at all. DESCRIBE, SHOW and
 # SUMMARIZE parse as SELECT over a SHOW_REF; EXPLAIN is checked through its inner SELECT.
@@ -41,23 +42,6 @@ ALLOWED_TABLE_FUNCTIONS = frozenset(
         "pragma_table_info",
         "json_each",
         "json_tree",
-    }
-)
-
-# Scalar functions that leak the host (paths in settings, environment) or change
-# session state shared by later queries on the same worker.
-DENIED_FUNCTIONS = frozenset(
-    {
-        "getenv",
-        "current_setting",
-        "setseed",
-        "nextval",
-        "currval",
-        "which_secret",
-        "read_text",
-        "read_blob",
-        "query",
-        "query_table",
     }
 )
 
@@ -177,7 +161,13 @@ def check_tree(tree: dict[str, Any], catalog: Catalog) -> None:
     _walk(statements[0], catalog, frozenset())
 
 
-def _walk(node: Any, catalog: Catalog, ctes: frozenset[str], depth: int = 0) -> None:
+def _walk(
+    node: Any,
+    catalog: Catalog,
+    ctes: frozenset[str],
+    depth: int = 0,
+    table_function: bool = False,
+) -> None:
     if depth > MAX_DEPTH:
         raise QueryRefused("too-complex", f"the statement nests deeper than {MAX_DEPTH} levels")
     if isinstance(node, list):
@@ -187,7 +177,7 @@ def _walk(node: Any, catalog: Catalog, ctes: frozenset[str], depth: int = 0) -> 
     if not isinstance(node, dict):
         return
     kind = node.get("type")
-    if "function_name" in node:
+    if "function_name" in node and not table_function:
         _check_function(node)
     if isinstance(kind, str) and "class" not in node:
         if kind.endswith("_NODE"):
@@ -197,9 +187,12 @@ def _walk(node: Any, catalog: Catalog, ctes: frozenset[str], depth: int = 0) -> 
     cte_map = node.get("cte_map")
     if isinstance(cte_map, dict):
         ctes = _walk_ctes(cte_map.get("map") or [], catalog, ctes, depth)
+    # A table function is checked against its own allow list (in _check_table_ref);
+    # its arguments are expressions like any other.
+    is_table_function = kind == "TABLE_FUNCTION" and "class" not in node
     for key, value in node.items():
         if key != "cte_map" and isinstance(value, dict | list):
-            _walk(value, catalog, ctes, depth + 1)
+            _walk(value, catalog, ctes, depth + 1, is_table_function and key == "function")
 
 
 def _walk_ctes(
@@ -231,10 +224,9 @@ def _walk_ctes(
 
 def _check_function(node: dict[str, Any]) -> None:
     name = str(node.get("function_name", "")).lower()
-    if name in DENIED_FUNCTIONS:
-        raise QueryRefused(
-            "function-not-allowed", f"the function {name}() is not available to shared queries"
-        )
+    why = functions.refusal(name, function_list.ALLOWED, function_list.REFUSED)
+    if why:
+        raise QueryRefused("function-not-allowed", why)
     if node.get("catalog") or str(node.get("schema") or "").lower() not in ("", "main"):
         qualified = ".".join(str(p) for p in (node.get("catalog"), node.get("schema"), name) if p)
         raise QueryRefused(

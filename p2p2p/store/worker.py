@@ -15,6 +15,7 @@ PRIVATE_DIR``. It confines itself (``sandbox``), opens the store locked down
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import select
@@ -40,7 +41,7 @@ from ..errors import (
 )
 from . import sandbox
 from .limits import Limits
-from .pipe import HEADER, Kind, encode_json, parse_header
+from .pipe import HEADER, MEMORY_EXIT, Kind, encode_json, parse_header
 
 T = TypeVar("T")
 BATCH_ROWS = 65_536
@@ -50,6 +51,7 @@ MAX_REQUEST = 64 << 20
 # Less than this much Arrow output waits for the next batch or the end, so a small result
 # leaves as one write (one DATA frame, together with END) instead of three.
 COALESCE_BYTES = 256 << 10
+MEMORY_GRACE_S = 1.0
 
 
 class _Cancelled(Exception):
@@ -57,10 +59,21 @@ class _Cancelled(Exception):
 
 
 class Watchdog:
-    """Interrupts the connection once DuckDB has been busy for longer than the budget."""
+    """Interrupts DuckDB once a query has worked longer than its budget, or used too much.
 
-    def __init__(self, interrupt: Callable[[], None]) -> None:
+    Memory is the worker's resident set, read from the kernel, so it counts what DuckDB's
+    own accounting does not (a huge list or string built inside one function call). Over
+    ``soft_mb`` the query is interrupted; over ``hard_mb`` (one call that an interrupt
+    cannot stop) the worker exits with ``MEMORY_EXIT`` and the executor reports the
+    query as out of memory and starts a new worker.
+    """
+
+    def __init__(self, interrupt: Callable[[], None], soft_mb: int = 0, hard_mb: int = 0) -> None:
         self._interrupt = interrupt
+        self._soft = soft_mb << 20
+        self._hard = hard_mb << 20
+        self.memory_fired = False
+        self._over_since = 0.0
         self._lock = threading.Lock()
         self._budget = 0.0
         self._used = 0.0
@@ -72,6 +85,7 @@ class Watchdog:
     def start_query(self, budget: float) -> None:
         with self._lock:
             self._budget, self._used, self._active_since, self.fired = budget, 0.0, None, False
+            self.memory_fired, self._over_since = False, 0.0
 
     def run(self, fn: Callable[[], T]) -> T:
         with self._lock:
@@ -101,9 +115,64 @@ class Watchdog:
                 )
                 if over:
                     self.fired = True
+            rss = resident_bytes() if self._soft else 0
+            now = time.monotonic()
+            if self._soft and rss > self._soft:
+                self._over_since = self._over_since or now
+                self.memory_fired = over = True
+            else:
+                self._over_since = 0.0
+            # Past the hard bound, or still over the soft one a second after the first
+            # interrupt: one call is allocating and no interrupt will stop it.
+            if (self._hard and rss > self._hard) or (
+                self._over_since and now - self._over_since > MEMORY_GRACE_S
+            ):
+                os._exit(MEMORY_EXIT)
             if over:
                 # DuckDB can miss an interrupt that lands between operators: repeat it.
                 self._interrupt()
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _open_statm() -> int:
+    # Opened at import, before Landlock closes the filesystem; pread re-reads it live.
+    try:
+        return os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+
+
+_STATM = _open_statm()
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")  # already mapped: no file is read
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def give_back_memory(above: int) -> None:
+    """Return freed heap to the kernel after a big query, so the next one starts low.
+
+    glibc keeps freed memory mapped; left resident, a finished query would count against
+    the next query's resident bound.
+    """
+    if _LIBC is not None and resident_bytes() > above:
+        _LIBC.malloc_trim(0)
+
+
+def resident_bytes() -> int:
+    """This process's resident set size (0 where /proc is not there to say)."""
+    try:
+        return int(os.pread(_STATM, 128, 0).split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 class Worker:
@@ -165,7 +234,9 @@ class Worker:
         self.con = con
         self.catalog = catalog
         self.duckdb = duckdb
-        self.watchdog = Watchdog(con.interrupt)
+        self.watchdog = Watchdog(
+            con.interrupt, self.limits.resident_soft_mb, self.limits.resident_hard_mb
+        )
         self.send(
             encode_json(
                 Kind.READY,
@@ -201,6 +272,8 @@ class Worker:
                 self.send_error(
                     P2P2PError(f"internal error in the store worker: {type(exc).__name__}: {exc}")
                 )
+            finally:
+                give_back_memory(self.limits.memory_limit_mb << 19)
 
     def guarded(self, fn: Callable[[], T]) -> T:
         """Run a DuckDB call under the watchdog and turn its errors into ours."""
@@ -209,6 +282,8 @@ class Worker:
         try:
             return self.watchdog.run(fn)
         except duckdb.InterruptException:
+            if self.watchdog.memory_fired:
+                raise self.out_of_memory() from None
             raise self.timed_out(timeout) from None
         except duckdb.OutOfMemoryException:
             raise self.out_of_memory() from None
@@ -220,6 +295,8 @@ class Worker:
             # Errors raised while Arrow pulls batches arrive as OSError/ArrowException
             # carrying DuckDB's message.
             text = str(exc).strip()
+            if self.watchdog.memory_fired:
+                raise self.out_of_memory() from None
             if self.watchdog.fired or "INTERRUPT" in text:
                 raise self.timed_out(timeout) from None
             if "Out of Memory" in text or "failed to allocate" in text:

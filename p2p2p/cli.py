@@ -76,12 +76,20 @@ def _cmd_relay(args: argparse.Namespace) -> int:
 
     from .aio import run
     from .relay import RelayConfig, serve
+    from .relay.clients import parse_proxies
 
+    try:
+        proxies = parse_proxies(args.proxy or [])
+    except ValueError as exc:
+        print(f"p2p2p relay: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(message)s")
     config = RelayConfig(
         heartbeat_s=args.heartbeat,
         share_origins=args.share_origins,
         header_timeout_s=args.header_timeout,
+        proxies=proxies,
+        connections_per_client=args.max_connections_per_client,
     )
 
     def ready(server: Any) -> None:
@@ -300,6 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=20.0,
         metavar="S",
         help="seconds a connection may take to send a request's headers, or sit idle between requests (default 20)",
+    )
+    relay.add_argument(
+        "--proxy",
+        action="append",
+        metavar="ADDR",
+        help="address or network of a reverse proxy / load balancer in front of this relay: its X-Forwarded-For names the client, and it is not limited per client (repeatable; default: loopback; 'none' for no proxy)",
+    )
+    relay.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        default=64,
+        metavar="N",
+        help="open connections one client address may hold (default 64; 0: no limit; proxies are not limited)",
     )
     relay.add_argument(
         "--share-origins",

@@ -292,7 +292,15 @@ class OwnerService:
             "recent_audit": [
                 {
                     k: entry.get(k)
-                    for k in ("time", "client", "channel", "outcome", "rows", "statement")
+                    for k in (
+                        "time",
+                        "client",
+                        "claimed_session",
+                        "channel",
+                        "outcome",
+                        "rows",
+                        "statement",
+                    )
                 }
                 for entry in reversed(share.audit.recent)
             ][:10],

@@ -44,7 +44,7 @@ async def serve(
     access_log: bool = False,
 ) -> None:
     app, relay = make_app(config, access_log)
-    server, _ = listen(app, host, port, relay.config.header_timeout_s)
+    server, _ = listen(app, host, port, relay.config.header_timeout_s, relay.clients)
     heartbeat = asyncio.ensure_future(relay.heartbeat())
     if ready is not None:
         ready(server)

@@ -14,7 +14,6 @@ this relay (so a page elsewhere cannot open a session with a viewer's cookie).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import urllib.parse
 from typing import Any
@@ -115,27 +114,22 @@ STREAMS_PER_SHARE = DEFAULT_MAX_STREAMS * 3 // 4
 STREAMS_PER_CLIENT = 32
 
 
-def over_stream_limits(
-    tunnel: Tunnel, share_id: str, request: tornado.httputil.HTTPServerRequest
-) -> str | None:
+def client_of(relay: Relay, request: tornado.httputil.HTTPServerRequest) -> str:
+    """The client's address (behind a known proxy, the one it forwards for)."""
+    return relay.clients.address(request.remote_ip or "", request.headers.get("X-Forwarded-For"))
+
+
+def over_stream_limits(tunnel: Tunnel, share_id: str, relay: Relay, client: str) -> str | None:
     """Why a new stream for this request would take more than its part, if it would."""
     streams = list(tunnel.streams.values())
     if sum(1 for s in streams if s.head.get("share_id") == share_id) >= STREAMS_PER_SHARE:
         return "this share has as many requests open as it may: try again in a moment"
-    client = request.remote_ip or ""
-    # Behind a reverse proxy every client is the proxy's loopback address: the share's
-    # limit above still holds, the per-address one cannot tell clients apart there.
+    # A proxy that did not say whom it forwards for stands for many clients: the share's
+    # limit above still holds for it.
     mine = sum(1 for s in streams if s.opened_for == client)
-    if client and not _loopback(client) and mine >= STREAMS_PER_CLIENT:
+    if relay.clients.limited(client) and mine >= STREAMS_PER_CLIENT:
         return "too many requests open from your address: close some and try again"
     return None
-
-
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def other_shares_origin(request: tornado.httputil.HTTPServerRequest, share_id: str) -> bool:
@@ -204,7 +198,8 @@ class ShareHandler(tornado.web.RequestHandler):
             )
             return
         head = request_head(self.request, share_id, rest, self.relay)
-        crowded = over_stream_limits(tunnel, share_id, self.request)
+        client = client_of(self.relay, self.request)
+        crowded = over_stream_limits(tunnel, share_id, self.relay, client)
         if crowded is not None:
             self.set_header("Retry-After", "5")
             json_error(self, 503, "busy", crowded)
@@ -214,7 +209,7 @@ class ShareHandler(tornado.web.RequestHandler):
         except (LocalProtocolError, StreamGone) as exc:
             json_error(self, 503, "offline", f"the owner cannot take requests right now ({exc})")
             return
-        stream.opened_for = self.request.remote_ip or ""
+        stream.opened_for = client
         await tunnel.flush()
         parser = ResponseHeadParser()
         started = False
@@ -320,13 +315,14 @@ class ShareSocketHandler(tornado.websocket.WebSocketHandler):
             return
         tunnel = route[0]
         head = {**request_head(self.request, share_id, rest, self.relay), "websocket": True}
-        crowded = over_stream_limits(tunnel, share_id, self.request)
+        client = client_of(self.relay, self.request)
+        crowded = over_stream_limits(tunnel, share_id, self.relay, client)
         if crowded is not None:
             json_error(self, 503, "busy", crowded)
             return
         try:
             self.session = session = tunnel.open(head, b"", session=True)
-            session.opened_for = self.request.remote_ip or ""
+            session.opened_for = client
             await tunnel.flush()
             answer, self.early = await self._owner_answer(session)
         except (ProtocolError, StreamGone, TimeoutError) as exc:

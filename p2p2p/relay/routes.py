@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..protocol.registration import ShareAd
+from .clients import CONNECTIONS_PER_CLIENT, LOOPBACK, Clients, Network
 
 if TYPE_CHECKING:
     from .tunnels import Tunnel
@@ -33,6 +34,10 @@ class RelayConfig:
     # (relay.origins). Loopback relays always have them (*.localhost).
     share_origins: bool = False
     header_timeout_s: float = 20.0  # slow headers (or an idle keep-alive) end the connection
+    # Where a reverse proxy or load balancer connects from (its X-Forwarded-For is
+    # believed and it is not limited per client); --proxy.
+    proxies: tuple[Network, ...] = LOOPBACK
+    connections_per_client: int = CONNECTIONS_PER_CLIENT  # 0: no limit
 
 
 class Relay:
@@ -42,6 +47,7 @@ class Relay:
         self.config = config
         self.routes: dict[str, tuple[Tunnel, ShareAd]] = {}
         self.tunnels: set[Tunnel] = set()
+        self.clients = Clients(config.proxies, config.connections_per_client)
 
     def register(self, tunnel: Tunnel) -> None:
         for share in tunnel.shares:

@@ -334,7 +334,7 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             color = GREEN if outcome == "ok" else RED
             statement = str(entry.get("statement", ""))
             channel = entry.get("channel")
-            client = str(entry.get("client", ""))
+            client = _who(entry)
             rows.append(
                 "<tr>"
                 f'<td title="{esc(entry.get("time", ""))}">{esc(_clock(entry.get("time")))}</td>'
@@ -375,7 +375,7 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             table = [
                 (
                     _clock(e.get("time")),
-                    shorten(str(e.get("client", "")), 24),
+                    shorten(_who(e), 24),
                     shorten(str(e.get("outcome", "")), 12),
                     _rows(e.get("rows")),
                     shorten(str(e.get("statement", "")), STATEMENT_CHARS),
@@ -393,3 +393,10 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         if self.note:
             lines.append(f"  {self.note}")
         return "\n".join(lines)
+
+
+def _who(entry: dict[str, Any]) -> str:
+    """Who asked: the verified client, and any session label it claimed, marked as a claim."""
+    client = str(entry.get("client", ""))
+    claimed = entry.get("claimed_session")
+    return f"{client} (claims session {str(claimed)[:8]})" if claimed else client

@@ -176,9 +176,13 @@ def test_the_owners_own_dashboard_with_current_share(
                 headers={"Accept": "text/html", "Cookie": f"p2p2p_t={link.token}"},
             )
             assert busy.status_code == 503 and "Many people are looking" in busy.text
-        # The dashboard's query went through the owner's audit log, naming the session.
-        audit = (home / "data" / "audit" / f"{link.share_id}.jsonl").read_text()
-        assert "anonymous session" in audit and "count(*) AS n FROM sales" in audit
+        # The dashboard's query went through the owner's audit log: an anonymous client
+        # with the session it claimed written as a claim, not as who asked.
+        lines = (home / "data" / "audit" / f"{link.share_id}.jsonl").read_text().splitlines()
+        entries = [json.loads(line) for line in lines]
+        mine = [e for e in entries if "count(*) AS n FROM sales" in e["statement"]]
+        assert mine and all(e["client"] == "anonymous" for e in mine)
+        assert all(len(e["claimed_session"]) == 16 for e in mine)
     finally:
         owner.stop()
 

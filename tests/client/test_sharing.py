@@ -470,6 +470,21 @@ def test_the_audit_log_names_signed_clients(shared: Share, monkeypatch: pytest.M
     assert verify(shared.home / "data" / "audit" / f"{shared.info['share_id']}.jsonl").entries >= 2
 
 
+def test_a_claimed_session_is_logged_as_a_claim(shared: Share) -> None:
+    # Anyone can say "I am session X"; the log must not turn that into who asked.
+    analyst = Identity.generate()
+    link = parse_link(shared.link)
+    RemoteStore(link, identity=None, session="ceo-laptop-0001x").query_arrow("SELECT 'a' AS s")
+    entry = _last_audit_entry(shared)
+    assert entry["client"] == "anonymous" and entry["claimed_session"] == "ceo-laptop-0001x"
+    RemoteStore(link, identity=analyst, session="someone-else").query_arrow("SELECT 'b' AS s")
+    entry = _last_audit_entry(shared)
+    assert entry["client"] == f"ed25519:{analyst.public_key_b64}"
+    assert entry["claimed_session"] == "someone-else"
+    RemoteStore(link, identity=None).query_arrow("SELECT 'c' AS s")
+    assert "claimed_session" not in _last_audit_entry(shared)
+
+
 def test_p2pquery_cell_on_a_share_link(shared: Share, capsys: pytest.CaptureFixture[str]) -> None:
     from IPython.testing import globalipapp
 

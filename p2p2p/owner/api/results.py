@@ -111,6 +111,7 @@ async def start(
     style: str | None,
     client: str,
     channel: str,
+    claimed_session: str | None = None,
     **limits: Any,
 ) -> Result:
     """Run ``sql`` on a thread; a refusal or failure is audited here and raised."""
@@ -132,7 +133,7 @@ async def start(
     try:
         return await asyncio.to_thread(begin)
     except P2P2PError as exc:
-        audit(share, sql, client, channel, outcome_of(exc), None)
+        audit(share, sql, client, channel, outcome_of(exc), None, claimed_session)
         raise
 
 
@@ -143,12 +144,19 @@ def audit(
     channel: str,
     outcome: str,
     info: ResultInfo | None,
+    claimed_session: str | None = None,
 ) -> None:
-    """One line in the share's audit log (and one more in its query count)."""
+    """One line in the share's audit log (and one more in its query count).
+
+    ``client`` is who the owner verified (a key's signature, or ``anonymous``);
+    ``claimed_session`` is a label the client chose, written as such.
+    """
     share.queries += 1
+    claims = {"claimed_session": claimed_session} if claimed_session else {}
     share.audit.record(
         share_id=share.share_id,
         client=client,
+        **claims,
         channel=channel,
         statement_sha256=statement_hash(sql),
         statement=sql[:10_000],

@@ -25,14 +25,30 @@ from ..errors import BadTarget
 REQUEST_HEADERS = ("content-type", "accept", "cookie", "user-agent", "x-xsrftoken")
 RESPONSE_HEADERS = ("content-type", "cache-control", "set-cookie", "location", "etag")
 # Added to every page of a dashboard: no other page may frame it (a hostile page could
-# otherwise overlay it and steer the viewer's clicks); styles and fonts come from the
-# share itself only (Voila's template asks a public CDN for an icon font, which would
-# tell that CDN who is looking at which share); and the viewer's address, which names
-# the share, is not sent along when the page loads anything.
+# otherwise overlay it and steer the viewer's clicks); scripts, styles, fonts, images and
+# connections come from the share's own origin only, so a script that got into a page
+# (a store value rendered as HTML, say) cannot send what it reads to another host by
+# fetch, WebSocket, image, beacon or form, nor load code from elsewhere; Voila's
+# template asks a public CDN for an icon font, which would tell that CDN who is looking
+# at which share. Voila's pages run inline scripts and anywidget imports its modules
+# from blob: URLs, so those two stay allowed (docs/security.md says what that leaves).
+# And the viewer's address, which names the share, is not sent along with any request.
+PAGE_CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline' blob:",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 PAGE_HEADERS = {
-    "content-security-policy": (
-        "frame-ancestors 'none'; style-src 'self' 'unsafe-inline'; font-src 'self' data:"
-    ),
+    "content-security-policy": PAGE_CSP,
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
 }

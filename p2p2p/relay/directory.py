@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import collections
 import html
 import json
+from typing import Any
 
 import tornado.web
 
+from ..identity import fingerprint
 from .routes import Relay
 
-__all__ = ["LISTED_PER_OWNER", "DirectoryHandler", "HealthHandler"]
+__all__ = [
+    "LISTED_PER_ADDRESS",
+    "LISTED_PER_OWNER",
+    "DirectoryHandler",
+    "HealthHandler",
+    "listed_shares",
+]
 
 LISTED_PER_OWNER = 3
+# Keys cost nothing, addresses a little more: many fresh keys from one client address
+# still get only this many lines in all.
+LISTED_PER_ADDRESS = 6
 TITLE_CHARS = 80
 
 
@@ -35,31 +47,16 @@ class DirectoryHandler(tornado.web.RequestHandler):
         self.relay = relay
 
     def get(self) -> None:
-        listed = []
-        per_owner: dict[bytes, int] = {}
-        for sid, (tunnel, share) in sorted(self.relay.routes.items()):
-            if not share.listed:
-                continue
-            # Keys cost nothing, but one tunnel serves one key: a key that lists dozens of
-            # shares ("official copy, paste your token at …") gets a few lines, no more.
-            seen = per_owner[tunnel.owner_key] = per_owner.get(tunnel.owner_key, 0) + 1
-            if seen > LISTED_PER_OWNER:
-                continue
-            listed.append(
-                {
-                    "share_id": sid,
-                    "name": share.name,
-                    "title": share.title[:TITLE_CHARS],
-                    "online": not self.relay.stale(tunnel),
-                }
-            )
+        listed = listed_shares(self.relay)
         if "application/json" in self.request.headers.get("Accept", ""):
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps({"shares": listed}))
             return
         rows = "".join(
             f"<li><b>{html.escape(str(s['title'] or s['name']))}</b> "
-            f"<code>{html.escape(str(s['share_id']))}</code> {'online' if s['online'] else 'offline'}</li>"
+            f"<code>{html.escape(str(s['share_id']))}</code> "
+            f"{'online' if s['online'] else 'offline'} · owner key "
+            f"<code>{html.escape(str(s['owner_key']))}</code></li>"
             for s in listed
         )
         self.finish(
@@ -67,5 +64,38 @@ class DirectoryHandler(tornado.web.RequestHandler):
             "<title>p2p2p relay</title><h1>p2p2p relay</h1>"
             "<p>Listed shares (owners opt in; links carry their own access tokens). Names and "
             "titles are their owners' words: this relay checks neither, and no share ever "
-            f"asks you for a token here.</p><ul>{rows or '<li>none</li>'}</ul>"
+            "asks you for a token here. Compare a share's owner key with the one its owner "
+            f"gave you.</p><ul>{rows or '<li>none</li>'}</ul>"
         )
+
+
+def listed_shares(relay: Relay) -> list[dict[str, Any]]:
+    """The directory's lines: opted-in shares, a few per owner key and per address.
+
+    A key (or an address) that lists dozens of shares ("official copy, paste your token
+    at …") gets a few lines, no more. Each line names its owner key, the one thing on it
+    the relay has checked.
+    """
+    listed = []
+    per_owner: collections.Counter[bytes] = collections.Counter()
+    per_address: collections.Counter[str] = collections.Counter()
+    for sid, (tunnel, share) in sorted(relay.routes.items()):
+        if not share.listed:
+            continue
+        per_owner[tunnel.owner_key] += 1
+        address = tunnel.client if relay.clients.limited(tunnel.client) else ""
+        per_address[address] += 1
+        if per_owner[tunnel.owner_key] > LISTED_PER_OWNER or (
+            address and per_address[address] > LISTED_PER_ADDRESS
+        ):
+            continue
+        listed.append(
+            {
+                "share_id": sid,
+                "name": share.name,
+                "title": share.title[:TITLE_CHARS],
+                "online": not relay.stale(tunnel),
+                "owner_key": fingerprint(tunnel.owner_key),
+            }
+        )
+    return listed

@@ -116,7 +116,7 @@ STREAMS_PER_CLIENT = 32
 
 def client_of(relay: Relay, request: tornado.httputil.HTTPServerRequest) -> str:
     """The client's address (behind a known proxy, the one it forwards for)."""
-    return relay.clients.address(request.remote_ip or "", request.headers.get("X-Forwarded-For"))
+    return relay.clients.of(request)
 
 
 def over_stream_limits(tunnel: Tunnel, share_id: str, relay: Relay, client: str) -> str | None:

@@ -39,6 +39,7 @@ class Tunnel(TunnelConnection):
         self.last_seen = time.monotonic()
         self.registered = asyncio.Event()
         self.instance = ""  # the owner process's own random id (reconnects keep it)
+        self.client = relay.clients.of(handler.request)  # who opened it
 
     async def _write_frame(self, frame: bytes) -> None:
         await self.handler.write_message(frame, binary=True)

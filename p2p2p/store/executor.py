@@ -317,8 +317,14 @@ class Executor:
         max_rows: int | None = None,
         max_bytes: int | None = None,
         compression: str | None = None,
+        tables: Sequence[str] | None = None,
     ) -> ResultStream:
-        """Start a query; iterate the returned stream for Arrow record batches."""
+        """Start a query; iterate the returned stream for Arrow record batches.
+
+        ``tables``: the caller may read only these tables and views (``"name"`` or
+        ``"schema.name"``); anything else is refused with the rule ``table-not-granted``,
+        and catalog listings show only these. ``None``: the whole store.
+        """
         param_bytes, style = encode_params(params)
         return self.query_encoded(
             sql,
@@ -328,6 +334,7 @@ class Executor:
             max_rows=max_rows,
             max_bytes=max_bytes,
             compression=compression,
+            tables=tables,
         )
 
     def query_encoded(
@@ -340,6 +347,7 @@ class Executor:
         max_rows: int | None = None,
         max_bytes: int | None = None,
         compression: str | None = None,
+        tables: Sequence[str] | None = None,
     ) -> ResultStream:
         """``query`` with parameters already in their wire form (see ``encode_params``):
         a remote caller's parameters go to the worker without being decoded here."""
@@ -358,6 +366,7 @@ class Executor:
             "window": WINDOW,
             "params": style,
             "compression": compression,
+            "tables": None if tables is None else list(tables),
             **{name: getattr(limits, name) for name in Limits.QUERY_FIELDS},
         }
         try:
@@ -377,11 +386,16 @@ class Executor:
             table = stream.read_all()
             return table, stream.info
 
-    def schema(self) -> dict[str, Any]:
-        """Tables and views of the store, their columns, and exact row counts of tables."""
+    def schema(self, tables: Sequence[str] | None = None) -> dict[str, Any]:
+        """Tables and views of the store, their columns, and exact row counts of tables.
+
+        ``tables``: only these (a caller granted some tables; see ``query``).
+        """
         worker = self._acquire(self.limits.timeout_s)
         try:
-            worker.send(encode(Kind.SCHEMA))
+            worker.send(
+                encode_json(Kind.SCHEMA, {"tables": None if tables is None else list(tables)})
+            )
             try:
                 kind, payload = worker.read_frame(
                     time.monotonic() + self.limits.timeout_s + HARD_KILL_GRACE_S, CONTROL_FRAME_MAX

@@ -139,8 +139,13 @@ def catalog(con: duckdb.DuckDBPyConnection) -> Catalog:
     return Catalog.of(database, [(str(s), str(n)) for s, n in rows])
 
 
-def describe(con: duckdb.DuckDBPyConnection, max_relations: int = 1000) -> dict[str, Any]:
-    """Tables and views with their columns and, for tables, exact row counts."""
+def describe(
+    con: duckdb.DuckDBPyConnection, max_relations: int = 1000, granted: Catalog | None = None
+) -> dict[str, Any]:
+    """Tables and views with their columns and, for tables, exact row counts.
+
+    With ``granted``, only the relations it holds (a caller granted some tables).
+    """
     relations: list[dict[str, Any]] = []
     rows = con.execute(
         """
@@ -153,6 +158,8 @@ def describe(con: duckdb.DuckDBPyConnection, max_relations: int = 1000) -> dict[
         """,
         [max_relations],
     ).fetchall()
+    if granted is not None:
+        rows = [r for r in rows if (str(r[0]).lower(), str(r[1]).lower()) in granted.relations]
     for schema, name, kind in rows:
         columns = con.execute(
             """

@@ -78,10 +78,19 @@ class Catalog:
 
     database: str
     relations: frozenset[tuple[str, str]]  # (schema, name), lower case
+    # A caller granted only some of the store's relations: ``relations`` holds just
+    # those, and the catalog's own listings (information_schema, duckdb_*(), EXPLAIN)
+    # are refused, since they would name the others.
+    limited: bool = False
 
     @classmethod
     def of(cls, database: str, relations: Iterable[tuple[str, str]]) -> Catalog:
         return cls(database.lower(), frozenset((s.lower(), n.lower()) for s, n in relations))
+
+    def granted(self, tables: Iterable[str]) -> Catalog:
+        """The part of this catalog a caller granted ``tables`` may read."""
+        wanted = {relation_key(t) for t in tables}
+        return Catalog(self.database, self.relations & wanted, True)
 
     @property
     def schemas(self) -> frozenset[str]:
@@ -89,6 +98,27 @@ class Catalog:
 
     def names(self) -> list[str]:
         return sorted(n if s == "main" else f"{s}.{n}" for s, n in self.relations)
+
+
+def relation_key(name: str) -> tuple[str, str]:
+    """``"costs"`` or ``"hr.staff"`` as (schema, name), lower case; ``main`` by default."""
+    schema, _, table = name.strip().lower().rpartition(".")
+    return (schema or "main", table)
+
+
+def not_granted(what: str, catalog: Catalog) -> QueryRefused:
+    # The same words whether or not the relation exists: a limited caller must not
+    # learn the names of what it may not read.
+    shown = ", ".join(catalog.names()) or "none"
+    return QueryRefused(
+        "table-not-granted", f"{what} is not among the tables you may read here (yours: {shown})"
+    )
+
+
+# The table functions that list the catalog: a limited caller would see every name.
+CATALOG_TABLE_FUNCTIONS = frozenset(
+    name for name in ALLOWED_TABLE_FUNCTIONS if name.startswith(("duckdb_", "pragma_"))
+)
 
 
 def check_text(sql: str, max_chars: int) -> None:
@@ -257,6 +287,12 @@ def _check_table_ref(
     elif kind == "TABLE_FUNCTION":
         function = node.get("function") or {}
         name = str(function.get("function_name", "")).lower()
+        if catalog.limited and name in CATALOG_TABLE_FUNCTIONS:
+            raise not_granted(
+                f"the catalog listing {name}() (it names every table; use SHOW TABLES or "
+                "DESCRIBE <table>)",
+                catalog,
+            )
         if name not in ALLOWED_TABLE_FUNCTIONS or function.get("schema") or function.get("catalog"):
             raise QueryRefused(
                 "table-function-not-allowed",
@@ -269,6 +305,8 @@ def _check_table_ref(
         if node.get("show_type") == "SHOW_SPECIAL":
             if table not in ALLOWED_SHOW_SPECIAL:
                 raise QueryRefused("unsupported-construct", f"SHOW {table} is not allowed")
+            if catalog.limited:  # a bare SHOW TABLES is answered, filtered, by the worker
+                raise not_granted("a catalog listing inside another query", catalog)
         elif table:
             _check_relation(node, catalog, ctes)
 
@@ -286,10 +324,12 @@ def _check_relation(node: dict[str, Any], catalog: Catalog, ctes: frozenset[str]
             "table-not-in-store",
             f"only this store's tables can be queried; {cat!r} is another database",
         )
-    if schema in METADATA_SCHEMAS:
+    if schema in METADATA_SCHEMAS and not catalog.limited:
         return
     if (schema or "main", name) in catalog.relations:
         return
+    if catalog.limited:
+        raise not_granted(repr(node.get("table_name")), catalog)
     shown = ", ".join(catalog.names()[:20]) or "none"
     raise QueryRefused(
         "table-not-in-store",

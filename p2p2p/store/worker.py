@@ -16,8 +16,10 @@ PRIVATE_DIR``. It confines itself (``sandbox``), opens the store locked down
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
+import re
 import select
 import sys
 import threading
@@ -42,6 +44,7 @@ from ..errors import (
 from . import sandbox
 from .limits import Limits
 from .pipe import HEADER, MEMORY_EXIT, Kind, encode_json, parse_header
+from .policy import Catalog
 
 T = TypeVar("T")
 BATCH_ROWS = 65_536
@@ -52,6 +55,7 @@ MAX_REQUEST = 64 << 20
 # leaves as one write (one DATA frame, together with END) instead of three.
 COALESCE_BYTES = 256 << 10
 MEMORY_GRACE_S = 1.0
+SHOW_TABLES = re.compile(r"\s*SHOW\s+(ALL\s+)?TABLES\s*;?\s*", re.IGNORECASE)
 
 
 class _Cancelled(Exception):
@@ -183,7 +187,9 @@ class Worker:
         self.path, self.limits, self.private_dir = path, limits, private_dir
         self.query_limits = limits
         self.seq = 0
-        self.checked: dict[str, None] = {}  # statements that passed the policy, oldest first
+        # Statements that passed the policy, oldest first, by (text, grant).
+        self.checked: dict[tuple[str, frozenset[tuple[str, str]] | None], None] = {}
+        self.grants: dict[tuple[str, ...], Catalog] = {}
 
     # -- pipe I/O --------------------------------------------------------------
     def send(self, frame: bytes | list[Any]) -> None:
@@ -260,7 +266,17 @@ class Worker:
                 elif kind is Kind.SCHEMA:
                     self.query_limits = self.limits
                     self.watchdog.start_query(self.limits.timeout_s)
-                    self.send(encode_json(Kind.INFO, self.guarded(lambda: lockdown.describe(con))))
+                    request = json.loads(payload) if payload else {}
+                    granted = self.catalog_for(request.get("tables"))
+                    limited = granted if granted.limited else None
+                    self.send(
+                        encode_json(
+                            Kind.INFO,
+                            self.guarded(
+                                functools.partial(lockdown.describe, con, granted=limited)
+                            ),
+                        )
+                    )
                 # A stray CREDIT/CANCEL after a finished query is harmless: ignore it.
             except P2P2PError as exc:
                 self.send_error(exc)
@@ -315,25 +331,41 @@ class Worker:
         )
 
     # -- queries -------------------------------------------------------------
-    def check(self, sql: str, limits: Limits) -> None:
+    def catalog_for(self, tables: Any) -> Catalog:
+        """What a caller may read: the whole store, or the relations it was granted."""
+        if tables is None:
+            return self.catalog
+        if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
+            raise BadParameters("tables must be a list of table names")
+        key = tuple(sorted({t.lower() for t in tables}))
+        granted = self.grants.get(key)
+        if granted is None:
+            if len(self.grants) >= CHECK_CACHE:
+                self.grants.pop(next(iter(self.grants)))
+            granted = self.grants[key] = self.catalog.granted(key)
+        return granted
+
+    def check(self, sql: str, limits: Limits, catalog: Catalog | None = None) -> None:
         from . import policy
 
+        catalog = catalog or self.catalog
         policy.check_text(sql, limits.max_sql_chars)
         # The catalog is fixed for the worker's life (the store is read-only), so a text
         # that passed once passes again: dashboards and clients repeat their statements.
-        if sql in self.checked:
+        key = (sql, catalog.relations if catalog.limited else None)
+        if key in self.checked:
             return
         try:
-            self.check_parsed(sql)
+            self.check_parsed(sql, catalog)
         except RecursionError:
             raise QueryRefused(
                 "too-complex", "the statement is nested too deeply to check"
             ) from None
         if len(self.checked) >= CHECK_CACHE:
             self.checked.pop(next(iter(self.checked)))
-        self.checked[sql] = None
+        self.checked[key] = None
 
-    def check_parsed(self, sql: str) -> None:
+    def check_parsed(self, sql: str, catalog: Catalog) -> None:
         from . import policy
         from .lockdown import first_row
 
@@ -345,9 +377,11 @@ class Worker:
             inner = policy.explain_inner(sql, offsets)
             if self.statement_kind(inner) == "EXPLAIN":
                 raise QueryRefused("read-only-kind", "EXPLAIN EXPLAIN is not supported")
+            if catalog.limited:
+                raise policy.not_granted("EXPLAIN (a plan names the tables behind a view)", catalog)
         row = first_row(self.con, "SELECT json_serialize_sql(?::VARCHAR)", [inner])
         tree = json.loads(row[0]) if row else {"error": True}
-        policy.check_tree(tree, self.catalog)
+        policy.check_tree(tree, catalog)
 
     def statement_kind(self, sql: str) -> str:
         """The kind of the one statement in ``sql`` (refusing anything else)."""
@@ -388,7 +422,13 @@ class Worker:
         self.watchdog.start_query(limits.timeout_s)
         started = time.monotonic()
         self.seq = int(header.get("seq", 0))
-        self.check(sql, limits)
+        catalog = self.catalog_for(header.get("tables"))
+        listing = SHOW_TABLES.fullmatch(sql) if catalog.limited else None
+        if listing is not None:
+            # The one catalog listing a limited caller gets: only what it may read.
+            sql, params = self.granted_listing(bool(listing.group(1)), catalog), None
+        else:
+            self.check(sql, limits, catalog)
         try:
             relation = self.guarded(lambda: self.con.sql(sql, params=params))
         except QueryFailed as exc:
@@ -407,6 +447,28 @@ class Worker:
             # here, under the watchdog, not later inside the next caller's query.
             self.release(reader, relation)
         self.send([*self.data_frame(rest), encode_json(Kind.END, end)])
+
+    @staticmethod
+    def granted_listing(everything: bool, catalog: Catalog) -> str:
+        """``SHOW [ALL] TABLES`` over only the granted relations (trusted SQL of ours)."""
+        pairs = (
+            ", ".join(
+                "(" + ", ".join("'" + part.replace("'", "''") + "'" for part in pair) + ")"
+                for pair in sorted(catalog.relations)
+            )
+            or "(NULL, NULL)"
+        )
+        if everything:
+            return (
+                "SELECT * FROM (SHOW ALL TABLES) "
+                f"WHERE (lower(schema), lower(name)) IN ({pairs}) ORDER BY schema, name"
+            )
+        # SHOW TABLES lists the current schema (main) only, as DuckDB's own does.
+        return (
+            "SELECT name FROM (SHOW ALL TABLES) "
+            f"WHERE lower(schema) = 'main' AND (lower(schema), lower(name)) IN ({pairs}) "
+            "ORDER BY name"
+        )
 
     def release(self, *handles: Any) -> None:
         self.watchdog.start_query(0.0)  # any time spent now is over budget: interrupt

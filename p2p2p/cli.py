@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -110,10 +111,14 @@ def _cmd_share(args: argparse.Namespace) -> int:
 
     from .aio import run
     from .identity import Identity
+    from .owner.commands import apply_expiry
     from .owner.service import OwnerService
+    from .owner.viewers import parse_viewer
     from .store.limits import given
 
     identity, _ = Identity.load_or_create()
+    now = time.time()
+    invited = apply_expiry([parse_viewer(v, now) for v in args.viewer], args.viewer_expires, now)
     limits = given(
         timeout_s=args.timeout,
         max_rows=args.max_rows,
@@ -137,6 +142,8 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 upstream=args.upstream or "",
                 dashboard=args.dashboard or False,
                 max_viewers=args.max_viewers,
+                viewers=[v.to_dict() for v in invited],
+                require_key=args.require_key,
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
@@ -368,6 +375,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--memory-mb", type=int, metavar="MB", help="DuckDB memory per worker (default 1024)"
     )
     share.add_argument("--workers", type=int, metavar="N", help="queries at once (default 2)")
+    share.add_argument(
+        "--viewer",
+        action="append",
+        default=[],
+        metavar="NAME=KEY[:T,...]",
+        help="a viewer who may read the share (only tables T, if given); any --viewer puts "
+        "the share in identified mode: only listed keys get in (repeatable)",
+    )
+    share.add_argument(
+        "--viewer-expires",
+        action="append",
+        default=[],
+        metavar="NAME=DURATION",
+        help="that --viewer's access ends after DURATION (7d, 36h, 90m)",
+    )
+    share.add_argument(
+        "--require-key",
+        action="store_true",
+        help="identified mode: only listed viewers' signed requests are answered; add "
+        "viewers while it runs with `p2p2p viewers add`",
+    )
     share.set_defaults(func=_cmd_share)
 
     audit = sub.add_parser("audit", help="work with a share's audit log")
@@ -375,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit_verify = audit_sub.add_parser("verify", help="check the hash chain of an audit log")
     audit_verify.add_argument("file")
     audit_verify.set_defaults(func=_cmd_audit_verify)
+    from .owner.commands import add_parsers as add_access_parsers
+
+    add_access_parsers(sub, audit_sub)
 
     notes = sub.add_parser("notes", help="a share's signed notes")
     notes_sub = notes.add_subparsers(dest="notes_command", metavar="ACTION", required=True)

@@ -26,6 +26,8 @@ The tree::
     ├── BadShareName                  bad_share_name  400
     ├── IdentityError                 identity        500  the key file
     ├── Forbidden                     forbidden       403  token missing, wrong, revoked
+    │   └── NotInvited                not_invited          identified share, key not listed
+    ├── BadViewers                    bad_viewers     400  a viewer entry or viewers file
     ├── NotFound                      not_found       404  no such endpoint or page
     ├── ShareOffline                  offline         404  revoked, owner away, relay down
     │   └── StreamGone                stream_gone     502  cut while answering
@@ -59,12 +61,14 @@ __all__ = [
     "BadParameters",
     "BadShareName",
     "BadTarget",
+    "BadViewers",
     "DashboardFailed",
     "DemoFailed",
     "Forbidden",
     "IdentityError",
     "LocalProtocolError",
     "NotFound",
+    "NotInvited",
     "NoteRefused",
     "P2P2PError",
     "ProtocolError",
@@ -252,6 +256,19 @@ class Forbidden(P2P2PError):
 
     code = "forbidden"
     status = 403
+
+
+class NotInvited(Forbidden):
+    """The share is open to invited viewers only, and this caller's key is not one."""
+
+    code = "not_invited"
+
+
+class BadViewers(P2P2PError):
+    """A viewer entry (name, key, tables, expiry) or a share's viewers file is wrong."""
+
+    code = "bad_viewers"
+    status = 400
 
 
 class NotFound(P2P2PError):

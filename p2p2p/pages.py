@@ -10,7 +10,16 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["BAD_TOKEN", "BUSY", "HEADERS", "NO_DASHBOARD", "OFFLINE", "landing", "problem"]
+__all__ = [
+    "BAD_TOKEN",
+    "BUSY",
+    "HEADERS",
+    "INVITED_ONLY",
+    "NO_DASHBOARD",
+    "OFFLINE",
+    "landing",
+    "problem",
+]
 
 # Sent with every page: no script may run, nothing is fetched from elsewhere, no other
 # page may frame it, the link (with its token) never leaks as a Referer, and nothing is
@@ -77,6 +86,13 @@ OFFLINE = problem(
 BAD_TOKEN = problem(
     "This link does not work",
     "Its access token is missing, wrong or has been revoked. Ask the owner for a new link.",
+)
+INVITED_ONLY = problem(
+    "This share is for invited viewers",
+    "Its owner opens it only to people whose key they listed. From Python or a notebook, "
+    "connect with p2p2p.connect(link), which signs with your key; to be added, send the "
+    "owner the public key that `p2p2p keys` prints. Signing in from a browser is not "
+    "available yet.",
 )
 NO_DASHBOARD = problem(
     "The dashboard is not running",

@@ -29,6 +29,7 @@ from ..store.limits import Limits
 from .shares import Share, ShareManager, open_store
 from .snapshots import remove_snapshot
 from .tunnel import TunnelClient
+from .viewers import Viewer
 from .voila import LIVE_CHECK_S, VOILA_PATHS, DashboardServer
 
 RELAY_ENV = "P2P2P_RELAY"
@@ -113,10 +114,13 @@ class OwnerService:
         upstream: str = "",
         dashboard: bool | str = False,
         max_viewers: int | None = None,
+        viewers: list[dict[str, Any]] | None = None,
+        require_key: bool = False,
     ) -> dict[str, Any]:
         """Share ``path``; with ``refresh``, serve a new copy under an existing share's
         link instead (after a new snapshot). Returns the share's status."""
         resolved = check_store_file(path, "share")
+        invited = [Viewer.from_dict(v, "viewer: ") for v in viewers or []]
         source = (snapshot or {}).get("source") or resolved
         name = check_name(name or name_from_path(source))
         try:
@@ -155,6 +159,8 @@ class OwnerService:
                 snapshot=snapshot,
                 executor=executor,
                 upstream=upstream,
+                viewers=invited,
+                require_key=require_key,
             )
             if server is not None:
                 share.upstream_paths = VOILA_PATHS  # Voila's own pages and kernels only
@@ -305,6 +311,8 @@ class OwnerService:
                 for entry in reversed(share.audit.recent)
             ][:10],
             "active": share.share_id in self.manager.shares,
+            "identified": bool(share.viewers and share.viewers.identified),
+            "viewers": share.viewers.listing() if share.viewers else [],
             "dashboard": share.share_id in self.dashboards,
         }
 

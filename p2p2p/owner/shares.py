@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from ..store.limits import Limits
 from .audit import AuditLog
 from .notes import NotesStore
 from .upstream import check_upstream
+from .viewers import Viewer, ViewerList, viewers_path
 
 TOKEN_BYTES = 24  # 192 bits
 
@@ -69,6 +71,7 @@ class Share:
     sessions: int = 0  # dashboard sessions open now
     closing: bool = False  # being unshared: queries refused, dashboards told
     notes: NotesStore | None = None
+    viewers: ViewerList | None = None  # who may see it in identified mode (owner.viewers)
     notes_changed: asyncio.Event | None = None  # set (and replaced) when a note arrives
     started: float = dataclasses.field(default_factory=time.time)
     queries: int = 0
@@ -102,10 +105,14 @@ class ShareManager:
         snapshot: dict[str, str] | None = None,
         executor: Executor | None = None,
         upstream: str = "",
+        viewers: Sequence[Viewer] = (),
+        require_key: bool = False,
     ) -> tuple[Share, str]:
         """Share a store; returns the share and its access token (shown once, kept hashed).
 
         ``executor``: one already opened on ``path`` (by ``open_store``, off an event loop).
+        ``viewers`` are added to the share's kept list; they, or ``require_key``, put the
+        share in identified mode (a list kept from before keeps its mode).
         """
         resolved = os.path.realpath(os.fspath(path))
         name = check_name(name or name_from_path(resolved))
@@ -114,6 +121,16 @@ class ShareManager:
             if executor is not None:
                 executor.close()
             raise ShareExists(f"a share named {name!r} is already active; unshare it first")
+        try:
+            viewer_list = ViewerList(viewers_path(self.base_dir, sid))
+            if viewers:
+                viewer_list.add(viewers)
+            if require_key and not viewer_list.identified:
+                viewer_list.require_key()
+        except BaseException:
+            if executor is not None:
+                executor.close()
+            raise
         if executor is None:
             executor = open_store(resolved, limits)
         token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -131,6 +148,7 @@ class ShareManager:
             snapshot=snapshot,
             upstream=check_upstream(upstream) if upstream else "",
             notes=NotesStore(private_dir(self.base_dir / "notes") / f"{sid}.sqlite", sid),
+            viewers=viewer_list,
         )
         self.shares[sid] = share
         for listener in self.listeners:

@@ -14,6 +14,7 @@ example an allocation the OS refused) costs that one query, not the caller's pro
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import json
 import os
@@ -542,6 +543,18 @@ class ResultStream:
                 self._finish(kill=True)
         except P2P2PError:
             pass
+
+    def abort(self) -> None:
+        """Stop the query now, from any thread: its worker process is killed.
+
+        For an answer that must end while another thread may be blocked reading it (a
+        viewer's access was removed): that reader sees the worker gone and cleans up, and
+        a new worker takes the next query.
+        """
+        worker = self._worker
+        if worker is not None and worker.alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(worker.proc.pid, signal.SIGKILL)
 
     def __enter__(self) -> ResultStream:
         return self

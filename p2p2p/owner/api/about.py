@@ -23,8 +23,9 @@ def info(share: Share) -> dict[str, Any]:
     }
 
 
-async def schema(share: Share) -> dict[str, Any]:
-    return await asyncio.to_thread(share.executor.schema)
+async def schema(share: Share, tables: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The store's tables (only ``tables``, for a viewer granted some)."""
+    return await asyncio.to_thread(share.executor.schema, tables)
 
 
 async def landing(share: Share, owner_fingerprint: str) -> Response:

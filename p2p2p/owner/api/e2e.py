@@ -20,9 +20,10 @@ from ...errors import BadParameters, Forbidden, P2P2PError, Tampered
 from ...protocol import envelope
 from ..shares import Share, ShareManager
 from .about import info, schema
+from .access import ANONYMOUS, Caller, caller_for
 from .http import Request, Response, error_response
 from .notes import notes_op
-from .results import audit, start
+from .results import audit, start, until_revoked
 
 __all__ = ["SEAL_PIECE", "e2e"]
 
@@ -61,17 +62,18 @@ async def _answer(
         """What is still pending plus the final, end-marked JSON answer."""
         return bytes(out + seal(json.dumps(answer).encode(), final=True))
 
-    client = "anonymous"
     viewer = message.get("session")
     # A dashboard viewer's session id is chosen by the client and checked by nobody: it
     # is logged as a claim next to the (verified) client, never as who asked.
     claimed = viewer[:16] if isinstance(viewer, str) and viewer else None
+    caller = Caller(ANONYMOUS)
     try:
         if not share.token_ok(message.get("token")):
             raise Forbidden("the link's access token is wrong or revoked")
         client = envelope.verify_claim(
             message.get("client"), share.share_id, session.client_public_key
         )
+        caller = caller_for(share, client)
         op = message.get("op")
         if op in ("notes", "post_note"):
             sender = viewer if isinstance(viewer, str) and viewer else None
@@ -81,7 +83,7 @@ async def _answer(
             yield last_piece({"ok": True, "info": info(share)})
             return
         if op == "schema":
-            yield last_piece({"ok": True, "schema": await schema(share)})
+            yield last_piece({"ok": True, "schema": await schema(share, caller.tables)})
             return
         if op != "query":
             raise BadParameters(f"unknown operation {op!r}")
@@ -90,7 +92,7 @@ async def _answer(
         style = message.get("style")
         limits = {k: message.get(k) for k in LIMITS if message.get(k) is not None}
         result = await start(
-            share, sql, params, style, client, "e2e", claimed_session=claimed, **limits
+            share, sql, params, style, caller, "e2e", claimed_session=claimed, **limits
         )
     except P2P2PError as exc:
         yield last_piece({"ok": False, "error": exc.to_dict()})
@@ -99,7 +101,7 @@ async def _answer(
     stream = result.stream
     outcome = "cancelled"  # unless it ends below: the client went away mid-result
     try:
-        async with aclosing(result.pieces()) as pieces:
+        async with aclosing(until_revoked(result, share, caller)) as pieces:
             async for ready, last in pieces:
                 for chunk in ready:
                     share.bytes_out += len(chunk)
@@ -121,4 +123,4 @@ async def _answer(
         outcome = exc.code
         yield last_piece({"ok": False, "error": exc.to_dict()})
     finally:
-        audit(share, sql, client, "e2e", outcome, stream.info, claimed)
+        audit(share, sql, caller, "e2e", outcome, stream.info, claimed)

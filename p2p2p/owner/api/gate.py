@@ -21,7 +21,7 @@ from __future__ import annotations
 import urllib.parse
 
 from ... import pages
-from ...errors import Forbidden, NotFound, ShareOffline
+from ...errors import Forbidden, NotFound, NotInvited, ShareOffline
 from ...protocol.tunnel import ORIGIN_HEADER, SHARE_ORIGIN_HEADER
 from ..shares import Share, ShareManager
 from .http import Request, Response, error_response, html_response, once
@@ -70,6 +70,15 @@ def admit(manager: ShareManager, request: Request, websocket: bool = False) -> S
     if not _reachable(share, request.path, websocket):
         where = "no websocket here" if websocket else f"no such page {request.path}"
         return _refuse(request, NotFound(where))
+    if identified(share):
+        # Plain HTTP and browsers carry no key yet: only signed (E2E) requests get in.
+        return _refuse(
+            request,
+            NotInvited(
+                "this share is open to invited viewers only: query it with "
+                "p2p2p.connect(link), which signs with your key (`p2p2p keys`)"
+            ),
+        )
     if from_url and navigating:
         if elsewhere is not None:
             return to_share_origin(share, request, elsewhere)
@@ -120,9 +129,22 @@ def _reachable(share: Share, path: str, websocket: bool) -> bool:
     return share.upstream_paths is None or share.upstream_paths.fullmatch(path) is not None
 
 
+def identified(share: Share) -> bool:
+    """Whether the share answers listed viewers' signed requests only (owner.viewers)."""
+    if share.viewers is None:
+        return False
+    share.viewers.refresh()
+    return share.viewers.identified
+
+
 def _refuse(request: Request, error: ShareOffline | Forbidden | NotFound) -> Response:
     if request.wants_html and not isinstance(error, NotFound):
-        page = pages.OFFLINE if isinstance(error, ShareOffline) else pages.BAD_TOKEN
+        if isinstance(error, ShareOffline):
+            page = pages.OFFLINE
+        elif isinstance(error, NotInvited):
+            page = pages.INVITED_ONLY
+        else:
+            page = pages.BAD_TOKEN
         return html_response(error.status, page)
     return error_response(error)
 

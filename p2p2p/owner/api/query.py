@@ -16,13 +16,14 @@ from contextlib import aclosing
 from ...errors import BadParameters, P2P2PError
 from ...store.arrow import open_ipc_stream, to_pandas
 from ..shares import Share
+from .access import ANONYMOUS, Caller
 from .http import Request, Response, once
 from .results import Result, audit, start
 
 __all__ = ["JSON_MAX_ROWS", "plain_query"]
 
 JSON_MAX_ROWS = 10_000
-CLIENT, CHANNEL = "anonymous", "plain"
+CLIENT, CHANNEL = Caller(ANONYMOUS), "plain"  # the gate lets plain HTTP in stealth mode only
 
 
 async def plain_query(share: Share, request: Request) -> Response:

@@ -11,17 +11,28 @@ line in the share's audit log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from typing import Any
 
-from ...errors import P2P2PError
+from ...errors import NotInvited, P2P2PError
 from ...store.executor import ResultInfo, ResultStream
 from ..audit import statement_hash
 from ..shares import Share
+from ..viewers import REFRESH_S
+from .access import Caller, still_allowed
 
-__all__ = ["FIRST_BYTES", "Result", "audit", "outcome_of", "start", "stream_in_thread"]
+__all__ = [
+    "FIRST_BYTES",
+    "Result",
+    "audit",
+    "outcome_of",
+    "start",
+    "stream_in_thread",
+    "until_revoked",
+]
 
 # Read this much of a result on the thread that starts the query: a small result is then
 # complete after one thread hop, and leaves in one tunnel frame.
@@ -109,15 +120,19 @@ async def start(
     sql: str,
     params: bytes,
     style: str | None,
-    client: str,
+    caller: Caller,
     channel: str,
     claimed_session: str | None = None,
     **limits: Any,
 ) -> Result:
-    """Run ``sql`` on a thread; a refusal or failure is audited here and raised."""
+    """Run ``sql`` on a thread, reading only what ``caller`` may; a refusal or failure
+    is audited here and raised."""
+
+    started: list[ResultStream] = []
 
     def begin() -> Result:
-        stream = share.executor.query_encoded(sql, params, style, **limits)
+        stream = share.executor.query_encoded(sql, params, style, tables=caller.tables, **limits)
+        started.append(stream)
         rest = stream.ipc_chunks()
         first: list[bytearray] = []
         size = 0
@@ -131,16 +146,28 @@ async def start(
         return Result(stream, first, rest)
 
     try:
-        return await asyncio.to_thread(begin)
+        beginning = asyncio.ensure_future(asyncio.to_thread(begin))
+        if caller.viewer is not None:
+            # A long query may send nothing for a while: its viewer's removal must not
+            # wait for its first byte.
+            while not beginning.done():
+                await asyncio.wait({beginning}, timeout=REFRESH_S)
+                if not beginning.done() and not still_allowed(share, caller):
+                    for stream in started:
+                        stream.abort()
+                    with contextlib.suppress(P2P2PError):
+                        await beginning
+                    raise revoked()
+        return await beginning
     except P2P2PError as exc:
-        audit(share, sql, client, channel, outcome_of(exc), None, claimed_session)
+        audit(share, sql, caller, channel, outcome_of(exc), None, claimed_session)
         raise
 
 
 def audit(
     share: Share,
     sql: str,
-    client: str,
+    caller: Caller,
     channel: str,
     outcome: str,
     info: ResultInfo | None,
@@ -148,14 +175,17 @@ def audit(
 ) -> None:
     """One line in the share's audit log (and one more in its query count).
 
-    ``client`` is who the owner verified (a key's signature, or ``anonymous``);
-    ``claimed_session`` is a label the client chose, written as such.
+    ``client`` is who the owner verified (a key's signature, or ``anonymous``), and in
+    identified mode ``viewer`` the listed viewer's name; ``claimed_session`` is a label
+    the client chose, written as such.
     """
     share.queries += 1
     claims = {"claimed_session": claimed_session} if claimed_session else {}
+    if caller.viewer is not None:
+        claims["viewer"] = caller.viewer.name
     share.audit.record(
         share_id=share.share_id,
-        client=client,
+        client=caller.client,
         **claims,
         channel=channel,
         statement_sha256=statement_hash(sql),
@@ -171,3 +201,40 @@ def audit(
 def outcome_of(exc: P2P2PError) -> str:
     """How the audit log names a refusal: its code, and the rule for a lockdown one."""
     return f"{exc.code}:{getattr(exc, 'rule', '')}".rstrip(":")
+
+
+async def until_revoked(
+    result: Result, share: Share, caller: Caller
+) -> AsyncGenerator[tuple[list[bytearray], bool], None]:
+    """``result.pieces()``, cut off within ``REFRESH_S`` of the caller's access being
+    removed, expiring or changing (identified mode), even while the query has nothing to
+    send. The cut stops the query (``ResultStream.abort``) and raises ``NotInvited``."""
+    async with aclosing(result.pieces()) as pieces:
+        if caller.viewer is None:
+            async for item in pieces:
+                yield item
+            return
+        while True:
+            if not still_allowed(share, caller):
+                result.stream.abort()
+                raise revoked()
+            step = asyncio.ensure_future(anext(pieces))
+            try:
+                while not step.done():
+                    await asyncio.wait({step}, timeout=REFRESH_S)
+                    if not step.done() and not still_allowed(share, caller):
+                        raise revoked()
+            finally:
+                if not step.done():  # revoked, or the reader went away meanwhile
+                    result.stream.abort()  # the reading thread sees its worker gone
+                    with contextlib.suppress(P2P2PError, StopAsyncIteration):
+                        await step
+            try:
+                item = step.result()
+            except StopAsyncIteration:
+                return
+            yield item
+
+
+def revoked() -> NotInvited:
+    return NotInvited("your access to this share was removed or has ended; the answer was cut")

@@ -1,0 +1,204 @@
+"""The owner's access commands: ``p2p2p viewers …`` and ``p2p2p audit show``.
+
+They work on the files in the owner's data directory, so they act on a share whether or
+not it is running: a running share reads its viewers file again within
+``viewers.REFRESH_S``, so ``viewers remove`` cuts that viewer's answers in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import BadViewers, P2P2PError
+from ..identity import Identity
+from ..paths import data_dir
+from ..protocol.shareid import check_name, share_id
+from .viewers import (
+    Viewer,
+    ViewerList,
+    check_key,
+    check_tables,
+    check_viewer_name,
+    parse_duration,
+    viewers_path,
+)
+
+__all__ = ["add_parsers", "apply_expiry", "audit_rows"]
+
+
+def _viewer_list(share: str) -> tuple[str, ViewerList]:
+    identity, _ = Identity.load_or_create()
+    sid = share_id(identity.public_key, check_name(share))
+    return sid, ViewerList(viewers_path(data_dir(), sid))
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "never"
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def apply_expiry(viewers: list[Viewer], expiries: list[str], now: float) -> list[Viewer]:
+    """``--viewer-expires NAME=DURATION`` applied to the ``--viewer`` entries it names."""
+    by_name = {v.name: v for v in viewers}
+    for text in expiries:
+        name, sep, duration = text.partition("=")
+        if not sep:
+            raise BadViewers(
+                f"--viewer-expires needs NAME=DURATION (like auditor=7d), got {text!r}"
+            )
+        if name not in by_name:
+            raise BadViewers(f"--viewer-expires {name}: no --viewer named {name!r} was given")
+        by_name[name] = dataclasses.replace(by_name[name], expires=now + parse_duration(duration))
+    return list(by_name.values())
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    _sid, viewers = _viewer_list(args.share)
+    was_identified = viewers.identified
+    now = time.time()
+    viewer = Viewer(
+        name=check_viewer_name(args.name),
+        key=check_key(args.key, f"{args.name}: "),
+        tables=check_tables(args.tables) if args.tables else None,
+        expires=now + parse_duration(args.expires) if args.expires else None,
+        added=now,
+    )
+    viewers.add([viewer])
+    reach = ", ".join(viewer.tables) if viewer.tables is not None else "every table"
+    print(
+        f"{viewer.name} (key {viewer.fingerprint}) may read {reach} of {args.share!r}, "
+        f"until {_when(viewer.expires)}."
+    )
+    if not was_identified:
+        print(
+            f"{args.share!r} is now open to listed viewers only: the link alone no longer "
+            "opens it (a running share takes this within a moment)."
+        )
+    return 0
+
+
+def _cmd_remove(args: argparse.Namespace) -> int:
+    _sid, viewers = _viewer_list(args.share)
+    viewer = viewers.remove(args.name)
+    print(
+        f"{viewer.name} (key {viewer.fingerprint}) removed from {args.share!r}; a running "
+        "share cuts their answers in flight within a moment."
+    )
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    _sid, viewers = _viewer_list(args.share)
+    listing = viewers.listing()
+    if args.json:
+        print(json.dumps({"identified": viewers.identified, "viewers": listing}))
+        return 0
+    mode = "identified: listed viewers only" if viewers.identified else "stealth: the link opens it"
+    print(f"{args.share}  ({mode})")
+    if not listing:
+        print("  no viewers listed")
+        return 0
+    rows = [
+        (
+            v["name"],
+            v["fingerprint"],
+            ", ".join(v["tables"]) if v["tables"] is not None else "every table",
+            ("expired " if v["expired"] else "") + _when(v["expires"]),
+        )
+        for v in listing
+    ]
+    _print_table(("viewer", "key", "may read", "until"), rows)
+    return 0
+
+
+def _cmd_mode(args: argparse.Namespace) -> int:
+    _sid, viewers = _viewer_list(args.share)
+    viewers.require_key(args.mode == "identified")
+    what = "listed viewers only" if viewers.identified else "anyone with the link"
+    print(f"{args.share!r} is now open to {what}.")
+    return 0
+
+
+def audit_rows(entries: list[dict[str, Any]], viewer: str | None = None) -> list[tuple[str, ...]]:
+    """The audit log as table rows: time, who, channel, outcome, rows, statement."""
+    rows: list[tuple[str, ...]] = []
+    for entry in entries:
+        who = str(entry.get("viewer") or entry.get("client", ""))
+        if viewer is not None and entry.get("viewer") != viewer:
+            continue
+        if entry.get("viewer") and str(entry.get("client", "")).startswith("ed25519:"):
+            who += f" ({entry['client'][8:16]}…)"
+        statement = " ".join(str(entry.get("statement", "")).split())
+        rows.append(
+            (
+                str(entry.get("time", ""))[:19].replace("T", " "),
+                who,
+                str(entry.get("channel", "")),
+                str(entry.get("outcome", "")),
+                str(entry.get("rows", "")),
+                statement[:60] + ("…" if len(statement) > 60 else ""),
+            )
+        )
+    return rows
+
+
+def _cmd_audit_show(args: argparse.Namespace) -> int:
+    identity, _ = Identity.load_or_create()
+    sid = share_id(identity.public_key, check_name(args.share))
+    path = data_dir() / "audit" / f"{sid}.jsonl"
+    if not path.is_file():
+        raise P2P2PError(f"no audit log for a share named {args.share!r} on this machine")
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = audit_rows(entries, args.viewer)[-args.last :]
+    if not rows:
+        print("no entries" + (f" for viewer {args.viewer!r}" if args.viewer else ""))
+        return 0
+    _print_table(("time (UTC)", "who", "via", "outcome", "rows", "statement"), rows)
+    return 0
+
+
+def _print_table(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(len(head))]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def add_parsers(sub: Any, audit_sub: Any) -> None:
+    """Register ``viewers`` under the CLI's subcommands and ``show`` under ``audit``."""
+    viewers = sub.add_parser("viewers", help="who may see a share (identified mode)")
+    actions = viewers.add_subparsers(dest="viewers_command", metavar="ACTION", required=True)
+    add = actions.add_parser(
+        "add", help="let a key read the share (puts it in identified mode); works while it runs"
+    )
+    add.add_argument("share", help="the share's name")
+    add.add_argument("name", help="what to call this viewer (in the audit log too)")
+    add.add_argument("key", help="their public key, as `p2p2p keys` prints it")
+    add.add_argument("--tables", metavar="T,...", help="only these tables/views (default: all)")
+    add.add_argument("--expires", metavar="DURATION", help="access ends after this (7d, 36h, …)")
+    add.set_defaults(func=_cmd_add)
+    remove = actions.add_parser("remove", help="take a viewer out; cuts their answers in flight")
+    remove.add_argument("share")
+    remove.add_argument("name")
+    remove.set_defaults(func=_cmd_remove)
+    listing = actions.add_parser("list", help="the share's viewers and its mode")
+    listing.add_argument("share")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_cmd_list)
+    mode = actions.add_parser("mode", help="identified (listed keys only) or stealth (the link)")
+    mode.add_argument("share")
+    mode.add_argument("mode", choices=["identified", "stealth"])
+    mode.set_defaults(func=_cmd_mode)
+
+    show = audit_sub.add_parser("show", help="a share's audit log as a readable table")
+    show.add_argument("share", help="the share's name")
+    show.add_argument("--viewer", help="only this viewer's entries")
+    show.add_argument("--last", type=int, default=50, metavar="N", help="newest N (default 50)")
+    show.set_defaults(func=_cmd_audit_show)

@@ -20,7 +20,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from . import chart, dashboard, executor, notes, sharing
+from . import access, chart, dashboard, executor, notes, sharing
 from .common import Section
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -72,6 +72,7 @@ def main() -> None:
         ("sharing", sharing.run),
         ("dashboard", dashboard.run),
         ("notes", notes.run),
+        ("access", access.run),
     ):
         print(f"[{name}] running…", flush=True)
         section_started = time.perf_counter()
@@ -113,7 +114,7 @@ def main() -> None:
         "",
         "The goals set in the issues (3: relay and remote queries; 5: dashboards, whose "
         '"a viewer sees content within a few seconds" is read here as ≤ 5 s; 13: a notes '
-        "flood), against this run.",
+        "flood; 14: removing a viewer), against this run.",
         "",
         "| what | this run | target | |",
         "|---|---:|---:|---|",

@@ -72,10 +72,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
     )
     viewers.add([viewer])
     reach = ", ".join(viewer.tables) if viewer.tables is not None else "every table"
-    print(
-        f"{viewer.name} (key {viewer.fingerprint}) may read {reach} of {args.share!r}, "
-        f"until {_when(viewer.expires)}."
-    )
+    until = f"until {_when(viewer.expires)}" if viewer.expires else "with no end date"
+    print(f"{viewer.name} (key {viewer.fingerprint}) may read {reach} of {args.share!r}, {until}.")
     if not was_identified:
         print(
             f"{args.share!r} is now open to listed viewers only: the link alone no longer "

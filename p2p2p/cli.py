@@ -455,8 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .owner.commands import key_as_value
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(key_as_value(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

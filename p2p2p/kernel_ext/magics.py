@@ -23,6 +23,8 @@ from ..client import LocalStore, RemoteStore, aliases, open_target, parse_link, 
 from ..errors import BadTarget, P2P2PError
 from ..identity import Identity, b64, fingerprint
 from ..owner import snapshots
+from ..owner.commands import viewers_command
+from ..owner.viewers import parse_viewer
 from ..protocol.shareid import check_name, name_from_path
 from ..store.arrow import to_pandas
 from ..store.limits import given
@@ -181,6 +183,18 @@ class P2PMagics(Magics):
     )
     @argument("--no-dashboard", action="store_true", help="no dashboard: programs only")
     @argument("--max-viewers", type=int, metavar="N", help="dashboard viewers at once (default 10)")
+    @argument(
+        "--viewer",
+        action="append",
+        default=[],
+        metavar="NAME=KEY[:T,...]",
+        help="a viewer who may read it (only tables T, if given): identified mode (repeatable)",
+    )
+    @argument(
+        "--require-key",
+        action="store_true",
+        help="identified mode: only listed viewers' keys get in (add them with %%p2p viewers add)",
+    )
     @line_magic
     def share(self, line: str) -> Any:
         """Share a DuckDB file read-only through a relay; shows the link and live status."""
@@ -200,9 +214,11 @@ class P2PMagics(Magics):
             if args.no_dashboard
             else (os.path.abspath(os.path.expanduser(args.dashboard)) if args.dashboard else True),
             "max_viewers": args.max_viewers,
+            "require_key": args.require_key,
         }
         copy: str | None = None
         try:
+            fields["viewers"] = [parse_viewer(v).to_dict() for v in args.viewer]
             service = self.owner()
             writer = snapshots.writer_in(self._shell.user_ns, path)
             if writer is not None:
@@ -276,6 +292,11 @@ class P2PMagics(Magics):
                 return self._note(words[1:])
             if words[:1] == ["notes"] and len(words) <= 2:
                 return self._owner_notes(words[1] if len(words) == 2 else None)
+            if words[:1] == ["viewers"]:
+                # The same commands as `p2p2p viewers …`, on the same files: a running
+                # share, wherever it is hosted, takes the change within a moment.
+                viewers_command(words[1:])
+                return None
             if len(words) == 4 and words[0] == "connect" and words[2] == "as":
                 self._connect(words[1], words[3])
             elif words == ["aliases"]:
@@ -288,7 +309,8 @@ class P2PMagics(Magics):
             else:
                 raise BadTarget(
                     "usage: %p2p connect LINK as ALIAS | %p2p aliases | %p2p forget ALIAS | "
-                    '%p2p note TARGET [--on TABLE] [--column C] "text" | %p2p notes [NAME]'
+                    '%p2p note TARGET [--on TABLE] [--column C] "text" | %p2p notes [NAME] | '
+                    "%p2p viewers add|remove|list|mode SHARE ..."
                 )
         except P2P2PError as exc:
             raise CellError(exc, "p2p") from None

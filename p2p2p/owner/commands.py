@@ -29,7 +29,7 @@ from .viewers import (
     viewers_path,
 )
 
-__all__ = ["add_parsers", "apply_expiry", "audit_rows"]
+__all__ = ["add_parsers", "apply_expiry", "audit_rows", "key_as_value", "viewers_command"]
 
 
 def _viewer_list(share: str) -> tuple[str, ViewerList]:
@@ -200,3 +200,30 @@ def add_parsers(sub: Any, audit_sub: Any) -> None:
     show.add_argument("--viewer", help="only this viewer's entries")
     show.add_argument("--last", type=int, default=50, metavar="N", help="newest N (default 50)")
     show.set_defaults(func=_cmd_audit_show)
+
+
+def key_as_value(argv: list[str]) -> list[str]:
+    """``viewers add SHARE NAME KEY …`` with KEY moved behind ``--``: a base64url key may
+    start with ``-``, which argparse would read as an option."""
+    if argv[:2] != ["viewers", "add"]:
+        return argv
+    # A key is 43 characters; no option of ours is that long.
+    keys = [i for i, word in enumerate(argv) if i >= 4 and word.startswith("-") and len(word) == 43]
+    if len(keys) != 1:
+        return argv
+    return [*argv[: keys[0]], *argv[keys[0] + 1 :], "--", argv[keys[0]]]
+
+
+def viewers_command(argv: list[str]) -> int:
+    """``p2p2p viewers ARGV`` run in this process (``%p2p viewers`` in a notebook)."""
+    parser = argparse.ArgumentParser(prog="%p2p", exit_on_error=False)
+    sub = parser.add_subparsers(dest="command", metavar="viewers", required=True)
+    add_parsers(sub, argparse.ArgumentParser().add_subparsers())
+    try:
+        args = parser.parse_args(key_as_value(["viewers", *argv]))
+    except (argparse.ArgumentError, SystemExit):
+        raise BadViewers(
+            "usage: %p2p viewers add SHARE NAME KEY [--tables T,...] [--expires 7d] | "
+            "remove SHARE NAME | list SHARE | mode SHARE identified|stealth"
+        ) from None
+    return int(args.func(args))

@@ -301,6 +301,7 @@ class OwnerService:
                     for k in (
                         "time",
                         "client",
+                        "viewer",
                         "claimed_session",
                         "channel",
                         "outcome",
@@ -312,7 +313,10 @@ class OwnerService:
             ][:10],
             "active": share.share_id in self.manager.shares,
             "identified": bool(share.viewers and share.viewers.identified),
-            "viewers": share.viewers.listing() if share.viewers else [],
+            "viewers": [
+                {**v, "last_query": share.viewer_seen.get(v["name"])}
+                for v in (share.viewers.listing() if share.viewers else [])
+            ],
             "dashboard": share.share_id in self.dashboards,
         }
 

@@ -72,6 +72,7 @@ class Share:
     closing: bool = False  # being unshared: queries refused, dashboards told
     notes: NotesStore | None = None
     viewers: ViewerList | None = None  # who may see it in identified mode (owner.viewers)
+    viewer_seen: dict[str, float] = dataclasses.field(default_factory=dict)  # name -> last query
     notes_changed: asyncio.Event | None = None  # set (and replaced) when a note arrives
     started: float = dataclasses.field(default_factory=time.time)
     queries: int = 0

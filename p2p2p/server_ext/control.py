@@ -39,6 +39,8 @@ SHARE_FIELDS = (
     "refresh",
     "dashboard",
     "max_viewers",
+    "viewers",
+    "require_key",
 )
 MAX_BODY = 64 << 10
 

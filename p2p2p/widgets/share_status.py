@@ -29,6 +29,7 @@ AUDIT_ROWS_TEXT = 5
 STATEMENT_CHARS = 80
 # Polling faster than this would only burn the kernel's CPU: the numbers are for people.
 MIN_INTERVAL_S = 0.02
+ONLINE_S = 300  # a viewer who queried this recently is shown as online
 
 
 def share_state(status: Status) -> tuple[str, str]:
@@ -104,6 +105,16 @@ def _clock(value: Any) -> str:
     """HH:MM:SS as written in the entry: no conversion, so the text is the same everywhere."""
     parsed = _parse_time(value)
     return parsed.strftime("%H:%M:%S") if parsed is not None else shorten(str(value), 19)
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f} h ago"
+    return f"{seconds // 86400:.0f} d ago"
 
 
 def _rows(value: Any) -> str:
@@ -325,6 +336,48 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         )
 
     def _audit_html(self) -> str:
+        return self._viewers_html() + self._queries_html()
+
+    def _viewers_html(self) -> str:
+        """Identified mode: who may look, what they may read, and when they last did."""
+        if not self.status.get("identified"):
+            return ""
+        viewers = list(self.status.get("viewers") or [])
+        now = datetime.now(UTC).timestamp()
+        rows = []
+        for v in viewers:
+            seen = v.get("last_query")
+            online = isinstance(seen, int | float) and now - seen < ONLINE_S
+            dot = GREEN if online else GREY
+            expires = v.get("expires")
+            until = (
+                "expired"
+                if v.get("expired")
+                else datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d %H:%M")
+                if isinstance(expires, int | float)
+                else "no end"
+            )
+            tables = v.get("tables")
+            rows.append(
+                "<tr>"
+                f'<td><span style="color:{dot}">●</span> {esc(v.get("name", ""))}</td>'
+                f'<td style="font-family:var(--jp-code-font-family,monospace)">'
+                f"{esc(v.get('fingerprint', ''))}</td>"
+                f"<td>{esc(', '.join(tables) if tables is not None else 'every table')}</td>"
+                f"<td>{esc(until)}</td>"
+                f"<td>{esc(_ago(now - seen) if isinstance(seen, int | float) else 'not yet')}</td>"
+                "</tr>"
+            )
+        head = "<th>viewer</th><th>key</th><th>may read</th><th>until (UTC)</th><th>last query</th>"
+        body = "".join(rows) or "<tr><td colspan=5>nobody listed yet: %p2p viewers add</td></tr>"
+        return (
+            f'{TABLE_CSS}<div style="font-size:12px;color:{MUTED};margin:6px 0 2px;line-height:1.5">'
+            "open to listed viewers only</div>"
+            f'<div class="p2p2p-scroll"><table class="p2p2p-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>"
+        )
+
+    def _queries_html(self) -> str:
         entries = _newest_first(list(self.status.get("recent_audit") or []))
         if not entries:
             return f'<div style="color:{MUTED};font-size:12px;margin:4px 0">no queries yet</div>'
@@ -369,6 +422,12 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         lines.append(f"  relay     {_relay(status)}")
         (viewers, _), (queries, _), (out, _) = _counters(status)
         lines.append(f"  activity  {viewers} viewers now · {queries} queries served · {out} out")
+        if status.get("identified"):
+            listed = [
+                f"{v.get('name')} ({', '.join(v['tables']) if v.get('tables') else 'every table'})"
+                for v in status.get("viewers") or []
+            ]
+            lines.append(f"  viewers   {'; '.join(listed) or 'nobody listed yet'} (listed only)")
         entries = _newest_first(list(status.get("recent_audit") or []))[:AUDIT_ROWS_TEXT]
         if entries:
             lines.append("  recent queries, newest first:")
@@ -398,5 +457,7 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
 def _who(entry: dict[str, Any]) -> str:
     """Who asked: the verified client, and any session label it claimed, marked as a claim."""
     client = str(entry.get("client", ""))
+    if entry.get("viewer"):
+        client = f"{entry['viewer']} ({client[8:16]}…)" if client.startswith("ed25519:") else client
     claimed = entry.get("claimed_session")
     return f"{client} (claims session {str(claimed)[:8]})" if claimed else client

@@ -117,6 +117,34 @@ def test_share_in_one_kernel_query_in_another(owner: Kernel, analyst: Kernel) ->
     assert "1,000,000 rows" in texts[-1]
 
 
+def test_identified_mode_from_the_notebook(owner: Kernel) -> None:
+    from p2p2p.client.remote import RemoteStore
+    from p2p2p.errors import NotInvited, QueryRefused
+    from p2p2p.identity import Identity
+
+    link = share(owner, "store.duckdb --name invited --require-key --no-dashboard")
+    consultant = Identity.generate()
+    remote = RemoteStore(parse_link(link), identity=consultant)
+    with pytest.raises(NotInvited, match="invited viewers only"):
+        remote.query("SELECT 1")
+    said = owner.run(
+        f"%p2p viewers add invited consultant {consultant.public_key_b64} --tables regions"
+    )["stdout"]
+    assert "consultant" in said and consultant.fingerprint in said
+    time.sleep(0.3)
+    assert len(remote.query("SELECT * FROM regions")) > 0
+    with pytest.raises(QueryRefused) as refused:
+        remote.query("SELECT * FROM sales")
+    assert refused.value.rule == "table-not-granted"
+    owner.run("_w.refresh()")
+    assert owner.value("[v['name'] for v in _w.status['viewers']]") == ["consultant"]
+    assert owner.value("_w.status['viewers'][0]['last_query'] is not None") is True
+    assert "consultant (regions)" in owner.run("print(repr(_w))")["stdout"]
+    listing = owner.run("%p2p viewers list invited")["stdout"]
+    assert "consultant" in listing and "regions" in listing
+    owner.run("%unshare invited")
+
+
 def test_a_kernel_restart_keeps_the_share(owner: Kernel, analyst: Kernel) -> None:
     link = share(owner, "store.duckdb --name restart-me --no-dashboard")
     owner.restart()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from typing import Any
@@ -183,6 +184,7 @@ def audit(
     claims = {"claimed_session": claimed_session} if claimed_session else {}
     if caller.viewer is not None:
         claims["viewer"] = caller.viewer.name
+        share.viewer_seen[caller.viewer.name] = time.time()
     share.audit.record(
         share_id=share.share_id,
         client=caller.client,

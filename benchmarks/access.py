@@ -59,7 +59,7 @@ def run(rounds: int, quick: bool) -> Section:
             time.sleep(0.2)
             done: dict[str, float] = {}
 
-            def long_query() -> None:
+            def long_query(done: dict[str, float] = done) -> None:
                 try:
                     identified.query_arrow(LONG_QUERY)
                 except NotInvited:

@@ -25,6 +25,7 @@ from ..errors import (
     Forbidden,
     IdentityError,
     NotFound,
+    NotInvited,
     P2P2PError,
     ResultTooLarge,
     ShareOffline,
@@ -82,6 +83,19 @@ class RemoteStore:
                 "the relay presented an owner key that does not match the share id: refusing to send anything"
             )
         self._box_key = box_public_key(self.owner_key)
+        self.enrolled: dict[str, Any] | None = None
+        if link.invite:
+            self._redeem(link.invite)
+
+    def _redeem(self, code: str) -> None:
+        """Enroll this user's key with a one-time invite; the answer holds the link's token."""
+        if self.identity is None and self.may_create_identity:
+            self.identity, _ = Identity.load_or_create()
+        if not isinstance(self.identity, Identity):
+            raise NotInvited("an invite is redeemed with your key: connect with your identity")
+        answer = self._single({"op": "enroll", "invite": code})
+        self.enrolled = {k: answer.get(k) for k in ("viewer", "tables", "expires")}
+        self.link = self.link.with_token(str(answer["token"]))
 
     def _call(self, message: dict[str, Any]) -> Generator[tuple[bytes, bool], None, None]:
         session = envelope.ClientSession(self._box_key, self.link.share_id)

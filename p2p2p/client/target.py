@@ -41,7 +41,17 @@ LOCAL_PREFIX = "local:"
 class Link:
     base: str  # http(s)://relay[:port]
     share_id: str
-    token: str
+    token: str  # "" in an invite link: redeeming the invite hands it over
+    invite: str = ""  # a one-time invite code (``&i=``), for identified shares
+
+    def with_token(self, token: str) -> Link:
+        """The share's own link, once an invite was redeemed."""
+        return Link(self.base, self.share_id, token)
+
+    @property
+    def full(self) -> str:
+        """The whole link, token included: to be kept like a password."""
+        return f"{self.share_url}/?t={self.token}"
 
     @property
     def share_url(self) -> str:
@@ -75,7 +85,7 @@ class LinkTarget:
     @property
     def key(self) -> str:
         """The alias, or the whole link (a new token is a new store)."""
-        return self.alias or f"{self.link.share_url}/?t={self.link.token}"
+        return self.alias or f"{self.link.share_url}/?t={self.link.token}&i={self.link.invite}"
 
     def __str__(self) -> str:
         return self.alias or self.link.display  # never the token
@@ -131,7 +141,9 @@ def parse_link(text: str) -> Link:
         raise BadTarget(
             f"the share id in {text!r} is damaged ({len(share_id)} characters; expected {ID_LENGTH})"
         )
-    token = urllib.parse.parse_qs(url.query).get("t", [""])[-1]
-    if not token:
+    query = urllib.parse.parse_qs(url.query)
+    token = query.get("t", [""])[-1]
+    invite = query.get("i", [""])[-1]
+    if not token and not invite:
         raise BadTarget(f"{text!r} has no access token (?t=…): copy the whole link")
-    return Link(f"{url.scheme}://{url.netloc}", share_id, token)
+    return Link(f"{url.scheme}://{url.netloc}", share_id, token, invite)

@@ -354,9 +354,17 @@ class P2PMagics(Magics):
         aliases.check_alias(alias)
         link = parse_link(text)
         store = RemoteStore(link)  # checks the owner key the relay shows against the id
+        # An invite link is used up: the alias keeps the share's own link it was traded for.
+        kept = store.link.full if link.invite else text.strip()
         aliases.save(
-            alias, text.strip(), share_id=link.share_id, name=store.name, owner=b64(store.owner_key)
+            alias, kept, share_id=link.share_id, name=store.name, owner=b64(store.owner_key)
         )
+        if store.enrolled is not None:
+            tables = store.enrolled.get("tables")
+            print(
+                f"invite accepted: you are viewer {store.enrolled['viewer']!r} of "
+                f"{store.name!r}, reading {', '.join(tables) if tables else 'every table'}"
+            )
         self.stores.pop(alias, None)
         self.stores[alias] = store
         self.labels[alias] = alias

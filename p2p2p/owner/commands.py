@@ -20,6 +20,7 @@ from ..identity import Identity
 from ..paths import data_dir
 from ..protocol.shareid import check_name, share_id
 from .viewers import (
+    Invite,
     Viewer,
     ViewerList,
     check_key,
@@ -116,6 +117,38 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_invite(args: argparse.Namespace) -> int:
+    _sid, viewers = _viewer_list(args.share)
+    if not viewers.url:
+        raise BadViewers(
+            f"share {args.share!r} has not run on this machine yet: start it once, then invite "
+            "(the invite link names its relay)"
+        )
+    now = time.time()
+    invite = Invite(
+        name=check_viewer_name(args.name),
+        valid_until=now + parse_duration(args.expires),
+        tables=check_tables(args.tables) if args.tables else None,
+        access_s=parse_duration(args.access) if args.access else None,
+    )
+    was_identified = viewers.identified
+    code = viewers.invite(invite)
+    link = f"{viewers.url}?i={code}"
+    if args.json:
+        print(json.dumps({"invite": link, "name": invite.name, "valid_until": invite.valid_until}))
+        return 0
+    reach = ", ".join(invite.tables) if invite.tables is not None else "every table"
+    print(f"One-time invite for {invite.name!r} to read {reach} of {args.share!r}:\n  {link}")
+    print(
+        f"It works once, until {_when(invite.valid_until)}, for whoever opens it first: send "
+        "it to them only. They run p2p2p.connect(invite) (or %p2p connect INVITE as ALIAS), "
+        "which lists their key and gives them the share's link."
+    )
+    if not was_identified:
+        print(f"{args.share!r} is now open to listed viewers only.")
+    return 0
+
+
 def _cmd_mode(args: argparse.Namespace) -> int:
     _sid, viewers = _viewer_list(args.share)
     viewers.require_key(args.mode == "identified")
@@ -190,6 +223,20 @@ def add_parsers(sub: Any, audit_sub: Any) -> None:
     listing.add_argument("share")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=_cmd_list)
+    invite = actions.add_parser(
+        "invite", help="a one-time invite link that lists whoever redeems it as this viewer"
+    )
+    invite.add_argument("share")
+    invite.add_argument("name", help="the viewer's name once enrolled")
+    invite.add_argument("--tables", metavar="T,...", help="only these tables/views (default: all)")
+    invite.add_argument(
+        "--expires", default="2d", metavar="DURATION", help="the invite works this long (2d)"
+    )
+    invite.add_argument(
+        "--access", metavar="DURATION", help="the viewer's access then lasts this long (no end)"
+    )
+    invite.add_argument("--json", action="store_true")
+    invite.set_defaults(func=_cmd_invite)
     mode = actions.add_parser("mode", help="identified (listed keys only) or stealth (the link)")
     mode.add_argument("share")
     mode.add_argument("mode", choices=["identified", "stealth"])
@@ -224,6 +271,7 @@ def viewers_command(argv: list[str]) -> int:
     except (argparse.ArgumentError, SystemExit):
         raise BadViewers(
             "usage: %p2p viewers add SHARE NAME KEY [--tables T,...] [--expires 7d] | "
-            "remove SHARE NAME | list SHARE | mode SHARE identified|stealth"
+            "invite SHARE NAME [--tables T,...] [--expires 2d] | remove SHARE NAME | "
+            "list SHARE | mode SHARE identified|stealth"
         ) from None
     return int(args.func(args))

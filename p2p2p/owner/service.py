@@ -167,6 +167,9 @@ class OwnerService:
             if max_viewers is not None:
                 share.max_viewers = max(1, int(max_viewers))
             self.links[share.share_id] = self.manager.link(relay_url, share, token)
+            if share.viewers is not None:  # invite links name the share without its token
+                url = f"{relay_url.rstrip('/')}/s/{share.share_id}/"
+                await asyncio.to_thread(share.viewers.set_url, url)
             tunnel = self._tunnel(dial_url)
             if not await tunnel.wait_registered(share.share_id, REGISTER_TIMEOUT_S):
                 state = tunnel.state

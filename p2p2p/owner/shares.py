@@ -73,6 +73,9 @@ class Share:
     notes: NotesStore | None = None
     viewers: ViewerList | None = None  # who may see it in identified mode (owner.viewers)
     viewer_seen: dict[str, float] = dataclasses.field(default_factory=dict)  # name -> last query
+    # The link's token in this process's memory only (checks use token_hash): handed to
+    # a viewer who redeems an invite, whose invite link carries no token.
+    token: str = dataclasses.field(default="", repr=False)
     notes_changed: asyncio.Event | None = None  # set (and replaced) when a note arrives
     started: float = dataclasses.field(default_factory=time.time)
     queries: int = 0
@@ -150,6 +153,7 @@ class ShareManager:
             upstream=check_upstream(upstream) if upstream else "",
             notes=NotesStore(private_dir(self.base_dir / "notes") / f"{sid}.sqlite", sid),
             viewers=viewer_list,
+            token=token,
         )
         self.shares[sid] = share
         for listener in self.listeners:

@@ -14,22 +14,26 @@ the file and the entry), rather than serving a list the owner did not write.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import hashlib
 import json
 import os
 import re
+import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadViewers
+from ..errors import BadViewers, NotInvited
 from ..identity import b64, fingerprint, unb64
 from ..paths import private_dir, write_private_json
-from ..protocol.shareid import check_name
 
 __all__ = [
     "REFRESH_S",
+    "Invite",
     "Viewer",
     "ViewerList",
     "parse_duration",
@@ -38,6 +42,7 @@ __all__ = [
 ]
 
 REFRESH_S = 0.05  # a removal or an expiry reaches the running share within this
+INVITE_BYTES = 18  # 144 bits: an invite is one-time and short-lived
 VERSION = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?")
@@ -159,6 +164,8 @@ class ViewerList:
         self.path = path
         self.identified = False
         self.viewers: dict[str, Viewer] = {}
+        self.invites: dict[str, Invite] = {}  # by the code's SHA-256
+        self.url = ""  # the share's address without its token, for invite links
         self._stamp: tuple[int, int, int] | None = None
         self._checked = 0.0
         self.load()
@@ -169,7 +176,7 @@ class ViewerList:
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
-            self.identified, self.viewers, self._stamp = False, {}, None
+            self.identified, self.viewers, self.invites, self._stamp = False, {}, {}, None
             return
         where = f"{self.path}: "
         try:
@@ -186,18 +193,23 @@ class ViewerList:
                 raise BadViewers(f"{where}viewer {viewer.name!r} or its key is listed twice")
             viewers[viewer.name] = viewer
             keys.add(viewer.key)
+        invites: dict[str, Invite] = {}
+        for digest, entry in (data.get("invites") or {}).items():
+            invites[str(digest)] = Invite.from_dict(entry, where)
         self.identified = bool(data.get("identified", False))
         self.viewers = viewers
+        self.invites = invites
+        self.url = str(data.get("url") or "")
         self._stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
-    def refresh(self, now: float | None = None) -> bool:
+    def refresh(self, now: float | None = None, force: bool = False) -> bool:
         """Re-read the file if it changed; at most every ``REFRESH_S``. True if it did.
 
         A file made wrong while the share runs keeps the share closed to everyone until
         it is right again (identified mode, no viewers), instead of serving an old list.
         """
         now = time.monotonic() if now is None else now
-        if now - self._checked < REFRESH_S:
+        if now - self._checked < REFRESH_S and not force:
             return False
         self._checked = now
         try:
@@ -240,16 +252,35 @@ class ViewerList:
             {
                 "version": VERSION,
                 "identified": self.identified,
+                "url": self.url,
                 "viewers": [
                     v.to_dict() for v in sorted(self.viewers.values(), key=lambda v: v.name)
                 ],
+                "invites": {d: i.to_dict() for d, i in self.invites.items()},
             },
         )
         stat = os.stat(self.path)
         self._stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[None]:
+        """Read, change and write the file as one step: the running share (redeeming an
+        invite) and ``p2p2p viewers`` (adding someone) may write it at the same moment."""
+        with open(self.path.with_name(f".{self.path.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self.load()
+                yield
+                self.save()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def add(self, viewers: Iterable[Viewer]) -> None:
         """Add (or replace, by name) viewers; a share with viewers is identified."""
+        with self.changing():
+            self._add(viewers)
+
+    def _add(self, viewers: Iterable[Viewer]) -> None:
         for viewer in viewers:
             for other in list(self.viewers.values()):
                 if other.key == viewer.key and other.name != viewer.name:
@@ -258,23 +289,91 @@ class ViewerList:
                     )
             self.viewers[viewer.name] = viewer
         self.identified = True
-        self.save()
 
     def remove(self, name: str) -> Viewer:
-        viewer = self.viewers.pop(name, None)
-        if viewer is None:
-            listed = ", ".join(sorted(self.viewers)) or "none"
-            raise BadViewers(f"no viewer named {name!r} (listed: {listed})")
-        self.save()
+        with self.changing():
+            viewer = self.viewers.pop(name, None)
+            if viewer is None:
+                listed = ", ".join(sorted(self.viewers)) or "none"
+                raise BadViewers(f"no viewer named {name!r} (listed: {listed})")
+            # An invite not yet used for that name goes too.
+            self.invites = {d: i for d, i in self.invites.items() if i.name != name}
         return viewer
 
     def require_key(self, identified: bool = True) -> None:
-        self.identified = identified
-        self.save()
+        with self.changing():
+            self.identified = identified
+
+    def set_url(self, url: str) -> None:
+        with self.changing():
+            self.url = url
+
+    def invite(self, invite: Invite) -> str:
+        """Keep a one-time invite; returns its code (shown once, kept as a hash)."""
+        code = secrets.token_urlsafe(INVITE_BYTES)
+        with self.changing():
+            check_viewer_name(invite.name)
+            if invite.name in self.viewers:
+                raise BadViewers(f"{invite.name!r} is already a viewer; remove them first")
+            self.invites = {d: i for d, i in self.invites.items() if i.name != invite.name}
+            self.invites[_digest(code)] = invite
+            self.identified = True
+        return code
+
+    def redeem(self, code: str, key: bytes, now: float | None = None) -> Viewer:
+        """Turn an unused, unexpired invite into a viewer with ``key``; the invite is gone."""
+        now = time.time() if now is None else now
+        with self.changing():
+            invite = self.invites.pop(_digest(code), None)
+            if invite is None or now >= invite.valid_until:
+                raise NotInvited(
+                    "this invite is not valid: it was used already, has expired or was "
+                    "withdrawn; ask the owner for a new one"
+                )
+            for other in self.viewers.values():
+                if other.key == key:
+                    raise BadViewers(f"your key is already listed, as {other.name!r}")
+            viewer = Viewer(
+                invite.name,
+                key,
+                invite.tables,
+                now + invite.access_s if invite.access_s else None,
+                now,
+            )
+            self._add([viewer])
+        return viewer
 
 
-def share_id_for(name: str, public_key: bytes) -> str:
-    """The id of this owner's share ``name`` (viewers files are kept by id)."""
-    from ..protocol.shareid import share_id
+@dataclasses.dataclass(frozen=True)
+class Invite:
+    """A one-time way in for one viewer, not yet used."""
 
-    return share_id(public_key, check_name(name))
+    name: str
+    valid_until: float  # the invite itself stops working then
+    tables: tuple[str, ...] | None = None
+    access_s: float | None = None  # how long the access lasts once enrolled; None: no end
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "valid_until": self.valid_until,
+            "tables": list(self.tables) if self.tables is not None else None,
+            "access_s": self.access_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "") -> Invite:
+        if not isinstance(data, dict) or not isinstance(data.get("valid_until"), int | float):
+            raise BadViewers(f"{where}an invite entry is damaged: {data!r}")
+        tables = data.get("tables")
+        access = data.get("access_s")
+        return cls(
+            check_viewer_name(data.get("name"), where),
+            float(data["valid_until"]),
+            None if tables is None else check_tables(tables, where),
+            float(access) if isinstance(access, int | float) else None,
+        )
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()

@@ -178,3 +178,39 @@ def test_the_list_survives_a_restart_and_a_bad_file_stops_the_share(
     failed = cli(home, "share", sample_store, "--relay", relay.url, "--name", "kept")
     assert failed.returncode != 0
     assert str(path) in failed.stderr and "not a public key" in failed.stderr
+
+
+def test_a_one_time_invite_lists_whoever_redeems_it(shared: Share, owner_home: Path) -> None:
+    made = cli(
+        owner_home, "viewers", "invite", "finance", "analyst", "--tables", "regions", "--json"
+    )
+    assert made.returncode == 0, made.stderr
+    invite = json.loads(made.stdout)["invite"]
+    assert "?i=" in invite and "t=" not in invite  # the link's token is not in it
+    newcomer = Identity.generate()
+    enrolled = RemoteStore(parse_link(invite), identity=newcomer)
+    assert enrolled.enrolled == {"viewer": "analyst", "tables": ["regions"], "expires": None}
+    assert len(enrolled.query("SELECT * FROM regions")) > 0
+    with pytest.raises(QueryRefused):
+        enrolled.query("SELECT * FROM sales")
+    # What they keep is the share's own link; their key is now listed.
+    again = RemoteStore(parse_link(enrolled.link.full), identity=newcomer)
+    assert again.enrolled is None and len(again.query("SELECT 1")) == 1
+    listing = json.loads(cli(owner_home, "viewers", "list", "finance", "--json").stdout)
+    assert newcomer.fingerprint in [v["fingerprint"] for v in listing["viewers"]]
+    # Used once: nobody else gets in with it, not even the first user again.
+    with pytest.raises(NotInvited, match="not valid"):
+        RemoteStore(parse_link(invite), identity=Identity.generate())
+    with pytest.raises(NotInvited, match="not valid"):
+        RemoteStore(parse_link(invite + "x"), identity=Identity.generate())
+    cli(owner_home, "viewers", "remove", "finance", "analyst")
+
+
+def test_an_expired_or_anonymous_invite_does_not_get_in(shared: Share, owner_home: Path) -> None:
+    made = cli(owner_home, "viewers", "invite", "finance", "late", "--expires", "1s", "--json")
+    invite = json.loads(made.stdout)["invite"]
+    with pytest.raises(NotInvited, match="with your key"):
+        RemoteStore(parse_link(invite), identity=None)
+    time.sleep(1.2)
+    with pytest.raises(NotInvited, match="not valid"):
+        RemoteStore(parse_link(invite), identity=Identity.generate())

@@ -9,14 +9,16 @@ enforces the grant (``Executor.query(tables=...)``), never the dashboard.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from typing import Any
 
 from ...errors import NotInvited
 from ...identity import fingerprint, unb64
 from ..shares import Share
 from ..viewers import Viewer
 
-__all__ = ["ANONYMOUS", "Caller", "caller_for", "still_allowed"]
+__all__ = ["ANONYMOUS", "Caller", "caller_for", "enroll", "still_allowed"]
 
 ANONYMOUS = "anonymous"
 HOW_TO_JOIN = (
@@ -67,3 +69,27 @@ def still_allowed(share: Share, caller: Caller) -> bool:
     share.viewers.refresh()
     now = share.viewers.lookup(caller.viewer.key)
     return now is not None and now.tables == caller.viewer.tables
+
+
+async def enroll(share: Share, client: str, code: Any) -> dict[str, Any]:
+    """Redeem a one-time invite for the key that signed the request.
+
+    Answers the viewer's name and grant, and the link's token, which the invite link
+    does not carry. The invite is used up whatever happens next.
+    """
+    if share.viewers is None or not isinstance(code, str) or not code:
+        raise NotInvited("this invite is not valid; ask the owner for a new one")
+    if client == ANONYMOUS:
+        raise NotInvited(
+            "an invite is redeemed with your key: connect with your identity "
+            "(`p2p2p keys` creates one)"
+        )
+    key = unb64(client.partition(":")[2])
+    viewer = await asyncio.to_thread(share.viewers.redeem, code, key)
+    share.viewers.refresh(force=True)
+    return {
+        "viewer": viewer.name,
+        "tables": list(viewer.tables) if viewer.tables is not None else None,
+        "expires": viewer.expires,
+        "token": share.token,
+    }

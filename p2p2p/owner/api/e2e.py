@@ -20,7 +20,7 @@ from ...errors import BadParameters, Forbidden, P2P2PError, Tampered
 from ...protocol import envelope
 from ..shares import Share, ShareManager
 from .about import info, schema
-from .access import ANONYMOUS, Caller, caller_for
+from .access import ANONYMOUS, Caller, caller_for, enroll
 from .http import Request, Response, error_response
 from .notes import notes_op
 from .results import audit, start, until_revoked
@@ -68,6 +68,13 @@ async def _answer(
     claimed = viewer[:16] if isinstance(viewer, str) and viewer else None
     caller = Caller(ANONYMOUS)
     try:
+        if message.get("op") == "enroll":
+            # An invite link carries no token: the invite is the way in, once.
+            client = envelope.verify_claim(
+                message.get("client"), share.share_id, session.client_public_key
+            )
+            yield last_piece({"ok": True, **await enroll(share, client, message.get("invite"))})
+            return
         if not share.token_ok(message.get("token")):
             raise Forbidden("the link's access token is wrong or revoked")
         client = envelope.verify_claim(

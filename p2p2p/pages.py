@@ -17,8 +17,10 @@ __all__ = [
     "INVITED_ONLY",
     "NO_DASHBOARD",
     "OFFLINE",
+    "SIGNIN_HEADERS",
     "landing",
     "problem",
+    "signin",
 ]
 
 # Sent with every page: no script may run, nothing is fetched from elsewhere, no other
@@ -31,6 +33,16 @@ HEADERS = {
     "referrer-policy": "no-referrer",
     "x-content-type-options": "nosniff",
     "cache-control": "no-store",
+}
+
+# The sign-in page runs one script, the owner's own (/.p2p2p/signin.js), and talks to
+# nothing but the share.
+SIGNIN_HEADERS = {
+    **HEADERS,
+    "content-security-policy": (
+        "default-src 'none'; script-src 'self'; connect-src 'self'; "
+        "style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
 }
 
 STYLE = (
@@ -104,3 +116,21 @@ BUSY = _page(
     "<p>This dashboard has as many viewers as its owner allows. This page tries again by "
     "itself every few seconds.</p>",
 )
+
+
+def signin(name: str, share_id: str, enrolling: bool) -> bytes:
+    """The page that signs a browser in to an identified share (``owner/signin.js``)."""
+    what = (
+        "Accepting the invitation with this browser's key."
+        if enrolling
+        else "This share is open to invited viewers. Signing in with this browser's key."
+    )
+    body = (
+        f"<h1>{html.escape(name)}</h1><p>{html.escape(what)}</p>"
+        '<p id="status" role="status">Signing in…</p>'
+        '<p class="muted">This browser\'s key: <code id="key">…</code>. Its private half never '
+        "leaves this browser. Not invited yet? Send the owner this fingerprint and ask for an "
+        "invite link, then open it in this browser.</p>"
+        f'<script type="module" src="/s/{html.escape(share_id)}/.p2p2p/signin.js"></script>'
+    )
+    return _page(name, body)

@@ -20,6 +20,7 @@ from .target import Link, LinkTarget, LocalTarget, Target, parse_link, resolve
 
 __all__ = [
     "SHARE_LINK_ENV",
+    "VIEWER_TICKET_ENV",
     "Link",
     "LinkTarget",
     "LocalStore",
@@ -37,6 +38,9 @@ __all__ = [
 
 
 SHARE_LINK_ENV = "P2P2P_SHARE_LINK"
+# Set by Voila (from the owner's X-P2P2P-Viewer header) in the kernel of a page that a
+# signed-in viewer of an identified share opened: owner.signin.
+VIEWER_TICKET_ENV = "HTTP_X_P2P2P_VIEWER"
 
 
 @overload
@@ -58,7 +62,10 @@ def current_share(fallback: str | None = None) -> LocalStore | RemoteStore:
             "p2p2p.current_share() works inside a share's dashboard, which p2p2p starts "
             "with the share's link; elsewhere use p2p2p.connect(link)"
         )
-    return RemoteStore(parse_link(link), identity=None, session=secrets.token_hex(8))
+    # In an identified share the page's kernel acts for the signed-in viewer: the owner
+    # gave it a ticket (through Voila) that its queries carry.
+    ticket = os.environ.get(VIEWER_TICKET_ENV)
+    return RemoteStore(parse_link(link), identity=None, session=secrets.token_hex(8), ticket=ticket)
 
 
 def connect(target: str) -> LocalStore | RemoteStore:

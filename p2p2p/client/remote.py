@@ -55,8 +55,10 @@ class RemoteStore:
         compression: str | None = "lz4",
         identity: Identity | str | None = "auto",
         session: str | None = None,
+        ticket: str | None = None,
     ) -> None:
         self.link = link
+        self.ticket = ticket  # a dashboard kernel's: it queries for one signed-in viewer
         self.session = session  # names one viewer's session in the owner's audit log
         # Requests are signed with the user's identity when one exists (``p2p2p keys``),
         # so the owner's audit log names the analyst; otherwise they are anonymous.
@@ -103,7 +105,13 @@ class RemoteStore:
         if isinstance(self.identity, Identity):
             claim = envelope.client_claim(self.identity, self.link.share_id, session)
         payload = json.dumps(
-            {**message, "token": self.link.token, "client": claim, "session": self.session}
+            {
+                **message,
+                "token": self.link.token,
+                "client": claim,
+                "session": self.session,
+                **({"ticket": self.ticket} if self.ticket else {}),
+            }
         ).encode()
         body = session.request_prefix() + session.request.seal(payload, final=True)
         try:

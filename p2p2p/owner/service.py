@@ -185,7 +185,11 @@ class OwnerService:
                 # Voila starts once the link works: its pre-started kernel runs the
                 # dashboard at once, and that queries the share through its link.
                 try:
-                    await server.start(self.links[share.share_id], share.max_viewers)
+                    await server.start(
+                        self.links[share.share_id],
+                        share.max_viewers,
+                        identified=bool(share.viewers and share.viewers.identified),
+                    )
                 except P2P2PError:
                     await self._remove(share)
                     raise

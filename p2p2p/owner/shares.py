@@ -30,6 +30,7 @@ from ..store.file import check_store_file
 from ..store.limits import Limits
 from .audit import AuditLog
 from .notes import NotesStore
+from .signin import Sessions
 from .upstream import check_upstream
 from .viewers import Viewer, ViewerList, viewers_path
 
@@ -73,6 +74,7 @@ class Share:
     notes: NotesStore | None = None
     viewers: ViewerList | None = None  # who may see it in identified mode (owner.viewers)
     viewer_seen: dict[str, float] = dataclasses.field(default_factory=dict)  # name -> last query
+    signins: Sessions | None = None  # browsers signed in, in identified mode (owner.signin)
     # The link's token in this process's memory only (checks use token_hash): handed to
     # a viewer who redeems an invite, whose invite link carries no token.
     token: str = dataclasses.field(default="", repr=False)
@@ -154,6 +156,7 @@ class ShareManager:
             notes=NotesStore(private_dir(self.base_dir / "notes") / f"{sid}.sqlite", sid),
             viewers=viewer_list,
             token=token,
+            signins=Sessions(sid),
         )
         self.shares[sid] = share
         for listener in self.listeners:

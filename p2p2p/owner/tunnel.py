@@ -41,6 +41,7 @@ from ..protocol.tunnel import (
 from .api import Request, Response, ShareApi
 from .api.http import error_response
 from .shares import Share, ShareManager
+from .viewers import REFRESH_S
 
 __all__ = ["OwnerTunnel", "TunnelClient"]
 
@@ -244,6 +245,7 @@ class TunnelClient:
         """A viewer's WebSocket: connect the share's upstream, then pump both ways."""
         request = _request(stream.head, b"")
         forward: asyncio.Task[None] | None = None
+        watch: asyncio.Task[None] | None = None
         upstream: ClientConnection | None = None
         counted: Share | None = None
         try:
@@ -262,6 +264,10 @@ class TunnelClient:
             )
             await stream.send(encode_response_head(101, accepted))
             forward = asyncio.ensure_future(_to_upstream(stream, upstream))
+            if request.viewer_session is not None:
+                watch = asyncio.ensure_future(
+                    _close_when_signed_out(self.manager, request, upstream)
+                )
             try:
                 async for message in upstream:
                     await stream.send(encode_ws_message(message))
@@ -277,6 +283,8 @@ class TunnelClient:
         finally:
             if forward is not None:
                 forward.cancel()
+            if watch is not None:
+                watch.cancel()
             if upstream is not None:
                 await upstream.close()
             if counted is not None:
@@ -286,6 +294,22 @@ class TunnelClient:
     async def close(self) -> None:
         if self.tunnel is not None:
             await self.tunnel.ws.close()
+
+
+async def _close_when_signed_out(
+    manager: ShareManager, request: Request, upstream: ClientConnection
+) -> None:
+    """A signed-in viewer's dashboard session ends within ``REFRESH_S`` of the viewer
+    being removed, expiring or signing out."""
+    ticket = request.viewer_session.ticket
+    while True:
+        await asyncio.sleep(REFRESH_S)
+        share = manager.shares.get(request.share_id)
+        if share is None or share.signins is None or share.viewers is None:
+            break
+        if share.signins.by_ticket(ticket, share.viewers) is None:
+            break
+    await upstream.close()
 
 
 UNREGISTERED = ShareOffline("this share is offline or has been revoked")

@@ -116,11 +116,14 @@ class Upstream:
         headers: dict[str, str],
         body: bytes,
         own_cookie: str,
+        added: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any], AsyncGenerator[bytes, None]]:
+        """``added``: headers of ours for the upstream (after the viewer's are filtered,
+        so a viewer can never send one of them itself)."""
         request = self.http().build_request(
             method,
             _target(upstream, share_id, path, query),
-            headers=_headers(headers, own_cookie, upstream),
+            headers={**_headers(headers, own_cookie, upstream), **(added or {})},
             content=body or None,
         )
         response = await self.http().send(request, stream=True)

@@ -68,10 +68,19 @@ class DashboardServer:
         self.log_path = self._dir / "voila.log"
 
     async def start(
-        self, link: str, max_viewers: int = 10, timeout_s: float = START_TIMEOUT_S
+        self,
+        link: str,
+        max_viewers: int = 10,
+        timeout_s: float = START_TIMEOUT_S,
+        identified: bool = False,
     ) -> None:
         """Start Voila; ``link`` is the share's (its kernels query through it). At most
-        ``max_viewers`` kernels exist at once, the one started ahead included."""
+        ``max_viewers`` kernels exist at once, the one started ahead included.
+
+        ``identified``: no kernel is started ahead, since a page's kernel must run the
+        dashboard for the viewer who asked (the owner's ticket header reaches it as an
+        environment variable); the first page takes a little longer.
+        """
         env = {k: v for k, v in os.environ.items() if k not in STRIPPED_ENV}
         env[SHARE_LINK_ENV] = link
         env[MAX_KERNELS_ENV] = str(max_viewers)
@@ -86,7 +95,8 @@ class DashboardServer:
             f"--port={self.port}",
             "--Voila.ip=127.0.0.1",
             f"--Voila.base_url=/s/{self.share_id}/",
-            "--preheat_kernel=True",
+            f"--preheat_kernel={not identified}",
+            "--VoilaConfiguration.http_header_envs=['X-P2P2P-Viewer']",
             f"--pool_size={POOL_SIZE}",
             f"--VoilaConfiguration.multi_kernel_manager_class={CappedKernelManager.__module__}.CappedKernelManager",
             f"--MappingKernelManager.cull_idle_timeout={IDLE_KERNEL_S}",

@@ -21,7 +21,7 @@ from p2p2p.client.remote import RemoteStore
 from p2p2p.errors import NotInvited, QueryRefused
 from p2p2p.identity import Identity
 
-from ..helpers.sharing import Relay, Share, cli
+from ..helpers.sharing import Relay, Share, cli, origin_of, share_origin_request
 
 CFO, CONSULTANT, LATECOMER, STRANGER = (Identity.generate() for _ in range(4))
 
@@ -75,8 +75,15 @@ def test_plain_http_and_browsers_are_refused_in_identified_mode(shared: Share) -
     auth = {"Authorization": f"Bearer {link.token}"}
     answer = httpx.get(f"{link.share_url}/api/query", params={"sql": "SELECT 1"}, headers=auth)
     assert answer.status_code == 403 and answer.json()["error"] == "not_invited"
-    page = httpx.get(f"{link.share_url}/", headers={**auth, "Accept": "text/html"})
-    assert page.status_code == 403 and "invited viewers" in page.text
+    # A browser is asked to sign in with its key (and gets nothing of the share before).
+    own = f"{origin_of(link.share_id, link.base)}/s/{link.share_id}"
+    url, host = share_origin_request(f"{own}/")
+    page = httpx.get(url, headers={**auth, **host, "Accept": "text/html"})
+    assert page.status_code == 200 and "invited viewers" in page.text
+    assert "signin.js" in page.text and "sales" not in page.text
+    url, host = share_origin_request(f"{own}/api/schema")
+    api = httpx.get(url, headers={**auth, **host})
+    assert api.status_code == 403 and api.json()["error"] == "not_invited"
 
 
 def test_a_table_limited_viewer_sees_and_reaches_only_its_tables(shared: Share) -> None:

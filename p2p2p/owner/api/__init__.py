@@ -25,7 +25,8 @@ from websockets.asyncio.client import ClientConnection
 from ...errors import NotFound, P2P2PError
 from ..shares import ShareManager
 from ..upstream import Upstream
-from . import about, dashboard, gate
+from . import about, dashboard, gate, signin
+from .access import session_tables
 from .e2e import e2e
 from .http import Request, Response, error_response
 from .query import plain_query
@@ -48,10 +49,14 @@ class ShareApi:
         try:
             if request.path == gate.E2E_PATH and request.method == "POST":
                 return await e2e(self.manager, share, request)
+            if request.path in gate.SIGNIN_PATHS:
+                return await signin.serve(share, request)
             if share.upstream and request.path not in gate.OWN_PATHS:
                 return await dashboard.forward(self.upstream, share, request)
             if request.path == "/" and request.wants_html:
-                return await about.landing(share, self.manager.identity.fingerprint)
+                session = request.viewer_session
+                tables = session_tables(share, session)
+                return await about.landing(share, self.manager.identity.fingerprint, tables)
             if request.path == "/api/info":
                 return about.info_response(share)
             if request.path == "/api/schema":

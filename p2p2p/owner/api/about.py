@@ -28,8 +28,10 @@ async def schema(share: Share, tables: tuple[str, ...] | None = None) -> dict[st
     return await asyncio.to_thread(share.executor.schema, tables)
 
 
-async def landing(share: Share, owner_fingerprint: str) -> Response:
-    page = pages.landing(info(share), owner_fingerprint, await schema(share))
+async def landing(
+    share: Share, owner_fingerprint: str, tables: tuple[str, ...] | None = None
+) -> Response:
+    page = pages.landing(info(share), owner_fingerprint, await schema(share, tables))
     return html_response(200, page)
 
 

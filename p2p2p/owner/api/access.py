@@ -14,11 +14,12 @@ import dataclasses
 from typing import Any
 
 from ...errors import NotInvited
-from ...identity import fingerprint, unb64
+from ...identity import b64, fingerprint, unb64
 from ..shares import Share
+from ..signin import Session
 from ..viewers import Viewer
 
-__all__ = ["ANONYMOUS", "Caller", "caller_for", "enroll", "still_allowed"]
+__all__ = ["ANONYMOUS", "Caller", "caller_for", "enroll", "session_tables", "still_allowed"]
 
 ANONYMOUS = "anonymous"
 HOW_TO_JOIN = (
@@ -37,14 +38,21 @@ class Caller:
         return self.viewer.tables if self.viewer is not None else None
 
 
-def caller_for(share: Share, client: str) -> Caller:
-    """The caller of a request whose signature the owner checked (``client``)."""
+def caller_for(share: Share, client: str, ticket: Any = None) -> Caller:
+    """The caller of a request whose signature the owner checked (``client``); a
+    dashboard kernel's request carries instead the ticket of the viewer it runs for."""
     viewers = share.viewers
     if viewers is None:
         return Caller(client)
     viewers.refresh()
     if not viewers.identified:
         return Caller(client)
+    if isinstance(ticket, str) and ticket and share.signins is not None:
+        session = share.signins.by_ticket(ticket, viewers)
+        viewer = viewers.lookup(session.key) if session is not None else None
+        if viewer is None:
+            raise NotInvited("the viewer this dashboard runs for has been signed out or removed")
+        return Caller(f"ed25519:{b64(viewer.key)}", viewer)
     if client == ANONYMOUS:
         raise NotInvited(
             "this share is open to invited viewers only, and this request is not signed: "
@@ -93,3 +101,11 @@ async def enroll(share: Share, client: str, code: Any) -> dict[str, Any]:
         "expires": viewer.expires,
         "token": share.token,
     }
+
+
+def session_tables(share: Share, session: Session | None) -> tuple[str, ...] | None:
+    """The grant of a signed-in browser's viewer (None: every table, or no session)."""
+    if session is None or share.viewers is None:
+        return None
+    viewer = share.viewers.lookup(session.key)
+    return viewer.tables if viewer is not None else ()

@@ -21,6 +21,7 @@ from websockets.exceptions import WebSocketException
 from ... import pages
 from ...errors import DashboardFailed
 from ..shares import Share
+from ..signin import VIEWER_HEADER
 from ..upstream import Upstream
 from .gate import COOKIE
 from .http import Request, Response, error_response, html_response
@@ -39,6 +40,7 @@ async def forward(upstream: Upstream, share: Share, request: Request) -> Respons
             request.headers,
             request.body,
             COOKIE,
+            _for_kernel(request),
         )
     except httpx.HTTPError:
         return html_response(502, pages.NO_DASHBOARD)
@@ -46,6 +48,13 @@ async def forward(upstream: Upstream, share: Share, request: Request) -> Respons
         await body.aclose()  # Voila's own error page: not what a viewer should read
         return html_response(503, pages.BUSY, {"retry-after": "5"})
     return Response(status, headers, body)
+
+
+def _for_kernel(request: Request) -> dict[str, str] | None:
+    """A signed-in viewer's page: the ticket its kernel presents to query as that viewer
+    (Voila hands the header to the kernel it starts for this page; owner.signin)."""
+    session = request.viewer_session
+    return {VIEWER_HEADER: session.ticket} if session is not None else None
 
 
 async def forward_websocket(

@@ -80,7 +80,7 @@ async def _answer(
         client = envelope.verify_claim(
             message.get("client"), share.share_id, session.client_public_key
         )
-        caller = caller_for(share, client)
+        caller = caller_for(share, client, message.get("ticket"))
         op = message.get("op")
         if op in ("notes", "post_note"):
             sender = viewer if isinstance(viewer, str) and viewer else None

@@ -24,6 +24,7 @@ from ... import pages
 from ...errors import Forbidden, NotFound, NotInvited, ShareOffline
 from ...protocol.tunnel import ORIGIN_HEADER, SHARE_ORIGIN_HEADER
 from ..shares import Share, ShareManager
+from ..signin import COOKIE as SESSION_COOKIE
 from .http import Request, Response, error_response, html_response, once
 
 __all__ = [
@@ -31,7 +32,9 @@ __all__ = [
     "COOKIE_MAX_AGE_S",
     "E2E_PATH",
     "OWN_PATHS",
+    "SIGNIN_PATHS",
     "admit",
+    "cookie_of",
     "plain_path",
     "token_of",
 ]
@@ -41,6 +44,8 @@ COOKIE_MAX_AGE_S = 7 * 24 * 3600  # the token is checked on every request: revoc
 E2E_PATH = "/.p2p2p/e2e"
 # Answered by the API itself; every other path belongs to the share's dashboard, if any.
 OWN_PATHS = ("/api/info", "/api/schema", "/api/query", E2E_PATH)
+# Signing a browser in to an identified share (owner.api.signin).
+SIGNIN_PATHS = ("/.p2p2p/signin.js", "/.p2p2p/challenge", "/.p2p2p/login", "/.p2p2p/enroll")
 
 
 def admit(manager: ShareManager, request: Request, websocket: bool = False) -> Share | Response:
@@ -61,6 +66,13 @@ def admit(manager: ShareManager, request: Request, websocket: bool = False) -> S
     elsewhere = share_origin_for(request)
     navigating = not websocket and request.method == "GET" and request.wants_html
     from_url = request.arg("t")
+    if identified(share) and elsewhere is None and not websocket:
+        # Signing a browser in needs no token: an invite link carries none, and what
+        # proves the browser is its key (owner.signin).
+        if request.path in SIGNIN_PATHS:
+            return share
+        if navigating and request.arg("i") and not from_url:
+            return signin_page(share, enrolling=True)
     if not share.token_ok(token_of(request)):
         if navigating and elsewhere is not None and not from_url:
             # A page of the share opened on the relay's origin (an old bookmark, a typed
@@ -70,19 +82,28 @@ def admit(manager: ShareManager, request: Request, websocket: bool = False) -> S
     if not _reachable(share, request.path, websocket):
         where = "no websocket here" if websocket else f"no such page {request.path}"
         return _refuse(request, NotFound(where))
-    if identified(share):
-        # Plain HTTP and browsers carry no key yet: only signed (E2E) requests get in.
-        return _refuse(
-            request,
-            NotInvited(
-                "this share is open to invited viewers only: query it with "
-                "p2p2p.connect(link), which signs with your key (`p2p2p keys`)"
-            ),
-        )
     if from_url and navigating:
         if elsewhere is not None:
             return to_share_origin(share, request, elsewhere)
         return trade_token(share, request, from_url)
+    if identified(share):
+        # Only a browser signed in with a listed viewer's key gets the share's pages; the
+        # API's own endpoints are for signed programs (E2E) only.
+        session = None
+        if share.signins is not None and share.viewers is not None:
+            session = share.signins.session(cookie_of(request, SESSION_COOKIE), share.viewers)
+        if session is None or request.path in OWN_PATHS[:3]:
+            if navigating and session is None:
+                return signin_page(share, enrolling=False)
+            return _refuse(
+                request,
+                NotInvited(
+                    "this share is open to invited viewers only: query it with "
+                    "p2p2p.connect(link), which signs with your key (`p2p2p keys`), or sign "
+                    "in with an invite in a browser"
+                ),
+            )
+        request.viewer_session = session
     return share
 
 
@@ -170,6 +191,16 @@ def token_of(request: Request) -> str | None:
     own_api = request.path in OWN_PATHS
     cookie = None if own_api else _cookie(request.headers.get("cookie", ""), COOKIE)
     return request.arg("t") or _bearer(request.headers.get("authorization", "")) or cookie
+
+
+def cookie_of(request: Request, name: str) -> str | None:
+    return _cookie(request.headers.get("cookie", ""), name)
+
+
+def signin_page(share: Share, enrolling: bool) -> Response:
+    return html_response(
+        200, pages.signin(share.name, share.share_id, enrolling), pages.SIGNIN_HEADERS
+    )
 
 
 def _cookie(header: str, name: str) -> str | None:

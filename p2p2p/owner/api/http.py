@@ -34,6 +34,8 @@ class Request:
     query: str
     headers: dict[str, str]  # lower-case names
     body: bytes = b""
+    # Set by the gate for a browser signed in to an identified share (owner.signin).
+    viewer_session: Any = None
 
     def arg(self, name: str) -> str | None:
         values = urllib.parse.parse_qs(self.query).get(name)

@@ -23,9 +23,7 @@ def test_an_invited_browser_signs_in_and_a_fresh_one_cannot(
     relay: Relay, sample_store: str, tmp_path: Path
 ) -> None:
     home = tmp_path / "owner"
-    owner = Share(
-        sample_store, relay.url, home, "--dashboard", "--name", "clinic", "--require-key"
-    )
+    owner = Share(sample_store, relay.url, home, "--dashboard", "--name", "clinic", "--require-key")
     try:
         link = parse_link(owner.link)
         own = f"{origin_of(link.share_id, relay.url)}/s/{link.share_id}/"

@@ -103,8 +103,8 @@ INVITED_ONLY = problem(
     "This share is for invited viewers",
     "Its owner opens it only to people whose key they listed. From Python or a notebook, "
     "connect with p2p2p.connect(link), which signs with your key; to be added, send the "
-    "owner the public key that `p2p2p keys` prints. Signing in from a browser is not "
-    "available yet.",
+    "owner the public key that `p2p2p keys` prints; in a browser, open the invite link "
+    "the owner sent you.",
 )
 NO_DASHBOARD = problem(
     "The dashboard is not running",

@@ -24,6 +24,7 @@ import pyarrow as pa
 from ..errors import (
     Forbidden,
     IdentityError,
+    NoteRefused,
     NotFound,
     NotInvited,
     P2P2PError,
@@ -86,6 +87,7 @@ class RemoteStore:
             )
         self._box_key = box_public_key(self.owner_key)
         self.enrolled: dict[str, Any] | None = None
+        self.work_bits = notes.WORK_BASE_BITS  # the share's price for a new key's note
         if link.invite:
             self._redeem(link.invite)
 
@@ -209,6 +211,8 @@ class RemoteStore:
         """Notes newer than sequence number ``after`` (waiting up to ``wait_s`` for one)
         and the newest sequence number."""
         answer = self._single({"op": "notes", "after": int(after), "wait_s": wait_s})
+        if isinstance(answer.get("work_bits"), int):
+            self.work_bits = max(0, min(int(answer["work_bits"]), notes.WORK_MAX_BITS))
         return list(answer.get("notes", [])), int(answer.get("seq", after))
 
     def notes(self) -> pd.DataFrame:
@@ -251,12 +255,28 @@ class RemoteStore:
         )
         return self.send_note(note, key_holder)
 
-    def send_note(self, note: dict[str, Any], key_holder: str | None = None) -> dict[str, Any]:
-        """Send a note someone already signed (a browser, for one); returns it as kept."""
+    def send_note(
+        self, note: dict[str, Any], key_holder: str | None = None, work: str | None = None
+    ) -> dict[str, Any]:
+        """Send a note someone already signed (a browser, for one); returns it as kept.
+
+        A note from a key the owner has not seen carries a proof of work: ``work`` if
+        the signer did it (a browser), else it is done here, at the share's current price,
+        and once more if the owner asks for more (a flood raised it meanwhile).
+        """
         message: dict[str, Any] = {"op": "post_note", "note": note}
         if key_holder:
             message["key_holder"] = key_holder
-        return dict(self._single(message)["note"])
+        message["work"] = work or notes.prove_work(note, self.work_bits)
+        try:
+            return dict(self._single(message)["note"])
+        except NoteRefused as exc:
+            wanted = exc.details.get("work_bits")
+            if not isinstance(wanted, int) or not 0 < wanted <= notes.WORK_MAX_BITS:
+                raise
+            self.work_bits = wanted
+            message["work"] = notes.prove_work(note, wanted)
+            return dict(self._single(message)["note"])
 
     def close(self) -> None:
         self.http.close()

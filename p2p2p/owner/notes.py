@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NoteRefused
-from ..protocol.notes import admit
+from ..protocol.notes import WORK_BASE_BITS, WORK_MAX_BITS, admit, check_shape, work_bits
 
 RATE_PER_MINUTE = 20  # notes per author key
 # Keys cost nothing to make and a viewer's session is whatever the client says, so
@@ -40,6 +40,22 @@ class NotesStore:
         self._lock = threading.Lock()
         self._recent: dict[str, collections.deque[float]] = {}
         self.seq = int(self._db.execute("SELECT coalesce(max(seq), 0) FROM notes").fetchone()[0])
+        # Authors of notes kept here: their next notes need no proof of work.
+        self._known = {
+            str(json.loads(row[0]).get("author"))
+            for row in self._db.execute("SELECT note FROM notes")
+        }
+        # New keys' notes with their work done, in the last minute.
+        self._fresh: collections.deque[float] = collections.deque(maxlen=10_000)
+
+    def work_needed(self, now_s: float | None = None) -> int:
+        """Bits of proof of work a note from a new key needs now: more, the more such
+        notes arrived in the last minute (doubling the work per doubling of the load)."""
+        now_s = time.time() if now_s is None else now_s
+        while self._fresh and self._fresh[0] < now_s - 60:
+            self._fresh.popleft()
+        extra = (len(self._fresh) // 8).bit_length()
+        return min(WORK_BASE_BITS + extra, WORK_MAX_BITS)
 
     def add(
         self,
@@ -47,15 +63,32 @@ class NotesStore:
         now_ms: int | None = None,
         via: str | None = None,
         sender: str | None = None,
+        work: object = None,
+        trusted: bool = False,
     ) -> dict[str, Any]:
         """Check and keep a signed note; returns it as stored. Raises ``NoteRefused``.
 
         ``via`` is the owner's own remark on how it came (e.g. signed by a key the dashboard
         kernel held for a browser without Ed25519); it is not part of what was signed.
         ``sender`` (a viewer's session) is rate limited as well as the author key, so
-        fresh keys do not buy a flood more room.
+        fresh keys do not buy a flood more room. A note from an author not seen here
+        before, and not ``trusted`` (a listed viewer), needs ``work`` (a proof-of-work
+        nonce, ``protocol.notes.prove_work``), checked before its signature.
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        check_shape(note)
+        fresh = not trusted and str(note["author"]) not in self._known
+        if fresh:
+            needed = self.work_needed(now_ms / 1000)
+            if work_bits(note, work) < needed:
+                raise NoteRefused(
+                    f"a note from a key this share has not seen needs a small proof of work "
+                    f"({needed} bits; p2p2p clients and dashboards do it by themselves)",
+                    work_bits=needed,
+                )
+            # Counted once the work is done, kept or not: a flood raises the price of
+            # the next note even while the rate limits below turn it away.
+            self._fresh.append(now_ms / 1000)
         admit(note, self.share_id, now_ms)
         if self.seq >= MAX_NOTES:
             raise NoteRefused(
@@ -88,6 +121,7 @@ class NotesStore:
                     (json.dumps({**parent, "body": ""}), note["id"], parent["id"]),
                 )
             self.seq = int(cursor.lastrowid or self.seq)
+            self._known.add(str(note["author"]))
         return {**note, "seq": self.seq, "received": now_ms, "via": via}
 
     def _rate(self, key: str, now_s: float, limit: int, whose: str) -> None:

@@ -28,6 +28,7 @@ with the author key alone; the owner adds nothing to what is signed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -269,3 +270,41 @@ def key_holder(claim: object) -> str | None:
         if claim in (code, words):
             return code
     return None
+
+
+# -- proof of work -------------------------------------------------------------------
+# A first note from a key the owner has never seen carries a small proof of work: a
+# nonce that gives the note's work digest ``bits`` leading zero bits. Fresh keys cost
+# nothing to make; this makes each note from one cost its sender some CPU (2**bits
+# SHA-256 on average), and none of the owner's (one SHA-256 to check).
+WORK_DOMAIN = b"p2p2p-work-v1\x00"
+WORK_BASE_BITS = 14  # ~16,000 hashes: a few hundred ms in a browser, ~20 ms in Python
+WORK_MAX_BITS = 24
+
+
+def work_prefix(note: dict[str, Any]) -> bytes:
+    """What the work is done over: this share, this note id, this author."""
+    return (
+        WORK_DOMAIN
+        + f"{note.get('share')}\x00{note.get('id')}\x00{note.get('author')}\x00".encode()
+    )
+
+
+def work_bits(note: dict[str, Any], nonce: object) -> int:
+    """Leading zero bits of the note's work digest for ``nonce`` (0 for a bad nonce)."""
+    if not isinstance(nonce, str) or not nonce.isdigit() or len(nonce) > 20:
+        return 0
+    digest = int.from_bytes(hashlib.sha256(work_prefix(note) + nonce.encode()).digest(), "big")
+    return 256 - digest.bit_length()
+
+
+def prove_work(note: dict[str, Any], bits: int) -> str:
+    """A nonce giving ``note`` at least ``bits`` bits of work (the sender's CPU)."""
+    prefix = hashlib.sha256(work_prefix(note))
+    limit = 1 << (256 - bits)
+    for n in range(1 << (bits + 8)):  # bounded: 256 times the expected tries
+        attempt = prefix.copy()
+        attempt.update(str(n).encode())
+        if int.from_bytes(attempt.digest(), "big") < limit:
+            return str(n)
+    raise NoteRefused(f"no proof of work of {bits} bits found (this should not happen)")

@@ -286,8 +286,15 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         self._pending[draft["id"]] = draft
         self.post_button.disabled = True
         self.message.value = "<i>signing in your browser…</i>"
+        # The browser also does the note's proof of work (a new key's note needs one):
+        # its CPU, not the owner's, which runs this kernel.
         browser.send(
-            {"id": draft["id"], "bytes": base64.b64encode(notes.canonical(draft)).decode()}
+            {
+                "id": draft["id"],
+                "bytes": base64.b64encode(notes.canonical(draft)).decode(),
+                "work_prefix": base64.b64encode(notes.work_prefix(draft)).decode(),
+                "work_bits": int(getattr(self.store, "work_bits", notes.WORK_BASE_BITS)),
+            }
         )
 
     def _error(self, text: str) -> None:
@@ -306,11 +313,12 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         if content.get("error") or not content.get("sig"):
             self._error(f"Your browser did not sign: {content.get('error')}")
             return
-        self._deliver({**pending, "sig": str(content["sig"])}, None)
+        work = content.get("work")
+        self._deliver({**pending, "sig": str(content["sig"])}, None, work if work else None)
 
-    def _deliver(self, note: dict[str, Any], via: str | None) -> None:
+    def _deliver(self, note: dict[str, Any], via: str | None, work: Any = None) -> None:
         try:
-            self.store.send_note(note, via)
+            self.store.send_note(note, via, work)
         except P2P2PError as exc:
             self._error(f"Not posted: {exc.message}")
             return

@@ -53,6 +53,35 @@ function checkNote(bytes) {
   }
 }
 
+function leadingZeroBits(bytes) {
+  let bits = 0;
+  for (const byte of bytes) {
+    if (byte === 0) {
+      bits += 8;
+      continue;
+    }
+    return bits + Math.clz32(byte) - 24;
+  }
+  return bits;
+}
+
+// A note from a key the owner has not seen carries a small proof of work (a few hundred
+// ms here), so a flood of notes from fresh keys costs the sender, not the owner.
+async function proveWork(prefixB64, bits) {
+  if (!prefixB64 || !bits) return "";
+  const prefix = unb64(prefixB64);
+  const enc = new TextEncoder();
+  for (let n = 0; n < 2 ** (bits + 8); n++) {
+    const tail = enc.encode(String(n));
+    const data = new Uint8Array(prefix.length + tail.length);
+    data.set(prefix);
+    data.set(tail, prefix.length);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+    if (leadingZeroBits(digest) >= bits) return String(n);
+  }
+  throw new Error("no proof of work found");
+}
+
 export default {
   async render({ model, el }) {
     el.className = "p2p2p-signer";
@@ -75,7 +104,8 @@ export default {
           const bytes = unb64(msg.bytes);
           checkNote(bytes);
           const sig = await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, bytes);
-          model.send({ id: msg.id, sig: b64(new Uint8Array(sig)) });
+          const work = await proveWork(msg.work_prefix, msg.work_bits);
+          model.send({ id: msg.id, sig: b64(new Uint8Array(sig)), work });
         } catch (error) {
           model.send({ id: msg.id, error: String(error) });
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from p2p2p.identity import Identity
+from p2p2p.owner.notes import NotesStore
 from p2p2p.protocol import notes
 
 
@@ -33,3 +34,9 @@ class NotesFeed:
 
     def notes_since(self, after: int = 0, wait_s: float = 0) -> tuple[list[Any], int]:
         return [n for n in self.notes if n["seq"] > after], len(self.notes)
+
+
+def keep(store: NotesStore, note: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """``store.add`` with the proof of work a new key's note needs, as clients do it."""
+    work = notes.prove_work(note, store.work_needed(kwargs.get("now_ms", 0) / 1000 or None))
+    return store.add(note, work=work, **kwargs)

@@ -347,7 +347,8 @@ def test_a_key_holder_remark_is_the_owners_words_not_the_clients(
 
     def post(text: str, claim: str) -> dict[str, Any]:
         note = notes.sign(author, notes.draft(share.share_id, author.public_key, "v", text))
-        message = {"note": note, "key_holder": claim}
+        work = notes.prove_work(note, notes.WORK_BASE_BITS)
+        message = {"note": note, "key_holder": claim, "work": work}
         return asyncio.run(notes_op(share, "post_note", message))["note"]
 
     assert post("one", "✓ verified · signed by the owner's own key")["via"] is None

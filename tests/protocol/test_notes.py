@@ -13,6 +13,8 @@ from p2p2p.identity import Identity
 from p2p2p.owner.notes import RATE_PER_MINUTE, NotesStore
 from p2p2p.protocol import notes
 
+from ..helpers.notes import keep
+
 SHARE = "a" * 32
 OTHER = "b" * 32
 
@@ -80,16 +82,16 @@ def test_the_owner_refuses_wrong_share_future_old_and_malformed() -> None:
 def test_the_store_keeps_threads_refuses_replays_and_honours_retraction(tmp_path: Path) -> None:
     store = NotesStore(tmp_path / "n.sqlite", SHARE)
     ann, bob = Identity.generate(), Identity.generate()
-    first = store.add(signed(ann))
-    reply = store.add(signed(bob, "seasonal", kind="reply", parent=first["id"]))
+    first = keep(store, signed(ann))
+    reply = keep(store, signed(bob, "seasonal", kind="reply", parent=first["id"]))
     assert reply["seq"] == first["seq"] + 1
     with pytest.raises(NoteRefused, match="replay"):
-        store.add(dict(first))  # the same signed note sent again
+        keep(store, dict(first))  # the same signed note sent again
     with pytest.raises(NoteRefused, match="not here"):
-        store.add(signed(bob, "?", kind="reply", parent="f" * 32))
+        keep(store, signed(bob, "?", kind="reply", parent="f" * 32))
     with pytest.raises(NoteRefused, match="only its author"):
-        store.add(signed(bob, "", kind="retract", parent=first["id"]))
-    store.add(signed(ann, "", kind="retract", parent=first["id"]))
+        keep(store, signed(bob, "", kind="retract", parent=first["id"]))
+    keep(store, signed(ann, "", kind="retract", parent=first["id"]))
     kept = {n["id"]: n for n in store.since(0)}
     assert kept[first["id"]]["body"] == "" and kept[first["id"]]["retracted_by"]
     assert kept[reply["id"]]["body"] == "seasonal"
@@ -102,14 +104,14 @@ def test_rate_limits_per_author_and_per_viewer_session(tmp_path: Path) -> None:
     store = NotesStore(tmp_path / "n.sqlite", SHARE)
     flood, calm = Identity.generate(), Identity.generate()
     for i in range(RATE_PER_MINUTE):
-        store.add(signed(flood, f"n{i}"))
+        keep(store, signed(flood, f"n{i}"))
     with pytest.raises(NoteRefused, match="a minute"):
-        store.add(signed(flood, "one too many"))
-    store.add(signed(calm, "others are not slowed"))
+        keep(store, signed(flood, "one too many"))
+    keep(store, signed(calm, "others are not slowed"))
     for i in range(RATE_PER_MINUTE):  # fresh keys from one viewer session: same budget
-        store.add(signed(Identity.generate(), f"k{i}"), sender="session-1")
+        keep(store, signed(Identity.generate(), f"k{i}"), sender="session-1")
     with pytest.raises(NoteRefused, match="a minute"):
-        store.add(signed(Identity.generate(), "new key, same session"), sender="session-1")
+        keep(store, signed(Identity.generate(), "new key, same session"), sender="session-1")
 
 
 def test_readers_tell_verified_retracted_and_forged_notes_apart() -> None:

@@ -28,7 +28,9 @@ class StoreLikeALink:
     def notes_since(self, after: int = 0, wait_s: float = 0) -> tuple[list[Any], int]:
         return [], 0
 
-    def send_note(self, note: dict[str, Any], key_holder: str | None = None) -> dict[str, Any]:
+    def send_note(
+        self, note: dict[str, Any], key_holder: str | None = None, work: str | None = None
+    ) -> dict[str, Any]:
         self.sent.append((note, key_holder))
         return note
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,13 @@ import ipywidgets.widgets.widget as widget_registry
 import pytest
 
 from p2p2p.errors import NoteRefused
+from p2p2p.identity import Identity
 from p2p2p.owner.notes import MAX_NOTES, SHARE_RATE_PER_MINUTE, NotesStore
+from p2p2p.protocol import notes
+from p2p2p.protocol.notes import WORK_BASE_BITS
 from p2p2p.widgets.notes_panel import SHOWN_THREADS, NotesPanel
 
-from ..helpers.notes import NotesFeed, signed_by_a_fresh_key
+from ..helpers.notes import NotesFeed, keep, signed_by_a_fresh_key
 
 SHARE = "b" * 32
 
@@ -25,17 +29,44 @@ def signed(text: str, created_ms: int | None = None) -> dict[str, Any]:
 def test_fresh_keys_buy_a_flood_no_room_at_the_owner(tmp_path: Path) -> None:
     store = NotesStore(tmp_path / "notes.sqlite", SHARE)
     now = int(time.time() * 1000)
-    kept = refused = 0
+    # Without the work a new key's note needs, none gets in, and each costs the owner one
+    # hash: no signature is checked.
+    started = time.process_time()
     for i in range(1_000):
+        with pytest.raises(NoteRefused, match="proof of work") as refused:
+            store.add(signed(f"free {i}", now), now_ms=now, sender=f"session-{i}")
+        assert refused.value.details["work_bits"] == WORK_BASE_BITS
+    assert store.seq == 0 and time.process_time() - started < 2.0
+    # Listed viewers skip the work, and still meet the share's own limit.
+    kept = 0
+    for i in range(SHARE_RATE_PER_MINUTE + 20):
         try:
-            store.add(signed(f"note {i}", now), now_ms=now, sender=f"session-{i}")
+            store.add(signed(f"listed {i}", now), now_ms=now, sender=f"v-{i}", trusted=True)
             kept += 1
         except NoteRefused as exc:
             assert "on this share" in str(exc)
-            refused += 1
-    assert kept == SHARE_RATE_PER_MINUTE and refused == 1_000 - SHARE_RATE_PER_MINUTE
+    assert kept == SHARE_RATE_PER_MINUTE
     later = now + 61_000  # a minute on, the share takes notes again
-    store.add(signed("after the flood", later), now_ms=later)
+    keep(store, signed("after the flood", later), now_ms=later)
+
+
+def test_the_price_of_a_new_keys_note_rises_with_the_flood(tmp_path: Path) -> None:
+    store = NotesStore(tmp_path / "notes.sqlite", SHARE)
+    now = int(time.time() * 1000)
+    prices = []
+    for i in range(40):
+        prices.append(store.work_needed(now / 1000))
+        with contextlib.suppress(NoteRefused):  # the share's rate limit is not the point
+            keep(store, signed(f"paid {i}", now), now_ms=now, sender=f"s-{i}")
+    assert prices[0] == WORK_BASE_BITS and prices[-1] >= WORK_BASE_BITS + 3
+    assert prices == sorted(prices)  # never cheaper while the flood lasts
+    assert store.work_needed(now / 1000 + 61) == WORK_BASE_BITS  # and back after a minute
+    # A key whose note was kept needs no work for its next one.
+    author = Identity.generate()
+    first = notes.sign(author, notes.draft(SHARE, author.public_key, "ann", "first"))
+    keep(store, first, now_ms=now + 61_000)
+    again = notes.sign(author, notes.draft(SHARE, author.public_key, "ann", "again"))
+    store.add(again, now_ms=now + 61_000)
 
 
 def test_a_share_keeps_a_bounded_number_of_notes(
@@ -47,9 +78,9 @@ def test_a_share_keeps_a_bounded_number_of_notes(
     monkeypatch.setattr(owner_notes, "SHARE_RATE_PER_MINUTE", 1_000)
     store = NotesStore(tmp_path / "notes.sqlite", SHARE)
     for i in range(5):
-        store.add(signed(f"note {i}"))
+        keep(store, signed(f"note {i}"))
     with pytest.raises(NoteRefused, match="at most 5 notes"):
-        store.add(signed("one too many"))
+        keep(store, signed("one too many"))
     assert MAX_NOTES >= 1_000
 
 

@@ -84,7 +84,9 @@ async def _answer(
         op = message.get("op")
         if op in ("notes", "post_note"):
             sender = viewer if isinstance(viewer, str) and viewer else None
-            yield last_piece({"ok": True, **await notes_op(share, op, message, sender)})
+            trusted = caller.viewer is not None
+            answer = await notes_op(share, op, message, sender, trusted)
+            yield last_piece({"ok": True, **answer})
             return
         if op == "info":
             yield last_piece({"ok": True, "info": info(share)})

@@ -20,9 +20,15 @@ NOTES_WAIT_MAX_S = 25.0
 
 
 async def notes_op(
-    share: Share, op: str, message: dict[str, Any], sender: str | None = None
+    share: Share,
+    op: str,
+    message: dict[str, Any],
+    sender: str | None = None,
+    trusted: bool = False,
 ) -> dict[str, Any]:
-    """List the share's notes (optionally waiting for a newer one) or keep a signed note."""
+    """List the share's notes (optionally waiting for a newer one) or keep a signed note.
+
+    ``trusted``: the sender is a listed viewer, whose notes need no proof of work."""
     store = share.notes
     if store is None:
         raise BadParameters("this share keeps no notes")
@@ -31,7 +37,9 @@ async def notes_op(
         if not isinstance(note, dict):
             raise BadParameters("post_note needs the signed note")
         via = notes.key_holder(message.get("key_holder"))  # a known code or nothing
-        kept = await asyncio.to_thread(store.add, note, None, via, sender)
+        kept = await asyncio.to_thread(
+            store.add, note, None, via, sender, message.get("work"), trusted
+        )
         changed, share.notes_changed = share.notes_changed, None
         if changed is not None:
             changed.set()  # every waiting panel answers now
@@ -48,4 +56,8 @@ async def notes_op(
             await asyncio.wait_for(share.notes_changed.wait(), wait_s)
         except TimeoutError:
             pass
-    return {"notes": await asyncio.to_thread(store.since, after), "seq": store.seq}
+    return {
+        "notes": await asyncio.to_thread(store.since, after),
+        "seq": store.seq,
+        "work_bits": store.work_needed(),
+    }

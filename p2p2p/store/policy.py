@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import QueryRefused
@@ -119,6 +119,97 @@ def not_granted(what: str, catalog: Catalog) -> QueryRefused:
 CATALOG_TABLE_FUNCTIONS = frozenset(
     name for name in ALLOWED_TABLE_FUNCTIONS if name.startswith(("duckdb_", "pragma_"))
 )
+# What a limited caller reads of the catalog instead: the same listing with only its own
+# relations (and schemas), and without the SQL of views and tables, which would name
+# what stands behind a granted view. {grant}: its (schema, name) pairs; {schemas}: their
+# schemas. Listings not here (constraints, indexes, functions, types, pragma_table_info)
+# are refused: a constraint names the table it references.
+_IN_STORE = "{cat} = current_database() AND (lower({s}), lower({n})) IN ({{grant}})"
+CATALOG_FILTERS: dict[str, str] = {
+    "information_schema.tables": "SELECT * FROM information_schema.tables WHERE "
+    + _IN_STORE.format(cat="table_catalog", s="table_schema", n="table_name"),
+    "information_schema.columns": "SELECT * FROM information_schema.columns WHERE "
+    + _IN_STORE.format(cat="table_catalog", s="table_schema", n="table_name"),
+    "information_schema.views": "SELECT * REPLACE (NULL::VARCHAR AS view_definition) FROM "
+    "information_schema.views WHERE "
+    + _IN_STORE.format(cat="table_catalog", s="table_schema", n="table_name"),
+    "information_schema.schemata": "SELECT * FROM information_schema.schemata WHERE "
+    "catalog_name = current_database() AND lower(schema_name) IN ({schemas})",
+    "information_schema.character_sets": "SELECT * FROM information_schema.character_sets",
+    "duckdb_tables": "SELECT * REPLACE (NULL::VARCHAR AS sql) FROM duckdb_tables() WHERE "
+    + _IN_STORE.format(cat="database_name", s="schema_name", n="table_name"),
+    "duckdb_views": "SELECT * REPLACE (NULL::VARCHAR AS sql) FROM duckdb_views() WHERE "
+    + _IN_STORE.format(cat="database_name", s="schema_name", n="view_name"),
+    "duckdb_columns": "SELECT * FROM duckdb_columns() WHERE "
+    + _IN_STORE.format(cat="database_name", s="schema_name", n="table_name"),
+    "duckdb_schemas": "SELECT * REPLACE (NULL::VARCHAR AS sql) FROM duckdb_schemas() WHERE "
+    "database_name = current_database() AND lower(schema_name) IN ({schemas})",
+}
+
+
+def catalog_filter(key: str, catalog: Catalog) -> str:
+    """The SQL a limited caller's ``key`` listing is replaced with (trusted: ours)."""
+
+    def quoted(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    pairs = ", ".join(f"({quoted(s)}, {quoted(n)})" for s, n in sorted(catalog.relations))
+    schemas = ", ".join(quoted(s) for s in sorted(catalog.schemas))
+    return CATALOG_FILTERS[key].format(grant=pairs or "(NULL, NULL)", schemas=schemas or "NULL")
+
+
+def _filter_key(node: dict[str, Any]) -> str | None:
+    """Which catalog listing a table reference reads, if it is one we can filter."""
+    kind = node.get("type")
+    if kind == "BASE_TABLE" and not node.get("catalog_name"):
+        key = f"{str(node.get('schema_name') or '').lower()}.{str(node.get('table_name')).lower()}"
+        return key if key in CATALOG_FILTERS else None
+    if kind == "TABLE_FUNCTION":
+        function = node.get("function") or {}
+        name = str(function.get("function_name", "")).lower()
+        plain = not (function.get("arguments") or function.get("children"))
+        if (
+            name in CATALOG_FILTERS
+            and plain
+            and not function.get("schema")
+            and not function.get("catalog")
+        ):
+            return name
+    return None
+
+
+def filter_catalog(
+    tree: Any, catalog: Catalog, parse: Callable[[str], dict[str, Any]]
+) -> tuple[Any, int]:
+    """``tree`` with every catalog listing replaced by its filtered form for ``catalog``
+    (a limited caller), and how many were replaced. ``parse``: SQL text to a query node
+    (``json_serialize_sql``), so the replacement is DuckDB's own parse of our SQL."""
+    replaced = 0
+
+    def walk(node: Any) -> Any:
+        nonlocal replaced
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "class" not in node and "alias" in node and "sample" in node:
+            key = _filter_key(node)
+            if key is not None:
+                replaced += 1
+                alias = node.get("alias") or (
+                    node.get("table_name") or (node.get("function") or {}).get("function_name")
+                )
+                return {
+                    "type": "SUBQUERY",
+                    "alias": alias,
+                    "sample": node.get("sample"),
+                    "query_location": node.get("query_location"),
+                    "subquery": {"node": parse(catalog_filter(key, catalog))},
+                    "column_name_alias": node.get("column_name_alias") or [],
+                }
+        return {key: walk(value) for key, value in node.items()}
+
+    return walk(tree), replaced
 
 
 def check_text(sql: str, max_chars: int) -> None:
@@ -287,7 +378,7 @@ def _check_table_ref(
     elif kind == "TABLE_FUNCTION":
         function = node.get("function") or {}
         name = str(function.get("function_name", "")).lower()
-        if catalog.limited and name in CATALOG_TABLE_FUNCTIONS:
+        if catalog.limited and name in CATALOG_TABLE_FUNCTIONS and _filter_key(node) is None:
             raise not_granted(
                 f"the catalog listing {name}() (it names every table; use SHOW TABLES or "
                 "DESCRIBE <table>)",
@@ -324,8 +415,8 @@ def _check_relation(node: dict[str, Any], catalog: Catalog, ctes: frozenset[str]
             "table-not-in-store",
             f"only this store's tables can be queried; {cat!r} is another database",
         )
-    if schema in METADATA_SCHEMAS and not catalog.limited:
-        return
+    if schema in METADATA_SCHEMAS and (not catalog.limited or _filter_key(node) is not None):
+        return  # a limited caller reads it filtered (filter_catalog)
     if (schema or "main", name) in catalog.relations:
         return
     if catalog.limited:

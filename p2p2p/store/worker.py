@@ -188,7 +188,8 @@ class Worker:
         self.query_limits = limits
         self.seq = 0
         # Statements that passed the policy, oldest first, by (text, grant).
-        self.checked: dict[tuple[str, frozenset[tuple[str, str]] | None], None] = {}
+        # The value: the text to run instead (a limited caller's catalog listings filtered).
+        self.checked: dict[tuple[str, frozenset[tuple[str, str]] | None], str] = {}
         self.grants: dict[tuple[str, ...], Catalog] = {}
 
     # -- pipe I/O --------------------------------------------------------------
@@ -345,7 +346,9 @@ class Worker:
             granted = self.grants[key] = self.catalog.granted(key)
         return granted
 
-    def check(self, sql: str, limits: Limits, catalog: Catalog | None = None) -> None:
+    def check(self, sql: str, limits: Limits, catalog: Catalog | None = None) -> str:
+        """Check ``sql`` for this caller; returns the text to run (``sql`` itself, or for
+        a limited caller with its catalog listings filtered)."""
         from . import policy
 
         catalog = catalog or self.catalog
@@ -354,18 +357,19 @@ class Worker:
         # that passed once passes again: dashboards and clients repeat their statements.
         key = (sql, catalog.relations if catalog.limited else None)
         if key in self.checked:
-            return
+            return self.checked[key]
         try:
-            self.check_parsed(sql, catalog)
+            runnable = self.check_parsed(sql, catalog)
         except RecursionError:
             raise QueryRefused(
                 "too-complex", "the statement is nested too deeply to check"
             ) from None
         if len(self.checked) >= CHECK_CACHE:
             self.checked.pop(next(iter(self.checked)))
-        self.checked[key] = None
+        self.checked[key] = runnable
+        return runnable
 
-    def check_parsed(self, sql: str, catalog: Catalog) -> None:
+    def check_parsed(self, sql: str, catalog: Catalog) -> str:
         from . import policy
         from .lockdown import first_row
 
@@ -382,6 +386,23 @@ class Worker:
         row = first_row(self.con, "SELECT json_serialize_sql(?::VARCHAR)", [inner])
         tree = json.loads(row[0]) if row else {"error": True}
         policy.check_tree(tree, catalog)
+        if not catalog.limited:
+            return sql
+        filtered, replaced = policy.filter_catalog(tree, catalog, self.parse_node)
+        if not replaced:
+            return sql
+        text = first_row(self.con, "SELECT json_deserialize_sql(?::JSON)", [json.dumps(filtered)])
+        if not text or not text[0]:
+            raise QueryRefused("unparseable", "the statement could not be rewritten for your grant")
+        return str(text[0])
+
+    def parse_node(self, sql: str) -> dict[str, Any]:
+        """DuckDB's parse of one trusted SELECT of ours, as the query node of a tree."""
+        from .lockdown import first_row
+
+        row = first_row(self.con, "SELECT json_serialize_sql(?::VARCHAR)", [sql])
+        node: dict[str, Any] = json.loads(row[0])["statements"][0]["node"]
+        return node
 
     def statement_kind(self, sql: str) -> str:
         """The kind of the one statement in ``sql`` (refusing anything else)."""
@@ -428,7 +449,7 @@ class Worker:
             # The one catalog listing a limited caller gets: only what it may read.
             sql, params = self.granted_listing(bool(listing.group(1)), catalog), None
         else:
-            self.check(sql, limits, catalog)
+            sql = self.check(sql, limits, catalog)
         try:
             relation = self.guarded(lambda: self.con.sql(sql, params=params))
         except QueryFailed as exc:

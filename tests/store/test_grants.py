@@ -61,12 +61,15 @@ def test_granted_tables_and_views_answer(executor: Executor) -> None:
         "DESCRIBE sales",
         "SUMMARIZE sales",
         "SUMMARIZE SELECT * FROM products",
-        "SELECT * FROM information_schema.tables",
-        "SELECT * FROM information_schema.columns WHERE table_name = 'sales'",
-        "SELECT * FROM duckdb_tables()",
-        "SELECT * FROM duckdb_columns()",
-        "SELECT * FROM duckdb_views()",
         "SELECT * FROM pragma_table_info('sales')",
+        "SELECT * FROM pragma_table_info('regions')",
+        "SELECT * FROM information_schema.table_constraints",
+        "SELECT * FROM information_schema.key_column_usage",
+        "SELECT * FROM duckdb_constraints()",
+        "SELECT * FROM duckdb_indexes()",
+        "SELECT * FROM duckdb_functions()",
+        "SELECT * FROM duckdb_tables(include_internal := true)",
+        "SELECT * FROM store.information_schema.tables",
         "SELECT * FROM pg_catalog.pg_tables",
         "SELECT * FROM (SHOW ALL TABLES)",
         "EXPLAIN SELECT * FROM yearly",
@@ -112,3 +115,41 @@ def test_the_same_text_is_checked_again_for_another_grant(executor: Executor) ->
     # an unlimited caller over to a limited one.
     assert rows(executor, "SELECT count(*) FROM products", None)[0][0] > 0
     assert refusal(executor, "SELECT count(*) FROM products").rule == "table-not-granted"
+
+
+def test_catalog_listings_show_only_the_grant(executor: Executor) -> None:
+    tables = rows(executor, "SELECT table_name FROM information_schema.tables ORDER BY 1")
+    assert tables == [("regions",), ("yearly",)]
+    listed = rows(
+        executor, "SELECT table_name, table_type FROM information_schema.tables t ORDER BY 1"
+    )
+    assert [r[0] for r in listed] == ["regions", "yearly"]
+    assert rows(executor, "SELECT DISTINCT table_name FROM duckdb_columns() ORDER BY 1") == [
+        ("regions",),
+        ("yearly",),
+    ]
+    assert rows(executor, "SELECT table_name FROM duckdb_tables()") == [("regions",)]
+    assert rows(executor, "SELECT view_name, sql FROM duckdb_views()") == [("yearly", None)]
+    # The view's definition would name the table behind it: not shown.
+    assert rows(executor, "SELECT view_definition FROM information_schema.views") == [(None,)]
+    assert rows(executor, "SELECT schema_name FROM duckdb_schemas()") == [("main",)]
+    # Inside CTEs and subqueries too, and whatever the alias.
+    nested = rows(
+        executor,
+        "WITH t AS (SELECT table_name AS n FROM information_schema.columns) "
+        "SELECT count(DISTINCT n) FROM t WHERE n IN (SELECT table_name FROM duckdb_tables())",
+    )
+    assert nested == [(1,)]
+    # An unlimited caller still sees everything.
+    assert len(rows(executor, "SELECT * FROM information_schema.tables", None)) == 4
+
+
+def test_a_filtered_listing_cannot_be_widened_by_the_query(executor: Executor) -> None:
+    # Conditions of the caller's own are ANDed onto ours by being outside the subquery.
+    for sql in (
+        "SELECT table_name FROM information_schema.tables WHERE true OR table_name = 'sales'",
+        "SELECT table_name FROM information_schema.tables UNION SELECT 'x'",
+        "SELECT * FROM (SELECT table_name FROM duckdb_tables()) WHERE table_name <> ''",
+    ):
+        names = {r[0] for r in rows(executor, sql)}
+        assert "sales" not in names and "products" not in names, sql

@@ -113,7 +113,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
     from .identity import Identity
     from .owner.commands import apply_expiry
     from .owner.service import OwnerService
-    from .owner.viewers import parse_viewer
+    from .owner.viewers import parse_duration, parse_viewer
     from .store.limits import given
 
     identity, _ = Identity.load_or_create()
@@ -144,6 +144,9 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 max_viewers=args.max_viewers,
                 viewers=[v.to_dict() for v in invited],
                 require_key=args.require_key,
+                browser_session_s=parse_duration(args.browser_session)
+                if args.browser_session
+                else None,
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
@@ -389,6 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=DURATION",
         help="that --viewer's access ends after DURATION (7d, 36h, 90m)",
+    )
+    share.add_argument(
+        "--browser-session",
+        metavar="DURATION",
+        help="how long a browser stays signed in to an identified share (default 8h)",
     )
     share.add_argument(
         "--require-key",

@@ -27,6 +27,7 @@ from ..relay import RelayConfig, make_app
 from ..store.file import check_store_file
 from ..store.limits import Limits
 from .shares import Share, ShareManager, open_store
+from .signin import SESSION_TTL_S
 from .snapshots import remove_snapshot
 from .tunnel import TunnelClient
 from .viewers import Viewer
@@ -116,6 +117,7 @@ class OwnerService:
         max_viewers: int | None = None,
         viewers: list[dict[str, Any]] | None = None,
         require_key: bool = False,
+        browser_session_s: float | None = None,
     ) -> dict[str, Any]:
         """Share ``path``; with ``refresh``, serve a new copy under an existing share's
         link instead (after a new snapshot). Returns the share's status."""
@@ -161,6 +163,7 @@ class OwnerService:
                 upstream=upstream,
                 viewers=invited,
                 require_key=require_key,
+                session_ttl_s=browser_session_s or SESSION_TTL_S,
             )
             if server is not None:
                 share.upstream_paths = VOILA_PATHS  # Voila's own pages and kernels only

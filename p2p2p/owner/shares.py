@@ -30,7 +30,7 @@ from ..store.file import check_store_file
 from ..store.limits import Limits
 from .audit import AuditLog
 from .notes import NotesStore
-from .signin import Sessions
+from .signin import SESSION_TTL_S, Sessions
 from .upstream import check_upstream
 from .viewers import Viewer, ViewerList, viewers_path
 
@@ -113,6 +113,7 @@ class ShareManager:
         upstream: str = "",
         viewers: Sequence[Viewer] = (),
         require_key: bool = False,
+        session_ttl_s: float = SESSION_TTL_S,
     ) -> tuple[Share, str]:
         """Share a store; returns the share and its access token (shown once, kept hashed).
 
@@ -156,7 +157,7 @@ class ShareManager:
             notes=NotesStore(private_dir(self.base_dir / "notes") / f"{sid}.sqlite", sid),
             viewers=viewer_list,
             token=token,
-            signins=Sessions(sid),
+            signins=Sessions(sid, session_ttl_s),
         )
         self.shares[sid] = share
         for listener in self.listeners:

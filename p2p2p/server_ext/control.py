@@ -41,6 +41,7 @@ SHARE_FIELDS = (
     "max_viewers",
     "viewers",
     "require_key",
+    "browser_session_s",
 )
 MAX_BODY = 64 << 10
 

@@ -4,6 +4,7 @@ the share's own link gets nothing; removing the viewer signs the browser out."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from pathlib import Path
@@ -44,6 +45,9 @@ def test_an_invited_browser_signs_in_and_a_fresh_one_cannot(
             fresh.screenshot(path=str(SCREENSHOTS / "signin-refused.png"))
 
         with browser_page(1024, 900) as page:
+            # A browser whose clock is days off signs in all the same: every time that
+            # counts (challenge, session, invite) is the owner's.
+            page.clock.set_system_time(datetime.datetime.now() + datetime.timedelta(days=3))
             page.goto(invite, wait_until="domcontentloaded", timeout=60_000)
             # Enrolled, then on to the dashboard, which runs for this viewer only.
             page.locator(".p2p2p-table-name", has_text="regions").wait_for(timeout=120_000)

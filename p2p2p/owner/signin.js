@@ -77,7 +77,8 @@ async function main() {
   }
   const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
   shown.textContent = await fingerprint(raw);
-  const challenge = await post(base + ".p2p2p/challenge");
+  const asked = invite ? "?i=" + encodeURIComponent(invite) : "";
+  const challenge = await post(base + ".p2p2p/challenge" + asked);
   if (!challenge.ok) return say(challenge.data.message || "The owner did not answer.");
   const nonce = challenge.data.nonce;
   const message = new TextEncoder().encode(DOMAIN + shareId + "\0" + nonce);
@@ -86,7 +87,7 @@ async function main() {
   );
   const body = { key: b64url(raw), nonce, signature: b64url(signature) };
   const answer = invite
-    ? await post(base + ".p2p2p/enroll", { ...body, invite })
+    ? await post(base + ".p2p2p/enroll" + asked, { ...body, invite })
     : await post(base + ".p2p2p/login", body);
   if (!answer.ok) {
     document.body.dataset.signin = "refused";

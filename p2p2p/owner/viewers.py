@@ -320,6 +320,11 @@ class ViewerList:
             self.identified = True
         return code
 
+    def has_invite(self, code: str, now: float | None = None) -> bool:
+        """Whether ``code`` is an invite not yet used and not expired (as last read)."""
+        invite = self.invites.get(_digest(code))
+        return invite is not None and (time.time() if now is None else now) < invite.valid_until
+
     def redeem(self, code: str, key: bytes, now: float | None = None) -> Viewer:
         """Turn an unused, unexpired invite into a viewer with ``key``; the invite is gone."""
         now = time.time() if now is None else now

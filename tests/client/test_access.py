@@ -84,6 +84,14 @@ def test_plain_http_and_browsers_are_refused_in_identified_mode(shared: Share) -
     url, host = share_origin_request(f"{own}/api/schema")
     api = httpx.get(url, headers={**auth, **host})
     assert api.status_code == 403 and api.json()["error"] == "not_invited"
+    # Sign-in challenges are for holders of the link (or of a live invite) only: nobody
+    # else can spend the share's bounded store of them.
+    url, host = share_origin_request(f"{own}/.p2p2p/challenge")
+    assert httpx.post(url, headers=host).status_code == 403
+    assert httpx.post(url, headers={**host, "Authorization": f"Bearer {link.token}"}).json()[
+        "nonce"
+    ]
+    assert httpx.post(url + "?i=made-up", headers=host).status_code == 403
 
 
 def test_a_table_limited_viewer_sees_and_reaches_only_its_tables(shared: Share) -> None:

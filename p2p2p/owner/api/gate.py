@@ -67,11 +67,17 @@ def admit(manager: ShareManager, request: Request, websocket: bool = False) -> S
     navigating = not websocket and request.method == "GET" and request.wants_html
     from_url = request.arg("t")
     if identified(share) and elsewhere is None and not websocket:
-        # Signing a browser in needs no token: an invite link carries none, and what
-        # proves the browser is its key (owner.signin).
-        if request.path in SIGNIN_PATHS:
+        # Signing a browser in: with the link's token (its cookie), or with an invite
+        # that is still good (an invite link carries no token). Either way what proves
+        # the browser is its key (owner.signin); the token or invite only keeps strangers
+        # from spending the share's challenges.
+        invite = request.arg("i") or ""
+        invited = bool(invite) and share.viewers is not None and share.viewers.has_invite(invite)
+        if request.path == SIGNIN_PATHS[0]:
+            return share  # the page's script: the same for everyone
+        if request.path in SIGNIN_PATHS and (invited or share.token_ok(token_of(request))):
             return share
-        if navigating and request.arg("i") and not from_url:
+        if navigating and invite and not from_url:
             return signin_page(share, enrolling=True)
     if not share.token_ok(token_of(request)):
         if navigating and elsewhere is not None and not from_url:

@@ -110,10 +110,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
             v["fingerprint"],
             ", ".join(v["tables"]) if v["tables"] is not None else "every table",
             ("expired " if v["expired"] else "") + _when(v["expires"]),
+            v.get("via") or "listed by you",
         )
         for v in listing
     ]
-    _print_table(("viewer", "key", "may read", "until"), rows)
+    _print_table(("viewer", "key", "may read", "until", "how"), rows)
     return 0
 
 

@@ -119,7 +119,7 @@ class Sessions:
         key = self._proven_key(key_b64, nonce, signature)
         if not isinstance(invite, str) or not invite:
             raise NotInvited("this invite is not valid; ask the owner for a new one")
-        viewer = viewers.redeem(invite, key)
+        viewer = viewers.redeem(invite, key, via="browser invite")
         viewers.refresh(force=True)
         return self._open(viewer)
 

@@ -57,6 +57,7 @@ class Viewer:
     tables: tuple[str, ...] | None = None  # None: every table and view
     expires: float | None = None  # Unix time; None: until removed
     added: float = 0.0
+    via: str = ""  # how the key came: "" (the owner listed it), "invite", "browser invite"
 
     @property
     def fingerprint(self) -> str:
@@ -72,6 +73,7 @@ class Viewer:
             "tables": list(self.tables) if self.tables is not None else None,
             "expires": self.expires,
             "added": self.added,
+            "via": self.via,
         }
 
     @classmethod
@@ -89,6 +91,7 @@ class Viewer:
             tables=None if tables is None else check_tables(tables, f"{where}viewer {name!r}: "),
             expires=float(expires) if expires is not None else None,
             added=float(data.get("added") or 0.0),
+            via=str(data.get("via") or "")[:32],
         )
 
 
@@ -241,6 +244,8 @@ class ViewerList:
                 "tables": list(v.tables) if v.tables is not None else None,
                 "expires": v.expires,
                 "expired": not v.active(now),
+                "added": v.added,
+                "via": v.via,
             }
             for v in sorted(self.viewers.values(), key=lambda v: v.name)
         ]
@@ -325,7 +330,9 @@ class ViewerList:
         invite = self.invites.get(_digest(code))
         return invite is not None and (time.time() if now is None else now) < invite.valid_until
 
-    def redeem(self, code: str, key: bytes, now: float | None = None) -> Viewer:
+    def redeem(
+        self, code: str, key: bytes, now: float | None = None, via: str = "invite"
+    ) -> Viewer:
         """Turn an unused, unexpired invite into a viewer with ``key``; the invite is gone."""
         now = time.time() if now is None else now
         with self.changing():
@@ -344,6 +351,7 @@ class ViewerList:
                 invite.tables,
                 now + invite.access_s if invite.access_s else None,
                 now,
+                via,
             )
             self._add([viewer])
         return viewer

@@ -358,9 +358,11 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
                 else "no end"
             )
             tables = v.get("tables")
+            via = f" · by {v['via']}" if v.get("via") else ""
             rows.append(
                 "<tr>"
-                f'<td><span style="color:{dot}">●</span> {esc(v.get("name", ""))}</td>'
+                f'<td><span style="color:{dot}">●</span> {esc(v.get("name", ""))}'
+                f'<span style="color:{MUTED}">{esc(via)}</span></td>'
                 f'<td style="font-family:var(--jp-code-font-family,monospace)">'
                 f"{esc(v.get('fingerprint', ''))}</td>"
                 f"<td>{esc(', '.join(tables) if tables is not None else 'every table')}</td>"

@@ -57,6 +57,7 @@ def test_an_invited_browser_signs_in_and_a_fresh_one_cannot(
             assert not any("sales" in n or "products" in n for n in names), names
             listing = json.loads(cli(home, "viewers", "list", "clinic", "--json").stdout)
             assert [v["name"] for v in listing["viewers"]] == ["auditor"]
+            assert listing["viewers"][0]["via"] == "browser invite"  # the owner sees how
             # The invite is used up: opening it again (even here) enrolls nobody.
             # A reload signs in again with the same browser key, by challenge.
             page.reload(wait_until="domcontentloaded")

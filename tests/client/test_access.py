@@ -213,7 +213,8 @@ def test_a_one_time_invite_lists_whoever_redeems_it(shared: Share, owner_home: P
     again = RemoteStore(parse_link(enrolled.link.full), identity=newcomer)
     assert again.enrolled is None and len(again.query("SELECT 1")) == 1
     listing = json.loads(cli(owner_home, "viewers", "list", "finance", "--json").stdout)
-    assert newcomer.fingerprint in [v["fingerprint"] for v in listing["viewers"]]
+    mine = [v for v in listing["viewers"] if v["fingerprint"] == newcomer.fingerprint]
+    assert mine and mine[0]["via"] == "invite"
     # Used once: nobody else gets in with it, not even the first user again.
     with pytest.raises(NotInvited, match="not valid"):
         RemoteStore(parse_link(invite), identity=Identity.generate())

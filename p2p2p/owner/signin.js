@@ -1,39 +1,9 @@
 // Signing a browser in to an identified share, with the key this browser keeps for the
-// share (the same non-extractable Ed25519 key it signs notes with: widgets/signer.js).
+// share (widgets/browser_key.js, put in front of this file: the key it signs notes with).
 // With an invite (?i=…) the key is enrolled first. Nothing secret leaves the browser:
 // the owner gets the public key and a signature over its own fresh challenge.
 
-const DB = "p2p2p";
-const STORE = "keys";
 const DOMAIN = "p2p2p-signin-v1\0";
-
-function openDb() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-function idb(db, mode, action) {
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction(STORE, mode);
-    const request = action(tx.objectStore(STORE));
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-async function identity() {
-  const db = await openDb();
-  let pair = await idb(db, "readonly", (s) => s.get("identity"));
-  if (!pair) {
-    pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
-    await idb(db, "readwrite", (s) => s.put(pair, "identity"));
-  }
-  return pair;
-}
 
 const b64url = (bytes) =>
   btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");

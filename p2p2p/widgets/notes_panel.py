@@ -31,7 +31,11 @@ SIGN_TIMEOUT_S = 15.0
 class BrowserSigner(anywidget.AnyWidget):
     """Signs note bytes with a key that exists only in the viewer's browser."""
 
-    _esm = Path(__file__).with_name("signer.js")
+    # The browser's key store first (shared with the sign-in page), then the signer.
+    _esm = (
+        Path(__file__).with_name("browser_key.js").read_text()
+        + Path(__file__).with_name("signer.js").read_text()
+    )
     public_key = traitlets.Unicode("").tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     name = traitlets.Unicode("").tag(sync=True)

@@ -1,39 +1,8 @@
-// The viewer's signing key lives in this browser only: a non-extractable Ed25519 key
-// made by WebCrypto and kept in IndexedDB, so the same browser keeps its identity across
-// visits. The kernel sends canonical note bytes; this signs them and sends back the
-// signature. Nothing can read the private half, not even this script.
+// Signs notes with the browser's own key (browser_key.js, which is put in front of this
+// file): the kernel sends canonical note bytes; this signs them and sends back the
+// signature, with the note's proof of work.
 
-const DB = "p2p2p";
-const STORE = "keys";
 const NAME_KEY = "p2p2p-display-name";
-
-function openDb() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-function idb(db, mode, action) {
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction(STORE, mode);
-    const request = action(tx.objectStore(STORE));
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-async function identity() {
-  const db = await openDb();
-  let pair = await idb(db, "readonly", (s) => s.get("identity"));
-  if (!pair) {
-    pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
-    await idb(db, "readwrite", (s) => s.put(pair, "identity"));
-  }
-  return pair;
-}
 
 const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
 const unb64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));

@@ -21,7 +21,11 @@ from .http import Request, Response, json_response, once
 __all__ = ["SCRIPT_PATH", "serve"]
 
 SCRIPT_PATH = SIGNIN_PATHS[0]
-SCRIPT = (Path(__file__).resolve().parent.parent / "signin.js").read_bytes()
+_PACKAGE = Path(__file__).resolve().parents[2]
+# The browser's key store (the one the notes signer uses), then the sign-in steps.
+SCRIPT = (_PACKAGE / "widgets" / "browser_key.js").read_bytes() + (
+    _PACKAGE / "owner" / "signin.js"
+).read_bytes()
 MAX_BODY = 4096
 
 

@@ -189,14 +189,12 @@ def _cmd_share(args: argparse.Namespace) -> int:
 
 
 def _cmd_notes_export(args: argparse.Namespace) -> int:
-    from .identity import Identity
+    from .owner.commands import own_share_id
     from .owner.notes import NotesStore
     from .paths import data_dir
     from .protocol.notes import export_line
-    from .protocol.shareid import check_name, share_id
 
-    identity, _ = Identity.load_or_create()
-    sid = share_id(identity.public_key, check_name(args.name))
+    sid = own_share_id(args.name)
     path = data_dir() / "notes" / f"{sid}.sqlite"
     if not path.is_file():
         raise P2P2PError(f"no notes for a share named {args.name!r} on this machine")

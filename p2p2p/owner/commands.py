@@ -30,12 +30,24 @@ from .viewers import (
     viewers_path,
 )
 
-__all__ = ["add_parsers", "apply_expiry", "audit_rows", "key_as_value", "viewers_command"]
+__all__ = [
+    "add_parsers",
+    "apply_expiry",
+    "audit_rows",
+    "key_as_value",
+    "own_share_id",
+    "viewers_command",
+]
+
+
+def own_share_id(name: str) -> str:
+    """The id of this user's share ``name``: its files in the data directory bear it."""
+    identity, _ = Identity.load_or_create()
+    return share_id(identity.public_key, check_name(name))
 
 
 def _viewer_list(share: str) -> tuple[str, ViewerList]:
-    identity, _ = Identity.load_or_create()
-    sid = share_id(identity.public_key, check_name(share))
+    sid = own_share_id(share)
     return sid, ViewerList(viewers_path(data_dir(), sid))
 
 
@@ -182,9 +194,7 @@ def audit_rows(entries: list[dict[str, Any]], viewer: str | None = None) -> list
 
 
 def _cmd_audit_show(args: argparse.Namespace) -> int:
-    identity, _ = Identity.load_or_create()
-    sid = share_id(identity.public_key, check_name(args.share))
-    path = data_dir() / "audit" / f"{sid}.jsonl"
+    path = data_dir() / "audit" / f"{own_share_id(args.share)}.jsonl"
     if not path.is_file():
         raise P2P2PError(f"no audit log for a share named {args.share!r} on this machine")
     entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test chromium lint typecheck unit bench lock clean notebooks
+.PHONY: demo test chromium lint typecheck unit bench lock clean notebooks screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ typecheck: $(VENV)/.test
 
 unit: $(VENV)/.test
 	$(BIN)/pytest
+
+# The pictures in docs/ and the README, taken anew by the browser tests that make them.
+screenshots: $(VENV)/.test chromium
+	P2P2P_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/browser
 
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks

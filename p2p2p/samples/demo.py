@@ -170,6 +170,9 @@ def run(
     control: dict[str, str] | None = None
     # SIGTERM (a service manager, `kill`) stops the demo as cleanly as Ctrl+C does.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl+C stops it however it was started: a shell's background job starts a process
+    # with SIGINT ignored, and Python keeps that unless told otherwise.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         files = runtime_dir()
         server, control = wait_for_files(
@@ -207,5 +210,6 @@ def run(
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         stop(process, control, say)
         (workdir / LINK_FILE).unlink(missing_ok=True)

@@ -16,6 +16,7 @@ import httpx
 
 from ..helpers import NOTEBOOKS, SCREENSHOTS
 from ..helpers.browser import browser_page, free_port
+from ..helpers.sharing import descendants
 
 NOTEBOOK = NOTEBOOKS / "quickstart.ipynb"
 
@@ -173,3 +174,31 @@ def test_demo_notebook_runs_in_jupyterlab(tmp_path: Path) -> None:
     except httpx.ConnectError:
         pass
     assert not (workdir / "hospital-link.txt").exists()
+
+
+def test_the_demo_stops_on_ctrl_c_even_as_a_background_job(tmp_path: Path) -> None:
+    # A shell starts a background job with SIGINT ignored; Python keeps that unless told.
+    port = free_port()
+    command = ["demo", "--dir", str(tmp_path / "demo"), "--port", str(port), "--scale", "0.02"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "p2p2p", *command],
+        env={**os.environ, "JUPYTER_TOKEN": "t", "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "s")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    output = Lines(process)
+    try:
+        output.wait_for(r"Ctrl\+C revokes the link")
+        below = descendants(process.pid)
+        assert below, "the demo started nothing"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, "".join(output.lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output.wait_for(r"revoked: hospital", seconds=5)
+    deadline = time.monotonic() + 10
+    while [pid for pid in below if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < deadline, "the demo left processes behind"
+        time.sleep(0.2)

@@ -1,8 +1,12 @@
 """What the tests share: real processes on loopback (``sharing``, ``jupyter``,
 ``upstream_app``), Chromium (``browser``), the notebooks' live world (``notebook_env``)."""
 
+import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-SCREENSHOTS = REPO / "docs" / "screenshots"
+# Tests write their screenshots to a build folder, so a test run leaves the tree clean;
+# `make screenshots` points this at docs/screenshots to refresh those on purpose.
+SCREENSHOTS = Path(os.environ.get("P2P2P_SCREENSHOTS") or REPO / "build" / "screenshots")
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -241,17 +241,18 @@ class OwnerService:
         self._drop_idle()
 
     def _drop_idle(self) -> None:
-        """Close tunnels and embedded relays no share uses any more."""
+        """Close tunnels no share uses any more.
+
+        An embedded relay stays until the service stops: unsharing the last share must
+        not take down the relay another notebook (or the next share) relies on, and a
+        link of a revoked share should get "offline or revoked" from it, not a refused
+        connection.
+        """
         used = {share.relay for share in self.manager.shares.values()}
         for url in list(self.tunnels):
             if url not in used:
                 _client, task = self.tunnels.pop(url)
                 task.cancel()
-        for host, embedded in list(self.embedded.items()):
-            if embedded.dial_url not in used:
-                embedded.close()
-                self.embedded_urls.discard(embedded.url)
-                del self.embedded[host]
 
     def _relay_for(self, relay: str | None, host: str | None) -> tuple[str, str]:
         """(URL shown in links, URL the tunnel dials) for a new share."""

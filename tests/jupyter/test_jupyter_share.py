@@ -261,3 +261,16 @@ def test_stopping_the_server_revokes_its_shares(tmp_path: Path, sample_store: st
     finally:
         server.stop()
         relay.stop()
+
+
+def test_the_embedded_relay_outlives_the_last_share(owner: Kernel) -> None:
+    link = share(owner, "store.duckdb --name brief --no-dashboard")
+    base = parse_link(link).base
+    owner.run("%unshare --all")
+    # Still there: the revoked link is told so, and the next share reuses the relay.
+    assert httpx.get(f"{base}/healthz", timeout=5).json()["ok"]
+    with pytest.raises(ShareOffline, match="offline"):
+        p2p2p.connect(link).query("SELECT 1")
+    again = share(owner, "store.duckdb --name brief --no-dashboard")
+    assert parse_link(again).base == base
+    owner.run("%unshare brief")

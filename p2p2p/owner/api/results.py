@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, TypeVar
 
 from ...errors import NotInvited, P2P2PError
 from ...store.executor import ResultInfo, ResultStream
@@ -34,6 +34,8 @@ __all__ = [
     "stream_in_thread",
     "until_revoked",
 ]
+
+T = TypeVar("T")
 
 # Read this much of a result on the thread that starts the query: a small result is then
 # complete after one thread hop, and leaves in one tunnel frame.
@@ -146,20 +148,17 @@ async def start(
             raise
         return Result(stream, first, rest)
 
+    def abort() -> None:
+        for stream in started:
+            stream.abort()
+
     try:
         beginning = asyncio.ensure_future(asyncio.to_thread(begin))
-        if caller.viewer is not None:
-            # A long query may send nothing for a while: its viewer's removal must not
-            # wait for its first byte.
-            while not beginning.done():
-                await asyncio.wait({beginning}, timeout=REFRESH_S)
-                if not beginning.done() and not still_allowed(share, caller):
-                    for stream in started:
-                        stream.abort()
-                    with contextlib.suppress(P2P2PError):
-                        await beginning
-                    raise revoked()
-        return await beginning
+        if caller.viewer is None:
+            return await beginning
+        # A long query may send nothing for a while: its viewer's removal must not wait
+        # for its first byte.
+        return await _unless_revoked(beginning, share, caller, abort)
     except P2P2PError as exc:
         audit(share, sql, caller, channel, outcome_of(exc), None, claimed_session)
         raise
@@ -222,20 +221,30 @@ async def until_revoked(
                 raise revoked()
             step = asyncio.ensure_future(anext(pieces))
             try:
-                while not step.done():
-                    await asyncio.wait({step}, timeout=REFRESH_S)
-                    if not step.done() and not still_allowed(share, caller):
-                        raise revoked()
-            finally:
-                if not step.done():  # revoked, or the reader went away meanwhile
-                    result.stream.abort()  # the reading thread sees its worker gone
-                    with contextlib.suppress(P2P2PError, StopAsyncIteration):
-                        await step
-            try:
-                item = step.result()
+                item = await _unless_revoked(step, share, caller, result.stream.abort)
             except StopAsyncIteration:
                 return
             yield item
+
+
+async def _unless_revoked(
+    step: asyncio.Future[T], share: Share, caller: Caller, abort: Callable[[], None]
+) -> T:
+    """``step``'s result, unless the caller's access goes first (checked every
+    ``REFRESH_S``): then ``abort`` stops the work (the thread doing it sees its worker
+    gone) and ``NotInvited`` is raised. Leaving early for any other reason (the reader
+    went away) aborts the work too."""
+    try:
+        while not step.done():
+            await asyncio.wait({step}, timeout=REFRESH_S)
+            if not step.done() and not still_allowed(share, caller):
+                raise revoked()
+    finally:
+        if not step.done():
+            abort()
+            with contextlib.suppress(P2P2PError, StopAsyncIteration):
+                await step
+    return step.result()
 
 
 def revoked() -> NotInvited:

@@ -28,6 +28,16 @@ def _hash(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
+def asked_by(entry: dict[str, Any]) -> str:
+    """Who an entry says asked, as the owner verified it: the viewer's name with the
+    start of their key in identified mode, else the client (``anonymous`` or a key)."""
+    client = str(entry.get("client", ""))
+    viewer = entry.get("viewer")
+    if not viewer:
+        return client
+    return f"{viewer} ({client[8:16]}…)" if client.startswith("ed25519:") else str(viewer)
+
+
 def statement_hash(sql: str) -> str:
     return hashlib.sha256(sql.encode()).hexdigest()
 

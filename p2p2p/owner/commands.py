@@ -19,6 +19,7 @@ from ..errors import BadViewers, P2P2PError
 from ..identity import Identity
 from ..paths import data_dir
 from ..protocol.shareid import check_name, share_id
+from .audit import asked_by
 from .viewers import (
     Invite,
     Viewer,
@@ -174,16 +175,13 @@ def audit_rows(entries: list[dict[str, Any]], viewer: str | None = None) -> list
     """The audit log as table rows: time, who, channel, outcome, rows, statement."""
     rows: list[tuple[str, ...]] = []
     for entry in entries:
-        who = str(entry.get("viewer") or entry.get("client", ""))
         if viewer is not None and entry.get("viewer") != viewer:
             continue
-        if entry.get("viewer") and str(entry.get("client", "")).startswith("ed25519:"):
-            who += f" ({entry['client'][8:16]}…)"
         statement = " ".join(str(entry.get("statement", "")).split())
         rows.append(
             (
                 str(entry.get("time", ""))[:19].replace("T", " "),
-                who,
+                asked_by(entry),
                 str(entry.get("channel", "")),
                 str(entry.get("outcome", "")),
                 str(entry.get("rows", "")),

@@ -176,9 +176,8 @@ class ViewerList:
     # -- reading ----------------------------------------------------------------
     def load(self) -> None:
         """Read the file (none yet: stealth mode, no viewers); refuse one that is wrong."""
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
+        stamp = self._stamp_now()
+        if stamp is None:
             self.identified, self.viewers, self.invites, self._stamp = False, {}, {}, None
             return
         where = f"{self.path}: "
@@ -203,7 +202,15 @@ class ViewerList:
         self.viewers = viewers
         self.invites = invites
         self.url = str(data.get("url") or "")
-        self._stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        self._stamp = stamp
+
+    def _stamp_now(self) -> tuple[int, int, int] | None:
+        """What tells one version of the file from the next (each save is a new file)."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
     def refresh(self, now: float | None = None, force: bool = False) -> bool:
         """Re-read the file if it changed; at most every ``REFRESH_S``. True if it did.
@@ -215,11 +222,7 @@ class ViewerList:
         if now - self._checked < REFRESH_S and not force:
             return False
         self._checked = now
-        try:
-            stat = os.stat(self.path)
-            stamp: tuple[int, int, int] | None = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        except FileNotFoundError:
-            stamp = None
+        stamp = self._stamp_now()
         if stamp == self._stamp:
             return False
         try:
@@ -264,8 +267,7 @@ class ViewerList:
                 "invites": {d: i.to_dict() for d, i in self.invites.items()},
             },
         )
-        stat = os.stat(self.path)
-        self._stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        self._stamp = self._stamp_now()
 
     @contextlib.contextmanager
     def changing(self) -> Iterator[None]:

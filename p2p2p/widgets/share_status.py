@@ -15,6 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..owner.audit import asked_by
 from .qr import QR_PX, qr_svg
 from .result_table import MUTED, TABLE_CSS, PlainTextRepr, esc, human_bytes
 
@@ -457,9 +458,7 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
 
 
 def _who(entry: dict[str, Any]) -> str:
-    """Who asked: the verified client, and any session label it claimed, marked as a claim."""
-    client = str(entry.get("client", ""))
-    if entry.get("viewer"):
-        client = f"{entry['viewer']} ({client[8:16]}…)" if client.startswith("ed25519:") else client
+    """Who asked, as the owner verified it, and any session label it claimed, as a claim."""
+    client = asked_by(entry)
     claimed = entry.get("claimed_session")
     return f"{client} (claims session {str(claimed)[:8]})" if claimed else client

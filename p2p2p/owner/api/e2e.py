@@ -68,18 +68,16 @@ async def _answer(
     claimed = viewer[:16] if isinstance(viewer, str) and viewer else None
     caller = Caller(ANONYMOUS)
     try:
-        if message.get("op") == "enroll":
-            # An invite link carries no token: the invite is the way in, once.
-            client = envelope.verify_claim(
-                message.get("client"), share.share_id, session.client_public_key
-            )
-            yield last_piece({"ok": True, **await enroll(share, client, message.get("invite"))})
-            return
-        if not share.token_ok(message.get("token")):
+        # An invite link carries no token: the invite is the way in, once.
+        enrolling = message.get("op") == "enroll"
+        if not enrolling and not share.token_ok(message.get("token")):
             raise Forbidden("the link's access token is wrong or revoked")
         client = envelope.verify_claim(
             message.get("client"), share.share_id, session.client_public_key
         )
+        if enrolling:
+            yield last_piece({"ok": True, **await enroll(share, client, message.get("invite"))})
+            return
         caller = caller_for(share, client, message.get("ticket"))
         op = message.get("op")
         if op in ("notes", "post_note"):

@@ -36,6 +36,7 @@ __all__ = [
     "admit",
     "cookie_of",
     "plain_path",
+    "share_cookie",
     "token_of",
 ]
 
@@ -66,7 +67,8 @@ def admit(manager: ShareManager, request: Request, websocket: bool = False) -> S
     elsewhere = share_origin_for(request)
     navigating = not websocket and request.method == "GET" and request.wants_html
     from_url = request.arg("t")
-    if identified(share) and elsewhere is None and not websocket:
+    closed = identified(share)
+    if closed and elsewhere is None and not websocket:
         # Signing a browser in: with the link's token (its cookie), or with an invite
         # that is still good (an invite link carries no token). Either way what proves
         # the browser is its key (owner.signin); the token or invite only keeps strangers
@@ -92,7 +94,7 @@ def admit(manager: ShareManager, request: Request, websocket: bool = False) -> S
         if elsewhere is not None:
             return to_share_origin(share, request, elsewhere)
         return trade_token(share, request, from_url)
-    if identified(share):
+    if closed:
         # Only a browser signed in with a listed viewer's key gets the share's pages; the
         # API's own endpoints are for signed programs (E2E) only.
         session = None
@@ -184,11 +186,16 @@ def trade_token(share: Share, request: Request, token: str) -> Response:
     location = (
         base + request.path.lstrip("/") + ("?" + urllib.parse.urlencode(rest) if rest else "")
     )
+    return _see_other(location, share_cookie(share, request, COOKIE, token, COOKIE_MAX_AGE_S))
+
+
+def share_cookie(share: Share, request: Request, name: str, value: str, max_age: int) -> str:
+    """A cookie for this share's path only, httpOnly, and Secure behind HTTPS."""
     secure = "; Secure" if request.headers.get("x-forwarded-proto") == "https" else ""
-    cookie = (
-        f"{COOKIE}={token}; Path={base}; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Lax{secure}"
+    return (
+        f"{name}={value}; Path=/s/{share.share_id}/; Max-Age={max_age}; HttpOnly; "
+        f"SameSite=Lax{secure}"
     )
-    return _see_other(location, cookie)
 
 
 def token_of(request: Request) -> str | None:

@@ -15,7 +15,7 @@ from ...errors import BadParameters, NotFound, NotInvited
 from ..shares import Share
 from ..signin import COOKIE
 from .gate import COOKIE as TOKEN_COOKIE
-from .gate import COOKIE_MAX_AGE_S, SIGNIN_PATHS
+from .gate import COOKIE_MAX_AGE_S, SIGNIN_PATHS, share_cookie
 from .http import Request, Response, json_response, once
 
 __all__ = ["SCRIPT_PATH", "serve"]
@@ -47,12 +47,12 @@ async def serve(share: Share, request: Request) -> Response:
     proof = (body.get("key"), body.get("nonce"), body.get("signature"))
     if request.path == "/.p2p2p/login":
         secret = share.signins.login(share.viewers, *proof)
-        cookies = [_cookie(share, request, COOKIE, secret, int(share.signins.ttl_s))]
+        cookies = [share_cookie(share, request, COOKIE, secret, int(share.signins.ttl_s))]
     else:
         secret = share.signins.enroll(share.viewers, body.get("invite"), *proof)
         cookies = [
-            _cookie(share, request, COOKIE, secret, int(share.signins.ttl_s)),
-            _cookie(share, request, TOKEN_COOKIE, share.token, COOKIE_MAX_AGE_S),
+            share_cookie(share, request, COOKIE, secret, int(share.signins.ttl_s)),
+            share_cookie(share, request, TOKEN_COOKIE, share.token, COOKIE_MAX_AGE_S),
         ]
     session = share.signins.session(secret, share.viewers)
     if session is None:  # removed between the two lines above
@@ -73,11 +73,3 @@ def _json(request: Request) -> dict[str, object]:
     if not isinstance(body, dict):
         raise BadParameters("the sign-in request must be a JSON object")
     return body
-
-
-def _cookie(share: Share, request: Request, name: str, value: str, max_age: int) -> str:
-    secure = "; Secure" if request.headers.get("x-forwarded-proto") == "https" else ""
-    return (
-        f"{name}={value}; Path=/s/{share.share_id}/; Max-Age={max_age}; HttpOnly; "
-        f"SameSite=Lax{secure}"
-    )

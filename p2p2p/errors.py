@@ -117,6 +117,11 @@ class P2P2PError(Exception):
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}
 
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows it in a notebook: the one line that says what to do, not a
+        traceback through our code (``%tb`` still shows that)."""
+        return [f"\x1b[31m{type(self).__name__}: {self}\x1b[0m"]
+
     @staticmethod
     def from_dict(data: dict[str, Any]) -> P2P2PError:
         """The error another process or machine described, as its own type (unknown

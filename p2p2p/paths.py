@@ -46,3 +46,50 @@ def write_private_json(path: Path, record: Any) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump(record, handle, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+# -- relays built into an owner's process ---------------------------------------------
+# A relay that runs inside a Jupyter server (or `p2p2p share`) dies with it, and a client
+# on this machine then meets "connection refused". The record lets that client say which
+# process it was instead; it names nothing secret.
+def runtime_dir() -> Path:
+    """Per-user files that matter only while processes run (private)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and os.path.isdir(base):
+        return private_dir(Path(base) / "p2p2p")
+    import tempfile
+
+    return private_dir(Path(tempfile.gettempdir()) / f"p2p2p-{os.getuid()}")
+
+
+def _relay_record(url: str) -> Path:
+    safe = "".join(c if c.isalnum() else "-" for c in url.split("://", 1)[-1])
+    return runtime_dir() / f"embedded-relay-{safe}.json"
+
+
+def record_embedded_relay(url: str, process: str) -> None:
+    write_private_json(_relay_record(url), {"url": url, "pid": os.getpid(), "process": process})
+
+
+def embedded_relay_gone(url: str) -> str | None:
+    """What to tell someone who cannot reach ``url``, if a process of this user ran a
+    relay there and has stopped; None when nothing here knows the address."""
+    try:
+        record = json.loads(_relay_record(url.rstrip("/")).read_text())
+        pid = int(record["pid"])
+        process = str(record["process"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+        running = True
+    except ProcessLookupError:
+        running = False
+    except PermissionError:
+        running = True
+    if running:
+        return f"it is the relay built into {process} (pid {pid}), which runs but does not answer"
+    return (
+        f"it was the relay built into {process} (pid {pid}), which has stopped; the share's "
+        "link stopped with it: ask the owner for a new link"
+    )

@@ -34,9 +34,10 @@ from ..errors import (
     Truncated,
 )
 from ..identity import FILENAME, Identity, box_public_key, fingerprint, unb64
-from ..paths import config_dir
+from ..paths import config_dir, embedded_relay_gone
 from ..protocol import envelope, notes
 from ..protocol.shareid import matches
+from ..protocol.tunnel import OWNER_PATH
 from ..store.arrow import open_ipc_stream, to_pandas
 from ..store.executor import Params, ResultInfo, encode_params
 from ..store.limits import given
@@ -73,9 +74,9 @@ class RemoteStore:
         # processes, so fewer bytes beat the compression CPU); None or "zstd" override it.
         self.compression = compression
         try:
-            answer = self.http.get(f"{link.share_url}/.p2p2p/owner")
+            answer = self.http.get(f"{link.share_url}{OWNER_PATH}")
         except httpx.TransportError as exc:
-            raise ShareOffline(f"cannot reach the relay at {link.base}: {exc}") from None
+            raise ShareOffline(_unreachable(link.base, exc)) from None
         if answer.status_code != 200:
             raise _http_error(answer)
         info = answer.json()
@@ -139,6 +140,8 @@ class RemoteStore:
                     raise Truncated("the owner's answer ended before it began")
                 opener.close()
         except httpx.TransportError as exc:
+            if isinstance(exc, httpx.ConnectError):
+                raise ShareOffline(_unreachable(self.link.base, exc)) from None
             raise ShareOffline(f"the share went offline while answering ({exc})") from None
 
     def _single(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -323,6 +326,12 @@ def existing_identity() -> Identity | None:
     """The user's identity if one was created; never creates one behind their back."""
     path = config_dir() / FILENAME
     return Identity.load(path) if path.exists() else None
+
+
+def _unreachable(relay: str, exc: Exception) -> str:
+    """Why nothing answers at the relay, as far as this machine knows."""
+    known = embedded_relay_gone(relay) if isinstance(exc, httpx.ConnectError) else None
+    return f"cannot reach the relay at {relay}: " + (known or str(exc))
 
 
 def _http_error(response: httpx.Response) -> P2P2PError:

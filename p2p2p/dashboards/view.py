@@ -11,7 +11,6 @@ owner's preview) without a front-end build, and it reflows to a phone's width.
 from __future__ import annotations
 
 import html
-import threading
 from typing import Any
 
 import ipywidgets as widgets
@@ -20,7 +19,6 @@ import pandas as pd
 from ..client import RemoteStore, current_share
 from ..errors import P2P2PError, ShareOffline
 from ..identity import fingerprint
-from ..owner.voila import LIVE_CHECK_S
 from ..widgets.notes_panel import BrowserSigner, NotesPanel
 from ..widgets.result_table import ResultTable
 
@@ -92,7 +90,6 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
     def __init__(
         self,
         store: RemoteStore | None = None,
-        live_check_s: float = LIVE_CHECK_S,
         live_notes: bool = True,
     ):
         self.store = store or current_share()
@@ -136,13 +133,10 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         self.add_class("p2p2p-dashboard")
         self._set_live(True)
         self._load_tables()
-        self._stop = threading.Event()
-        self._watcher = threading.Thread(
-            target=self._watch, args=(live_check_s,), name="p2p2p-live", daemon=True
-        )
-        self._watcher.start()
 
     # -- live / offline ---------------------------------------------------------------
+    # The page itself says when the share goes away (owner.api.live puts a script in every
+    # dashboard page); this badge and the Run button follow what the kernel saw last.
     def _set_live(self, live: bool) -> None:
         self.live = live
         if live:
@@ -159,16 +153,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         )
         self.run_button.disabled = True
 
-    def _watch(self, every_s: float) -> None:
-        while not self._stop.wait(every_s):
-            try:
-                self.store.info()
-            except P2P2PError:
-                self._set_live(False)
-                return
-
     def close(self) -> None:
-        self._stop.set()
         self.notes.close()
         super().close()
 

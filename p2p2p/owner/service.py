@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import socket
+import sys
 import time
 from typing import Any
 
@@ -21,7 +22,7 @@ from ..aio import spawn
 from ..aio.web import listen
 from ..errors import BadLimits, P2P2PError, ShareExists, ShareOffline, UnknownShare
 from ..identity import Identity
-from ..paths import config_dir
+from ..paths import config_dir, record_embedded_relay
 from ..protocol.shareid import check_name, name_from_path, share_id
 from ..relay import RelayConfig, make_app
 from ..store.file import check_store_file
@@ -31,12 +32,11 @@ from .signin import SESSION_TTL_S
 from .snapshots import remove_snapshot
 from .tunnel import TunnelClient
 from .viewers import Viewer
-from .voila import LIVE_CHECK_S, VOILA_PATHS, DashboardServer
+from .voila import VOILA_PATHS, DashboardServer
 
 RELAY_ENV = "P2P2P_RELAY"
 EMBEDDED_PORT = 8765  # tried first so links look alike from run to run; else any free port
 REGISTER_TIMEOUT_S = 15.0
-DASHBOARD_NOTICE_S = LIVE_CHECK_S + 1.5
 
 
 def configured_relay() -> str | None:
@@ -79,6 +79,7 @@ class EmbeddedRelay:
         self.url = f"http://{shown}:{self.port}"
         # The owner's own tunnel dials the relay on loopback whatever address it shows.
         self.dial_url = f"http://127.0.0.1:{self.port}" if shown != host else self.url
+        record_embedded_relay(self.url, _this_process())
 
     def close(self) -> None:
         self.server.stop()
@@ -87,6 +88,16 @@ class EmbeddedRelay:
             tunnel.close("the embedded relay stopped")
         server: tornado.httpserver.HTTPServer = self.server
         spawn(server.close_all_connections())
+
+
+def _this_process() -> str:
+    """How a person would name this process: the Jupyter server, or `p2p2p share`."""
+    words = " ".join(sys.argv[:3]).lower()
+    if "jupyter" in words or "voila" in words:
+        return "the Jupyter server"
+    if "p2p2p" in words:
+        return "`p2p2p share`"
+    return f"the process {os.path.basename(sys.argv[0]) or 'python'}"
 
 
 class OwnerService:
@@ -148,7 +159,9 @@ class OwnerService:
             server = None
             if dashboard:
                 notebook = dashboard if isinstance(dashboard, str) else None
-                server = DashboardServer(share_id(self.manager.identity.public_key, name), notebook)
+                server = DashboardServer(
+                    share_id(self.manager.identity.public_key, name), notebook, title or name
+                )
                 upstream = server.url
             executor = await asyncio.to_thread(open_store, resolved, share_limits)
             share, token = self.manager.add(
@@ -225,11 +238,7 @@ class OwnerService:
             return [share.name for share in targets]
 
     async def _remove(self, share: Share) -> None:
-        if share.share_id in self.dashboards and not share.closing:
-            # Queries stop now; open dashboards get a moment to notice and say so
-            # (their kernels check every few seconds) before their sessions are cut.
-            self.manager.closing(share)
-            await asyncio.sleep(DASHBOARD_NOTICE_S)
+        # Open dashboard pages notice by themselves within seconds (owner.api.live).
         self.manager.remove(share.share_id, close=False)  # unreachable from here on
         self.links.pop(share.share_id, None)
         server = self.dashboards.pop(share.share_id, None)

@@ -70,7 +70,6 @@ class Share:
     upstream_paths: re.Pattern[str] | None = None  # if set, only these paths reach it
     max_viewers: int = 10  # dashboard sessions at once; more get a "busy" page
     sessions: int = 0  # dashboard sessions open now
-    closing: bool = False  # being unshared: queries refused, dashboards told
     notes: NotesStore | None = None
     viewers: ViewerList | None = None  # who may see it in identified mode (owner.viewers)
     viewer_seen: dict[str, float] = dataclasses.field(default_factory=dict)  # name -> last query
@@ -172,13 +171,6 @@ class ShareManager:
             active = ", ".join(sorted(s.name for s in self.shares.values())) or "none"
             raise UnknownShare(f"no active share named {name_or_id!r} (active: {active})")
         return share
-
-    def closing(self, share: Share) -> None:
-        """Refuse the share's queries from now on and cut the ones in flight; its open
-        dashboard sessions stay a moment, so the dashboards can say it is offline."""
-        share.closing = True
-        for listener in self.listeners:
-            listener("closing", share)
 
     def remove(self, name_or_id: str, close: bool = True) -> Share:
         """Stop serving a share at once; ``close=False`` leaves closing its executor (which

@@ -191,14 +191,11 @@ class TunnelClient:
         tunnel = self.tunnel
         if tunnel is None or not self.serves(share):
             return
-        if event in ("removed", "closing"):
-            if event == "removed":
-                tunnel.conn.control({"type": "unregister", "shares": [share.share_id]})
+        if event == "removed":
+            tunnel.conn.control({"type": "unregister", "shares": [share.share_id]})
             for stream in list(tunnel.streams.values()):
                 if stream.head.get("share_id") != share.share_id:
                     continue
-                if event == "closing" and stream.head.get("websocket"):
-                    continue  # dashboard sessions: cut on "removed", moments later
                 stream.reset("revoked", "the owner stopped sharing")
                 if stream.task is not None:
                     stream.task.cancel()

@@ -10,6 +10,7 @@ Jupyter server, so a dashboard cannot start or stop shares.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -29,7 +30,6 @@ from .voila_kernels import ALONE_ENV, MAX_KERNELS_ENV, CappedKernelManager
 # The generic dashboard notebook ships with the viewer-kernel UI it runs.
 GENERIC = Path(__file__).parent.parent / "dashboards" / "generic.ipynb"
 START_TIMEOUT_S = 90.0
-LIVE_CHECK_S = 2.0  # how often an open dashboard checks that its share is still live
 IDLE_KERNEL_S = 600  # a kernel idle this long is reclaimed even with a page connected
 # A kernel no page is connected to (a tab closed without its beforeunload call, a client
 # that loaded the page and never connected) goes after this long (voila_kernels).
@@ -50,7 +50,7 @@ def _free_port() -> int:
 
 
 class DashboardServer:
-    def __init__(self, share_id: str, notebook: str | None = None) -> None:
+    def __init__(self, share_id: str, notebook: str | None = None, title: str = "") -> None:
         self.share_id = share_id
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,7 +59,10 @@ class DashboardServer:
             # The generic dashboard runs from an empty private directory: Voila serves
             # images next to the notebook, and there must be nothing else there.
             self.notebook = self._dir / "dashboard.ipynb"
-            shutil.copy(GENERIC, self.notebook)
+            generic = json.loads(GENERIC.read_text())
+            if title:  # the browser tab's title (Voila's template reads it)
+                generic["metadata"]["title"] = title
+            self.notebook.write_text(json.dumps(generic))
         else:
             self.notebook = Path(notebook).resolve()
             if not self.notebook.is_file() or self.notebook.suffix != ".ipynb":

@@ -359,6 +359,10 @@ class Connection:
 
 ORIGIN_HEADER = "x-p2p2p-origin"  # "share": the share's own origin; "relay": the relay's
 SHARE_ORIGIN_HEADER = "x-p2p2p-share-origin"  # e.g. http://<share id>.localhost:8765
+# Paths under /s/<share id>/ a relay answers itself from its routes (the owner answers
+# LIVE_PATH too, for relays that forward it): whose key the share is, and is it live.
+OWNER_PATH = "/.p2p2p/owner"
+LIVE_PATH = "/.p2p2p/live"
 
 
 def encode_response_head(status: int, headers: Mapping[str, Any]) -> bytes:

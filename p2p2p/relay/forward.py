@@ -30,8 +30,10 @@ from ..errors import LocalProtocolError, ProtocolError, StreamGone
 from ..identity import b64
 from ..protocol.tunnel import (
     DEFAULT_MAX_STREAMS,
+    LIVE_PATH,
     MAX_REQUEST_BODY,
     ORIGIN_HEADER,
+    OWNER_PATH,
     SHARE_ORIGIN_HEADER,
     DataReceived,
     ResponseHeadParser,
@@ -168,6 +170,15 @@ class ShareHandler(tornado.web.RequestHandler):
             json_error(self, 404, "not_found", "this address belongs to another share")
             return
         route = self.relay.routes.get(share_id)
+        if rest == LIVE_PATH:
+            # Every open dashboard page asks this every few seconds (dashboards/live.js):
+            # answered here from the routes, it costs the owner's machine nothing.
+            self.set_header("Cache-Control", "no-store")
+            if route is None:
+                json_error(self, 404, "offline", "this share is offline or has been revoked")
+            else:
+                self.finish({"live": True})
+            return
         if route is None and "text/html" in self.request.headers.get("Accept", ""):
             self.set_status(404)
             for key, value in pages.HEADERS.items():
@@ -183,7 +194,7 @@ class ShareHandler(tornado.web.RequestHandler):
             )
             return
         tunnel, share = route
-        if rest == "/.p2p2p/owner":
+        if rest == OWNER_PATH:
             # Answered by the relay: clients check this key against the share id themselves.
             self.set_header("Content-Type", "application/json")
             self.finish(

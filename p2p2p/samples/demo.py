@@ -37,6 +37,11 @@ DASHBOARD = "hospital-dashboard.ipynb"
 TOUR = "owner-tour.ipynb"
 NOTEBOOKS = ("owner-tour.ipynb", "analyst-tour.ipynb", DASHBOARD, "quickstart.ipynb")
 START_TIMEOUT_S = 180.0
+# JupyterLab settings for the demo only (its own settings folder, never the user's): no
+# "get notified about Jupyter news?" prompt over the tour a newcomer came to read.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}
+}
 SHARE_TIMEOUT_S = 180.0
 
 Print = Callable[[str], None]
@@ -71,6 +76,9 @@ def prepare(workdir: Path, reset: bool, scale: float, say: Print) -> Path:
         if reset or not target.exists():
             shutil.copyfile(notebook_source(name), target)
     say(f"[2/4] notebooks: {', '.join(NOTEBOOKS)} in {workdir}")
+    settings = workdir / "lab-settings"
+    settings.mkdir(exist_ok=True)
+    (settings / "overrides.json").write_text(json.dumps(LAB_SETTINGS, indent=2) + "\n")
     return store
 
 
@@ -152,6 +160,7 @@ def run(
         f"--ServerApp.root_dir={workdir}",
         f"--ServerApp.ip={host}",
         f"--ServerApp.port={port}",
+        f"--LabApp.app_settings_dir={workdir / 'lab-settings'}",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")

@@ -87,6 +87,24 @@ def test_the_relay_answers_the_owner_key_and_it_matches_the_id(shared: Share, re
     )
 
 
+def test_the_relay_says_whether_a_share_is_live_without_asking_the_owner(
+    relay: Relay, sample_store: str, tmp_path: Path
+) -> None:
+    """What every open dashboard page polls (dashboards/live.js): no owner work for it."""
+    owner = Share(sample_store, relay.url, tmp_path / "owner")
+    live = f"{parse_link(owner.link).share_url}/.p2p2p/live"
+    try:
+        owner.proc.send_signal(signal.SIGSTOP)  # an owner that could answer nothing
+        answer_ = httpx.get(live, timeout=5)
+        assert answer_.status_code == 200 and answer_.json() == {"live": True}
+        assert answer_.headers["cache-control"] == "no-store"
+    finally:
+        owner.proc.send_signal(signal.SIGCONT)
+        owner.stop()
+    gone = httpx.get(live, timeout=5)
+    assert gone.status_code == 404 and gone.json()["error"] == "offline"
+
+
 def test_plain_path_needs_the_token(shared: Share) -> None:
     link = parse_link(shared.link)
     url = f"{link.share_url}/api/query"

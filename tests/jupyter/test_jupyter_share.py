@@ -274,3 +274,27 @@ def test_the_embedded_relay_outlives_the_last_share(owner: Kernel) -> None:
     again = share(owner, "store.duckdb --name brief --no-dashboard")
     assert parse_link(again).base == base
     owner.run("%unshare brief")
+
+
+def test_a_relay_that_stopped_with_its_server_is_named(tmp_path: Path, sample_store: str) -> None:
+    """Not a bare "connection refused": which process ran the relay, and that it stopped."""
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(sample_store, root / "store.duckdb")
+    server = JupyterServer(root, tmp_path / "home")  # no relay configured: its own
+    try:
+        kernel = server.kernel()
+        kernel.run("%load_ext p2p2p")
+        link = share(kernel, "store.duckdb --no-dashboard")
+        store = p2p2p.connect(link)
+        kernel.ws.close()
+        pid = server.proc.pid
+        server.stop()
+        for attempt in (lambda: store.query("SELECT 1"), lambda: p2p2p.connect(link)):
+            with pytest.raises(ShareOffline) as info:
+                attempt()
+            message = str(info.value)
+            assert "cannot reach the relay" in message and f"pid {pid}" in message, message
+            assert "the Jupyter server" in message and "has stopped" in message, message
+    finally:
+        server.stop()

@@ -138,11 +138,63 @@ def test_a_revoked_share_is_offline_even_with_its_old_token(
     assert session.status == 404
 
 
-def test_a_closing_share_answers_nothing_more(manager: ShareManager, store: str) -> None:
-    share, token = share_of(manager, store)
-    manager.closing(share)
-    answer, _ = call(ShareApi(manager), request(share, query=f"t={token}"))
-    assert answer.status == 404
+def test_whether_a_share_is_live_is_answered_without_a_token(
+    manager: ShareManager, store: str
+) -> None:
+    """Every dashboard page asks (owner.api.live); the answer tells nothing a relay does
+    not, and after unsharing it is "offline"."""
+    share, _token = share_of(manager, store, upstream=DASHBOARD)
+    dashboard = Recorder()
+    api = ShareApi(manager, dashboard)
+    live, body = call(api, request(share, "/.p2p2p/live"))
+    assert live.status == 200 and json.loads(body) == {"live": True}
+    assert live.headers["cache-control"] == "no-store"
+    script, code = call(api, request(share, "/.p2p2p/live.js"))
+    assert script.status == 200 and b"This share is offline" in code
+    assert script.headers["content-type"].startswith("text/javascript")
+    posted, _ = call(api, request(share, "/.p2p2p/live", method="POST"))
+    assert posted.status == 403  # GET only: anything else needs the token like the rest
+    socket, _ = call(api, request(share, "/.p2p2p/live"), websocket=True)
+    assert socket.status == 403 and dashboard.seen == []
+    manager.remove(share.share_id)
+    gone, body = call(api, request(share, "/.p2p2p/live"))
+    assert gone.status == 404 and json.loads(body)["error"] == "offline"
+
+
+class PageRecorder(Recorder):
+    """A dashboard whose page arrives in small pieces, its head split across them."""
+
+    async def request(
+        self, upstream: str, share_id: str, method: str, path: str, *rest: Any
+    ) -> Any:
+        self.seen.append(path)
+
+        async def pieces() -> Any:
+            for piece in (
+                b"<!DOCTYPE html>\n<html><HE",
+                b'AD lang="en">',
+                b"<title>x</title>",
+                b"</head>",
+            ):
+                yield piece
+
+        return 200, {"content-type": "text/html; charset=utf-8"}, pieces()
+
+
+def test_every_dashboard_page_gets_the_offline_banner_script(
+    manager: ShareManager, store: str
+) -> None:
+    share, token = share_of(manager, store, upstream=DASHBOARD)
+    api = ShareApi(manager, PageRecorder())
+    page = request(share, "/", headers={"Accept": "text/html", "Cookie": f"{COOKIE}={token}"})
+    answer, body = call(api, page)
+    tag = f'<script src="/s/{share.share_id}/.p2p2p/live.js"></script>'.encode()
+    assert answer.status == 200
+    assert body == b'<!DOCTYPE html>\n<html><HEAD lang="en">' + tag + b"<title>x</title></head>"
+    # Only the dashboard's page: its other files go through as they are.
+    other = request(share, "/voila/static/x.html", headers={"Cookie": f"{COOKIE}={token}"})
+    _answer, body = call(api, other)
+    assert tag not in body
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ path                        module       what it does
 ``/api/query``              ``query``    SQL over plain HTTP (JSON or Arrow)
 (e2e ``notes``/``post_note``) ``notes``  signed notes, long-polled
 ``/``, ``/api/info|schema`` ``about``    the landing page and what the share is
+``/.p2p2p/live[.js]``       ``live``     every dashboard page's offline banner
 anything else               ``dashboard`` the share's Voila app, if it has one
 ==========================  ===========  ============================================
 
@@ -25,7 +26,7 @@ from websockets.asyncio.client import ClientConnection
 from ...errors import NotFound, P2P2PError
 from ..shares import ShareManager
 from ..upstream import Upstream
-from . import about, dashboard, gate, signin
+from . import about, dashboard, gate, live, signin
 from .access import session_tables
 from .e2e import e2e
 from .http import Request, Response, error_response
@@ -49,6 +50,8 @@ class ShareApi:
         try:
             if request.path == gate.E2E_PATH and request.method == "POST":
                 return await e2e(self.manager, share, request)
+            if request.path in gate.LIVE_PATHS:
+                return live.serve(request)
             if request.path in gate.SIGNIN_PATHS:
                 return await signin.serve(share, request)
             if share.upstream and request.path not in gate.OWN_PATHS:

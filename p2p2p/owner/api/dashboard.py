@@ -25,6 +25,7 @@ from ..signin import VIEWER_HEADER
 from ..upstream import Upstream
 from .gate import COOKIE
 from .http import Request, Response, error_response, html_response
+from .live import with_live_script
 
 __all__ = ["forward", "forward_websocket"]
 
@@ -47,6 +48,8 @@ async def forward(upstream: Upstream, share: Share, request: Request) -> Respons
     if status == 503 and request.path == "/":
         await body.aclose()  # Voila's own error page: not what a viewer should read
         return html_response(503, pages.BUSY, {"retry-after": "5"})
+    if request.path == "/" and str(headers.get("content-type", "")).startswith("text/html"):
+        body = with_live_script(share.share_id, body)
     return Response(status, headers, body)
 
 

@@ -22,7 +22,7 @@ import urllib.parse
 
 from ... import pages
 from ...errors import Forbidden, NotFound, NotInvited, ShareOffline
-from ...protocol.tunnel import ORIGIN_HEADER, SHARE_ORIGIN_HEADER
+from ...protocol.tunnel import LIVE_PATH, ORIGIN_HEADER, SHARE_ORIGIN_HEADER
 from ..shares import Share, ShareManager
 from ..signin import COOKIE as SESSION_COOKIE
 from .http import Request, Response, error_response, html_response, once
@@ -31,6 +31,7 @@ __all__ = [
     "COOKIE",
     "COOKIE_MAX_AGE_S",
     "E2E_PATH",
+    "LIVE_PATHS",
     "OWN_PATHS",
     "SIGNIN_PATHS",
     "admit",
@@ -45,6 +46,10 @@ COOKIE_MAX_AGE_S = 7 * 24 * 3600  # the token is checked on every request: revoc
 E2E_PATH = "/.p2p2p/e2e"
 # Answered by the API itself; every other path belongs to the share's dashboard, if any.
 OWN_PATHS = ("/api/info", "/api/schema", "/api/query", E2E_PATH)
+# Every dashboard page's "is the share still live?" script and its question: the same for
+# everyone and telling nothing the relay does not tell anyway, so they need no token (a
+# relay of ours answers the question itself; owner.api.live).
+LIVE_PATHS = ("/.p2p2p/live.js", LIVE_PATH)
 # Signing a browser in to an identified share (owner.api.signin).
 SIGNIN_PATHS = ("/.p2p2p/signin.js", "/.p2p2p/challenge", "/.p2p2p/login", "/.p2p2p/enroll")
 
@@ -60,10 +65,12 @@ def admit(manager: ShareManager, request: Request, websocket: bool = False) -> S
             )
         )
     share = manager.shares.get(request.share_id)
-    if share is None or share.closing:
+    if share is None:
         return _refuse(request, ShareOffline("this share is offline or has been revoked"))
     if not websocket and request.method == "POST" and request.path == E2E_PATH:
         return share  # the token travels inside the encryption
+    if not websocket and request.method == "GET" and request.path in LIVE_PATHS:
+        return share
     elsewhere = share_origin_for(request)
     navigating = not websocket and request.method == "GET" and request.wants_html
     from_url = request.arg("t")

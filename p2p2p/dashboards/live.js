@@ -45,6 +45,9 @@
           "What you see here is no longer updated."
       );
       document.body.classList.add("p2p2p-is-offline");
+      for (const badge of document.querySelectorAll(".p2p2p-live-badge")) {
+        badge.style.display = "none"; // a dashboard's own "live" sign, now untrue
+      }
       for (const control of document.querySelectorAll("button, input, select, textarea")) {
         control.disabled = true;
       }

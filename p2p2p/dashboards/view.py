@@ -141,8 +141,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         self.live = live
         if live:
             self.status.value = (
-                '<span style="background:#1a7f37;color:#fff;border-radius:1em;padding:0 .6em">'
-                "live</span>"
+                '<span class="p2p2p-live-badge" style="background:#1a7f37;color:#fff;'
+                'border-radius:1em;padding:0 .6em">live</span>'
             )
             return
         self.status.value = (

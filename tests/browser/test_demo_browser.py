@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -201,4 +202,132 @@ def test_the_demo_stops_on_ctrl_c_even_as_a_background_job(tmp_path: Path) -> No
     deadline = time.monotonic() + 10
     while [pid for pid in below if Path(f"/proc/{pid}").exists()]:
         assert time.monotonic() < deadline, "the demo left processes behind"
+        time.sleep(0.2)
+
+
+# -- the quick start as docs/quickstart.md gives it ----------------------------------------
+NOTEBOOK_STATE = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  if (!panel || !panel.model || !panel.sessionContext) return null;
+  const cells = [];
+  for (let i = 0; i < panel.model.cells.length; i++) cells.push(panel.model.cells.get(i).toJSON());
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return {path: panel.context.path, kernel: kernel ? kernel.status : null, cells};
+}"""
+
+
+def lab_run_all(page: Any, name: str, seconds: float = 300) -> list[dict[str, Any]]:
+    """Open a notebook in JupyterLab, Run All from its command, and wait until every code
+    cell ran; returns the cells as saved (nbformat), outputs included."""
+    page.evaluate(f"window.jupyterapp.commands.execute('docmanager:open', {{path: {name!r}}})")
+    deadline = time.monotonic() + 120
+    while True:  # bounded: the notebook opens and its kernel starts
+        state = page.evaluate(NOTEBOOK_STATE)
+        if state and state["path"] == name and state["kernel"] == "idle":
+            break
+        assert time.monotonic() < deadline, f"{name}: no idle kernel ({state and state['kernel']})"
+        select = page.locator(".jp-Dialog button", has_text="Select")
+        if select.count():
+            select.first.click()
+        page.wait_for_timeout(500)
+    code = [c for c in state["cells"] if c["cell_type"] == "code"]
+    deadline = time.monotonic() + seconds
+    for _attempt in range(4):  # right after start-up a run request can be dropped: ask again
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_timeout(3000)
+        state = page.evaluate(NOTEBOOK_STATE)
+        if any(c["cell_type"] == "code" and c.get("execution_count") for c in state["cells"]):
+            break
+    while True:
+        state = page.evaluate(NOTEBOOK_STATE)
+        code = [c for c in state["cells"] if c["cell_type"] == "code"]
+        for cell in code:
+            tagged = "raises-exception" in cell.get("metadata", {}).get("tags", [])
+            for output in cell.get("outputs", []):
+                if output["output_type"] == "error" and not tagged:
+                    raise AssertionError(
+                        f"{name}: a cell failed:\n{''.join(cell['source'])}\n{output}"
+                    )
+        if all(c.get("execution_count") for c in code) and state["kernel"] == "idle":
+            return code
+        assert time.monotonic() < deadline, f"{name}: Run All did not finish in {seconds} s"
+        page.wait_for_timeout(1000)
+
+
+def shown_errors(cells: list[dict[str, Any]]) -> list[str]:
+    """What a newcomer sees in red: error outputs and anything written to stderr."""
+    seen = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output["output_type"] == "error":
+                seen.append("\n".join(output.get("traceback", [])))
+            elif output["output_type"] == "stream" and output.get("name") == "stderr":
+                seen.append(str(output.get("text", "")))
+    return seen
+
+
+def test_the_quickstart_as_written(tmp_path: Path) -> None:
+    """`make demo`, the owner tour Run All, the analyst tour Run All, the link on a phone,
+    Ctrl+C: no traceback, no stray output, the dashboard says offline, nothing left."""
+    workdir = tmp_path / "demo"
+    config_dir = tmp_path / "jupyter-config"  # lets the test drive JupyterLab's commands
+    config_dir.mkdir()
+    (config_dir / "jupyter_server_config.json").write_text(
+        json.dumps({"LabApp": {"expose_app_in_browser": True}})
+    )
+    port = free_port()
+    token = "p2p2p-quickstart"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "p2p2p", "demo", "--dir", str(workdir), "--port", str(port)],
+        env={
+            **os.environ,
+            "JUPYTER_TOKEN": token,
+            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"),  # a newcomer's: empty
+            "JUPYTER_CONFIG_DIR": str(config_dir),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    output = Lines(process)
+    started: list[int] = []
+    try:
+        link = output.wait_for(r"(http://127\.0\.0\.1:\d+/s/[a-z0-9]+/\?t=\S+)").group(1)
+        lab = output.wait_for(rf"(http://127\.0\.0\.1:{port}/lab/tree/owner-tour\.ipynb\S+)").group(
+            1
+        )
+        with browser_page(1280, 1000) as page:
+            page.goto(lab)
+            page.wait_for_function("window.jupyterapp !== undefined", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            owner = lab_run_all(page, "owner-tour.ipynb")
+            analyst = lab_run_all(page, "analyst-tour.ipynb")
+            # JupyterLab did not ask about Jupyter news over the tour.
+            assert not page.get_by_text("official Jupyter news").count()
+        for name, cells in (("owner", owner), ("analyst", analyst)):
+            for seen in shown_errors(cells):
+                # Only the tagged, intended refusals: one line each, no traceback.
+                assert "Traceback" not in seen and len(seen.strip().splitlines()) == 1, (name, seen)
+        started = descendants(process.pid)
+        with browser_page(390, 844) as phone:
+            phone.goto(link, wait_until="domcontentloaded", timeout=120_000)
+            phone.get_by_text("top materials by spend, All sites 2025").wait_for(timeout=120_000)
+            body = phone.locator("body").inner_text()
+            assert "160,000" in body, body[:500]
+            # The analyst tour's signed note is on the dashboard's panel.
+            phone.get_by_text("Osterfeld").first.wait_for(timeout=30_000)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            phone.screenshot(path=str(SCREENSHOTS / "hospital-dashboard-phone.png"), full_page=True)
+            process.send_signal(signal.SIGINT)  # Ctrl+C
+            phone.locator(".p2p2p-offline").wait_for(timeout=20_000)
+            assert "This share is offline" in phone.locator(".p2p2p-offline").inner_text()
+            phone.screenshot(path=str(tmp_path / "offline.png"))
+        assert process.wait(timeout=60) == 0, "".join(output.lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    output.wait_for(r"revoked: hospital", seconds=5)
+    deadline = time.monotonic() + 15
+    while [pid for pid in started if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < deadline, f"left running: {started}"
         time.sleep(0.2)

@@ -70,8 +70,6 @@ def test_the_hospital_dashboard_on_a_phone(hospital: Share) -> None:
             timeout=60_000
         )
         page.locator(".p2p2p-notes, .p2p2p-note, textarea").first.wait_for(timeout=60_000)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "hospital-dashboard-phone.png"), full_page=True)
 
 
 def test_killing_the_owner_stops_its_dashboard_server(
@@ -81,9 +79,17 @@ def test_killing_the_owner_stops_its_dashboard_server(
     share_id = owner.info["share_id"]
     try:
         assert voila_pids(share_id), "the share's dashboard server is not running"
-        # No Ctrl+C, no cleanup: the owner process is simply gone.
-        os.kill(owner.proc.pid, signal.SIGKILL)
-        owner.proc.wait(timeout=10)
+        with browser_page(390, 844) as page:
+            page.goto(owner.link, wait_until="domcontentloaded", timeout=120_000)
+            page.locator(".p2p2p-dashboard").wait_for(timeout=120_000)
+            # No Ctrl+C, no cleanup: the owner process is simply gone. The open page
+            # hears it from the relay, which dropped the owner's tunnel.
+            os.kill(owner.proc.pid, signal.SIGKILL)
+            owner.proc.wait(timeout=10)
+            page.locator(".p2p2p-offline").wait_for(timeout=20_000)
+            assert "This share is offline" in page.locator(".p2p2p-offline").inner_text()
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "dashboard-offline-phone.png"))
         deadline = time.monotonic() + 30
         while voila_pids(share_id) and time.monotonic() < deadline:
             time.sleep(0.2)

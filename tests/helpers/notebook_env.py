@@ -1,20 +1,16 @@
-"""The live world the notebooks in notebooks/ run against: for nbval and `make notebooks`.
+"""The live world the notebooks in notebooks/ run against when nbval runs them.
 
 A real relay, the hospital store shared by a real ``p2p2p share`` process under an owner
 identity of its own (the analyst tour connects to it through ``hospital-link.txt``, the
 file ``p2p2p demo`` writes), and the notebooks' kernels on a second, separate identity
 (``P2P2P_HOME``) that points at the same relay (``P2P2P_RELAY``) for the owner tour's
-``%share``, and signs notes with a fixed name (``P2P2P_NAME``), so stored outputs do not
-depend on who runs them. Nothing touches the user's own p2p2p config.
-
-    python -m tests.helpers.notebook_env     re-run every notebook here and store its outputs
+``%share``, and signs notes with a fixed name (``P2P2P_NAME``). Nothing touches the
+user's own p2p2p config.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -32,7 +28,7 @@ def notebook_environment() -> Iterator[str]:
     """Yields the link of the live hospital share; restores the environment after."""
     store = NOTEBOOKS / STORE
     if not store.exists():
-        build_hospital_store(store)  # deterministic: the stored outputs depend on it
+        build_hospital_store(store)
     saved = {k: os.environ.get(k) for k in ("P2P2P_HOME", "P2P2P_RELAY", "P2P2P_NAME")}
     with tempfile.TemporaryDirectory(prefix="p2p2p-notebooks-") as tmp, ExitStack() as stack:
         relay = Relay()
@@ -53,32 +49,3 @@ def notebook_environment() -> Iterator[str]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-
-
-def regenerate() -> int:
-    """Execute every notebook in place (what nbval then compares against)."""
-    with notebook_environment():
-        for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
-            print(f"running {notebook.name}", flush=True)
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "jupyter",
-                    "nbconvert",
-                    "--to",
-                    "notebook",
-                    "--execute",
-                    "--inplace",
-                    "--ExecutePreprocessor.store_widget_state=False",
-                    notebook.name,
-                ],
-                cwd=NOTEBOOKS,
-                check=True,
-                timeout=600,
-            )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(regenerate())

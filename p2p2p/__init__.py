@@ -5,6 +5,8 @@ The public API, all importable from here::
     import p2p2p
     store = p2p2p.connect(link)                  # a share link, an alias or local:PATH
     store.query("SELECT ...", {"year": 2024})    # pandas; query_arrow for a pyarrow Table
+    sites = p2p2p.connect_many({"brig": link1, "sion": link2})  # one question, every store
+    p2p2p.combine("SELECT ... FROM a JOIN b USING (k)", a=frame, b=other)  # here, locally
     p2p2p.current_share(fallback="store.duckdb") # inside a share's dashboard
     with p2p2p.Executor("store.duckdb", p2p2p.Limits(timeout_s=5)) as ex: ...
 
@@ -27,7 +29,8 @@ from .errors import *  # noqa: F403  (every error type is part of the public API
 from .errors import __all__ as _errors
 
 if TYPE_CHECKING:
-    from .client import LocalStore, RemoteStore, connect, current_share
+    from .client import LocalStore, RemoteStore, StoreGroup, connect, connect_many, current_share
+    from .client.combine import combine
     from .samples.sales import build_sample_store
     from .store.executor import Executor, ResultInfo
     from .store.limits import Limits
@@ -36,6 +39,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "connect": "client",
+    "connect_many": "client",
+    "combine": "client.combine",
+    "StoreGroup": "client",
     "current_share": "client",
     "LocalStore": "client",
     "RemoteStore": "client",
@@ -51,9 +57,12 @@ __all__ = [
     "LocalStore",
     "RemoteStore",
     "ResultInfo",
+    "StoreGroup",
     "__version__",
     "build_sample_store",
+    "combine",
     "connect",
+    "connect_many",
     "current_share",
     "load_ipython_extension",
     *_errors,

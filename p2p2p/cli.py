@@ -49,13 +49,17 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from .client import connect, display_target
+    from .client import StoreGroup, connect, connect_many, display_target
     from .store.arrow import to_pandas
 
     params = dict(_parse_param(p) for p in args.param) or None
-    store = connect(args.target)
+    several = len(args.targets) > 1
+    store = connect_many(args.targets) if several else connect(args.targets[0])
+    extra = {"strict": args.strict} if isinstance(store, StoreGroup) else {}
     try:
-        table = store.query_arrow(args.sql, params, max_rows=args.limit, timeout_s=args.timeout)
+        table = store.query_arrow(
+            args.sql, params, max_rows=args.limit, timeout_s=args.timeout, **extra
+        )
         info = store.last_info
     finally:
         store.close()
@@ -68,7 +72,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
     else:
         print(frame.to_string(index=False, max_rows=args.show_rows))
     # The status line goes to stderr so csv/json output stays clean for pipes.
-    print(info.describe(display_target(args.target)), file=sys.stderr)
+    shown = f"{len(args.targets)} stores" if several else display_target(args.targets[0])
+    print(info.describe(shown), file=sys.stderr)
+    for source in getattr(info, "failed", []):  # a group: who gave no rows, and why
+        print(f"  no rows from {source.name}: {source.message}", file=sys.stderr)
     return 0
 
 
@@ -273,8 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=_cmd_keys)
 
     query = sub.add_parser("query", help="run one read-only SQL statement on a store")
-    query.add_argument("target", help="local:PATH, a path to a .duckdb file, or a share link")
+    query.add_argument(
+        "targets",
+        nargs="+",
+        metavar="target",
+        help="local:PATH, a path to a .duckdb file, a share link, an alias or a group; "
+        "several: the statement runs on all of them at once (a _source column says which)",
+    )
     query.add_argument("sql", help="one SELECT/WITH/DESCRIBE/SHOW/SUMMARIZE/EXPLAIN statement")
+    query.add_argument(
+        "--strict",
+        action="store_true",
+        help="with several stores: fail unless every one of them answers",
+    )
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     query.add_argument(
         "--param",

@@ -41,6 +41,8 @@ The tree::
     ├── UnknownShare                  unknown_share   404
     ├── DashboardFailed               dashboard_failed 502
     ├── DemoFailed                    demo_failed     500
+    ├── ColumnTypesDiffer             column_types_differ 400  a group's stores disagree
+    ├── SourcesFailed                 sources_failed  502  --strict: a store did not answer
     └── ProtocolError                 protocol        502  the tunnel's framing
         ├── RemoteProtocolError       remote_protocol      the peer broke it: drop the peer
         └── LocalProtocolError        local_protocol  503  we hit our own limit: refuse this one
@@ -62,6 +64,7 @@ __all__ = [
     "BadShareName",
     "BadTarget",
     "BadViewers",
+    "ColumnTypesDiffer",
     "DashboardFailed",
     "DemoFailed",
     "Forbidden",
@@ -82,6 +85,7 @@ __all__ = [
     "ResultTooLarge",
     "ShareExists",
     "ShareOffline",
+    "SourcesFailed",
     "StoreBusy",
     "StoreCorrupt",
     "StoreLocked",
@@ -352,6 +356,21 @@ class DemoFailed(P2P2PError):
 
 
 # -- owner and relay -------------------------------------------------------------------
+# -- many stores as one (client.federation) ---------------------------------------------
+class ColumnTypesDiffer(P2P2PError):
+    """Two stores of a group answered a column with types that do not combine."""
+
+    code = "column_types_differ"
+    status = 400
+
+
+class SourcesFailed(P2P2PError):
+    """A strict fan-out: at least one store of the group gave no answer."""
+
+    code = "sources_failed"
+    status = 502
+
+
 class RegistrationRefused(P2P2PError):
     """The relay's check of an owner's signed share list failed (said by the relay)."""
 

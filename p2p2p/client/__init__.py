@@ -3,20 +3,32 @@
 * ``target``: the one resolver (links, aliases, local paths);
 * ``local``: a file on this machine (``LocalStore``);
 * ``remote``: a share through its link (``RemoteStore``), including its notes;
-* ``aliases``: the names saved by ``%p2p connect LINK as NAME``.
+* ``aliases``: the names saved by ``%p2p connect LINK as NAME`` and ``%p2p group``;
+* ``federation``: many stores as one (``StoreGroup``, ``connect_many``).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping, Sequence
 from typing import overload
 
 from ..errors import BadTarget
 from . import aliases
+from .federation import StoreGroup
 from .local import LocalStore
 from .remote import RemoteStore
-from .target import Link, LinkTarget, LocalTarget, Target, parse_link, resolve
+from .target import (
+    GroupTarget,
+    Link,
+    LinkTarget,
+    LocalTarget,
+    Target,
+    parse_link,
+    resolve,
+    resolve_any,
+)
 
 __all__ = [
     "SHARE_LINK_ENV",
@@ -26,9 +38,11 @@ __all__ = [
     "LocalStore",
     "LocalTarget",
     "RemoteStore",
+    "StoreGroup",
     "Target",
     "aliases",
     "connect",
+    "connect_many",
     "current_share",
     "display_target",
     "open_target",
@@ -56,7 +70,7 @@ def current_share(fallback: str | None = None) -> LocalStore | RemoteStore:
     """
     link = os.environ.get(SHARE_LINK_ENV)
     if not link and fallback:
-        return connect(fallback)
+        return connect(resolve(fallback))
     if not link:
         raise BadTarget(
             "p2p2p.current_share() works inside a share's dashboard, which p2p2p starts "
@@ -68,13 +82,39 @@ def current_share(fallback: str | None = None) -> LocalStore | RemoteStore:
     return RemoteStore(parse_link(link), identity=None, session=secrets.token_hex(8), ticket=ticket)
 
 
-def connect(target: str) -> LocalStore | RemoteStore:
+@overload
+def connect(target: str) -> LocalStore | RemoteStore | StoreGroup: ...
+@overload
+def connect(target: Target) -> LocalStore | RemoteStore: ...
+def connect(target: str | Target) -> LocalStore | RemoteStore | StoreGroup:
     """``local:PATH`` (or a path) for a file here; a share link, or an alias saved with
-    ``%p2p connect``, for a remote share (see ``client.target`` for the order)."""
-    return open_target(resolve(target))
+    ``%p2p connect``, for a remote share; a group saved with ``%p2p group`` for all its
+    stores at once (see ``client.target`` for the order)."""
+    return open_target(resolve_any(target) if isinstance(target, str) else target)
 
 
-def open_target(target: Target) -> LocalStore | RemoteStore:
+def connect_many(targets: Mapping[str, str] | Sequence[str], name: str = "group") -> StoreGroup:
+    """Several stores as one: ``{"brig": link1, "sion": link2}`` (the keys become the
+    ``_source`` column), or a list of targets (named by their alias or link)."""
+    if isinstance(targets, str):
+        raise BadTarget("connect_many takes several targets: a dict of name -> link, or a list")
+    if isinstance(targets, Mapping):
+        members: dict[str, Target] = {str(k): resolve(v) for k, v in targets.items()}
+    else:
+        resolved = [resolve(t) for t in targets]
+        members = {str(t): t for t in resolved}
+        if len(members) < len(resolved):
+            raise BadTarget("the same store is named twice: give each one once")
+    return StoreGroup(members, name)
+
+
+@overload
+def open_target(target: Target) -> LocalStore | RemoteStore: ...
+@overload
+def open_target(target: GroupTarget) -> StoreGroup: ...
+def open_target(target: Target | GroupTarget) -> LocalStore | RemoteStore | StoreGroup:
+    if isinstance(target, GroupTarget):
+        return StoreGroup({str(m): m for m in target.members}, target.name)
     if isinstance(target, LinkTarget):
         return RemoteStore(target.link)
     return LocalStore(target.path)
@@ -82,4 +122,4 @@ def open_target(target: Target) -> LocalStore | RemoteStore:
 
 def display_target(target: str) -> str:
     """How a target is shown in results and logs: a link never with its token."""
-    return str(resolve(target))
+    return str(resolve_any(target))

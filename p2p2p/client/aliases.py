@@ -1,8 +1,10 @@
-"""Short names for share links (``%p2p connect LINK as brig``), kept per user.
+"""Short names for share links (``%p2p connect LINK as brig``) and for groups of stores
+(``%p2p group sites brig sion``), kept per user.
 
 The file holds links, and links carry access tokens: it lives in the private config
-directory with mode 0600. Each entry also pins the owner key the link was checked
-against when it was saved.
+directory with mode 0600. A link entry also pins the owner key the link was checked
+against when it was saved; a group entry lists its members' targets (aliases, links or
+``local:`` paths), in order.
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ def _save(aliases: dict[str, dict[str, Any]]) -> None:
     write_private_json(_path(), aliases)
 
 
+RESERVED = ("here",)  # %%p2pquery here: this kernel's own DuckDB (client.combine)
+
+
 def check_alias(name: str) -> str:
+    if name in RESERVED:
+        raise BadTarget(f"{name!r} is taken: %%p2pquery {name} means this kernel's own DuckDB")
     if not NAME.fullmatch(name):
         raise BadTarget(
             f"{name!r} cannot be an alias: use letters, digits, _ or -, starting with a letter"
@@ -59,6 +66,26 @@ def forget(name: str) -> bool:
         return False
     _save(aliases)
     return True
+
+
+def save_group(name: str, members: list[str]) -> None:
+    if not members:
+        raise BadTarget(f"the group {name!r} needs at least one store")
+    aliases = load()
+    for member in members:
+        if "group" in aliases.get(member, {}):
+            raise BadTarget(f"{member!r} is a group itself: a group lists stores, not groups")
+    aliases[check_alias(name)] = {"group": list(members)}
+    _save(aliases)
+
+
+def group(text: str) -> list[str] | None:
+    """The members of the group ``text`` names, or None when it is not a group."""
+    if not NAME.fullmatch(text.strip()):
+        return None
+    entry = load().get(text.strip())
+    members = entry.get("group") if entry else None
+    return [str(m) for m in members] if isinstance(members, list) else None
 
 
 def resolve(text: str) -> str | None:

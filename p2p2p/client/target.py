@@ -5,7 +5,8 @@ target here, in this order:
 
 1. ``local:PATH`` is always a file on this machine;
 2. ``http://…`` or ``https://…`` is a share link;
-3. a name saved with ``%p2p connect LINK as NAME`` is that share;
+3. a name saved with ``%p2p connect LINK as NAME`` is that share, and one saved with
+   ``%p2p group NAME A B …`` is that group of stores (``client.federation``);
 4. anything else is a path to a DuckDB file.
 
 An alias name has no ``:``, ``/`` or ``.``, so it can only clash with a bare file name in
@@ -24,6 +25,7 @@ from . import aliases
 
 __all__ = [
     "LOCAL_PREFIX",
+    "GroupTarget",
     "Link",
     "LinkTarget",
     "LocalTarget",
@@ -32,6 +34,7 @@ __all__ = [
     "parse_link",
     "parse_target",
     "resolve",
+    "resolve_any",
 ]
 
 LOCAL_PREFIX = "local:"
@@ -91,13 +94,38 @@ class LinkTarget:
         return self.alias or self.link.display  # never the token
 
 
+@dataclasses.dataclass(frozen=True)
+class GroupTarget:
+    """A named group of stores: every query goes to all of them (``client.federation``)."""
+
+    name: str
+    members: tuple[LocalTarget | LinkTarget, ...]
+
+    @property
+    def key(self) -> str:
+        return f"group:{self.name}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 Target = LocalTarget | LinkTarget
 _B32 = set("abcdefghijklmnopqrstuvwxyz234567")
+
+
+def resolve_any(text: str, cwd: str | None = None) -> Target | GroupTarget:
+    """The store, or group of stores, ``text`` names."""
+    members = aliases.group(text)
+    if members is None:
+        return resolve(text, cwd)
+    return GroupTarget(text.strip(), tuple(resolve(m, cwd) for m in members))
 
 
 def resolve(text: str, cwd: str | None = None) -> Target:
     """The store ``text`` names (see the module docstring for the order)."""
     text = text.strip()
+    if aliases.group(text) is not None:
+        raise BadTarget(f"{text!r} is a group of stores: query it with %%p2pquery {text}")
     if text.startswith(LOCAL_PREFIX):
         return parse_target(text, cwd)
     if is_link(text):

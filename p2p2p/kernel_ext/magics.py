@@ -19,7 +19,17 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from ..client import LocalStore, RemoteStore, aliases, open_target, parse_link, resolve
+from ..client import (
+    LocalStore,
+    RemoteStore,
+    StoreGroup,
+    aliases,
+    open_target,
+    parse_link,
+)
+from ..client.combine import HERE, combine_arrow, frames_named_in
+from ..client.federation import FanOutInfo
+from ..client.target import LocalTarget, resolve, resolve_any
 from ..errors import BadTarget, P2P2PError
 from ..identity import Identity, b64, fingerprint
 from ..owner import snapshots
@@ -30,6 +40,7 @@ from ..store.arrow import to_pandas
 from ..store.limits import given
 from ..widgets import ResultProgress, ResultTable, SharesList, ShareStatus
 from ..widgets.notes_panel import NotesPanel
+from ..widgets.sources import SourcesProgress, SourcesTable
 from . import placeholders as template
 from .owner_client import Owner, owner
 
@@ -56,7 +67,7 @@ class CellError(Exception):
 class P2PMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
-        self.stores: dict[str, LocalStore | RemoteStore] = {}
+        self.stores: dict[str, LocalStore | RemoteStore | StoreGroup] = {}
         self.labels: dict[str, str] = {}
         self.last_target: str | None = None
         self._owner: Owner | None = None
@@ -69,7 +80,7 @@ class P2PMagics(Magics):
     # -- querying ------------------------------------------------------------------
     def store(self, text: str) -> str:
         """Open (once per kernel) the store a target names; returns its key."""
-        target = resolve(text)
+        target = resolve_any(text)
         if target.key not in self.stores:
             self.stores[target.key] = open_target(target)
         self.labels[target.key] = str(target)
@@ -86,6 +97,11 @@ class P2PMagics(Magics):
         "--limit", "-l", type=int, metavar="N", help="return at most N rows (marked truncated)"
     )
     @argument("--timeout", type=float, metavar="S", help="stop the query after S seconds")
+    @argument(
+        "--strict",
+        action="store_true",
+        help="a group of stores: fail unless every store answers (default: say which did not)",
+    )
     @cell_magic
     def p2pquery(self, line: str, cell: str) -> None:
         """Run the cell's SQL on a DuckDB store through p2p2p's locked-down executor.
@@ -95,6 +111,8 @@ class P2PMagics(Magics):
         """
         args = parse_argstring(self.p2pquery, line)
         progress: ResultProgress | None = None
+        if args.target == HERE:
+            return self._here(cell, args.out)
         try:
             if args.target:
                 key = self.store(args.target)
@@ -120,13 +138,21 @@ class P2PMagics(Magics):
                 else:
                     progress.update(rows, nbytes)
 
-            table = store.query_arrow(
-                sql,
-                params or None,
-                progress=show_progress,
-                max_rows=args.limit,
-                timeout_s=args.timeout,
-            )
+            limits = {"max_rows": args.limit, "timeout_s": args.timeout}
+            if isinstance(store, StoreGroup):
+                # Many stores at once: a line per store from the start, since they
+                # answer at their own pace.
+                lines = SourcesProgress(list(store.members))
+                handle = display(lines, display_id=True)
+                table = store.query_arrow(
+                    sql,
+                    params or None,
+                    strict=args.strict,
+                    source_progress=lines.update,
+                    **limits,
+                )
+            else:
+                table = store.query_arrow(sql, params or None, progress=show_progress, **limits)
             info = store.last_info
         except P2P2PError as exc:
             raise CellError(exc) from None
@@ -140,9 +166,29 @@ class P2PMagics(Magics):
             handle.update(result)
         else:
             display(result)
+        if isinstance(info, FanOutInfo):
+            frame.attrs["sources"] = [s.to_dict() for s in info.sources]
+            display(SourcesTable(info))
         if args.out:
             self._shell.user_ns[args.out] = frame
         # Like a returned value, but without showing the DataFrame a second time.
+        self._shell.displayhook.update_user_ns(frame)
+
+    def _here(self, cell: str, out: str | None) -> None:
+        """``%%p2pquery here``: this kernel's own DuckDB, over the DataFrames the SQL
+        names (``_``, ``--out`` results, your own) and your own files."""
+        try:
+            if out is not None and not str(out).isidentifier():
+                raise BadTarget(f"--out needs a variable name, got {out!r}")
+            sql, params = template.bind(cell, self._shell.user_ns)
+            frames = frames_named_in(sql, self._shell.user_ns)
+            table, info = combine_arrow(sql, params or None, **frames)
+        except P2P2PError as exc:
+            raise CellError(exc) from None
+        frame = to_pandas(table)
+        display(ResultTable(frame, info, "here (this kernel's DuckDB)"))
+        if out:
+            self._shell.user_ns[out] = frame
         self._shell.displayhook.update_user_ns(frame)
 
     # -- sharing -------------------------------------------------------------------
@@ -284,7 +330,8 @@ class P2PMagics(Magics):
     # -- aliases -------------------------------------------------------------------
     @line_magic
     def p2p(self, line: str) -> Any:
-        """``%p2p connect LINK as ALIAS`` · ``%p2p aliases`` · ``%p2p forget ALIAS`` ·
+        """``%p2p connect LINK as ALIAS`` · ``%p2p group NAME STORE…`` · ``%p2p aliases`` ·
+        ``%p2p forget ALIAS`` ·
         ``%p2p note TARGET [--on TABLE] [--column C] TEXT`` · ``%p2p notes [NAME]``"""
         words = shlex.split(line)
         try:
@@ -299,6 +346,8 @@ class P2PMagics(Magics):
                 return None
             if len(words) == 4 and words[0] == "connect" and words[2] == "as":
                 self._connect(words[1], words[3])
+            elif len(words) >= 3 and words[0] == "group":
+                self._group(words[1], words[2:])
             elif words == ["aliases"]:
                 self._show_aliases()
             elif len(words) == 2 and words[0] == "forget":
@@ -308,7 +357,8 @@ class P2PMagics(Magics):
                 print(f"forgot {words[1]}")
             else:
                 raise BadTarget(
-                    "usage: %p2p connect LINK as ALIAS | %p2p aliases | %p2p forget ALIAS | "
+                    "usage: %p2p connect LINK as ALIAS | %p2p group NAME STORE… | "
+                    "%p2p aliases | %p2p forget ALIAS | "
                     '%p2p note TARGET [--on TABLE] [--column C] "text" | %p2p notes [NAME] | '
                     "%p2p viewers add|remove|list|mode SHARE ..."
                 )
@@ -373,6 +423,19 @@ class P2PMagics(Magics):
             f"{fingerprint(store.owner_key)}, checked against the share id)"
         )
 
+    def _group(self, name: str, members: list[str]) -> None:
+        """Save a named set of stores; ``%%p2pquery NAME`` then asks all of them."""
+        for member in members:
+            target = resolve(member)  # a group inside a group is refused here
+            if isinstance(target, LocalTarget) and not os.path.exists(target.path):
+                raise BadTarget(
+                    f"{member!r} is neither an alias (%p2p connect LINK as {member}), a link, "
+                    "nor a store file here"
+                )
+        aliases.save_group(name, members)
+        self.stores.pop(f"group:{name}", None)
+        print(f"{name} → {', '.join(members)} (%%p2pquery {name} asks them all at once)")
+
     def _show_aliases(self) -> None:
         saved = aliases.load()
         if not saved:
@@ -380,6 +443,9 @@ class P2PMagics(Magics):
             return
         width = max(len(a) for a in saved)
         for alias, entry in sorted(saved.items()):
+            if "group" in entry:
+                print(f"{alias:<{width}}  group: {', '.join(entry['group'])}")
+                continue
             shown = parse_link(str(entry["link"])).display
             print(f"{alias:<{width}}  {shown}  ({entry.get('name', '?')})")
 

@@ -1,0 +1,105 @@
+"""Which stores of a group answered: a line per store while rows arrive, then a table.
+
+Shown under a fan-out's result (``%%p2pquery GROUP``): each store with its rows and time,
+or what it said instead of answering. An error message there came from that store's
+owner or relay, so it is shown as theirs, after the store's name, never as ours.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import ipywidgets as widgets
+
+from ..client.federation import FanOutInfo
+from .result_table import MUTED, PlainTextRepr, esc, human_bytes
+
+__all__ = ["SourcesProgress", "SourcesTable"]
+
+RED = "#b42318"
+GREEN = "#1a7f37"
+
+
+class SourcesProgress(PlainTextRepr, widgets.HTML):  # type: ignore[misc]
+    """One line per store while the fan-out runs; ``update`` may come from any thread."""
+
+    def __init__(self, names: list[str], min_interval_s: float = 0.15) -> None:
+        self.states: dict[str, tuple[int, int, str]] = {n: (0, 0, "waiting") for n in names}
+        self._lock = threading.Lock()
+        self._min_interval_s = min_interval_s
+        self._last = 0.0
+        super().__init__(self._html())
+
+    def update(self, name: str, rows: int, nbytes: int, state: str) -> None:
+        with self._lock:
+            self.states[name] = (rows, nbytes, state)
+        now = time.monotonic()
+        if state in ("done", "failed") or now - self._last >= self._min_interval_s:
+            self._last = now
+            self.value = self._html()
+
+    def _lines(self) -> list[tuple[str, str]]:
+        with self._lock:
+            states = dict(self.states)
+        lines = []
+        for name, (rows, nbytes, state) in states.items():
+            if state == "waiting":
+                text = "waiting"
+            elif state == "failed":
+                text = "no answer"
+            else:
+                text = f"{rows:,} rows · {human_bytes(nbytes)}" + (
+                    " · done" if state == "done" else "…"
+                )
+            lines.append((name, text))
+        return lines
+
+    def _html(self) -> str:
+        rows = "".join(
+            f"<div><b>{esc(name)}</b> · {esc(text)}</div>" for name, text in self._lines()
+        )
+        return (
+            f'<div class="p2p2p-sources-progress" style="font-size:12px;color:{MUTED}">{rows}</div>'
+        )
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{name}: {text}" for name, text in self._lines())
+
+
+class SourcesTable(PlainTextRepr, widgets.HTML):  # type: ignore[misc]
+    """Each store's outcome once the fan-out is over."""
+
+    def __init__(self, info: FanOutInfo) -> None:
+        self.info = info
+        super().__init__(self._html())
+        self.add_class("p2p2p-sources")
+
+    def _html(self) -> str:
+        cells = []
+        for source in self.info.sources:
+            if source.ok:
+                status = f'<span style="color:{GREEN}">answered</span>'
+                detail = f"{source.rows:,} rows · {source.seconds * 1000:,.0f} ms"
+            else:
+                status = f'<span style="color:{RED}">no rows</span>'
+                detail = f"{esc(source.error)}: {esc(source.message)}"
+            cells.append(
+                f'<tr><td style="padding:1px 10px 1px 0"><b>{esc(source.name)}</b></td>'
+                f'<td style="padding:1px 10px 1px 0">{status}</td><td>{detail}</td></tr>'
+            )
+        answered = len(self.info.answered)
+        head = f"{answered} of {len(self.info.sources)} stores answered"
+        return (
+            f'<div style="font-size:12px;margin-top:4px"><div style="color:{MUTED}">{head}</div>'
+            f"<table>{''.join(cells)}</table></div>"
+        )
+
+    def __repr__(self) -> str:
+        lines = [f"{len(self.info.answered)} of {len(self.info.sources)} stores answered"]
+        for source in self.info.sources:
+            if source.ok:
+                lines.append(f"  {source.name}: {source.rows:,} rows")
+            else:
+                lines.append(f"  {source.name}: no rows ({source.error}: {source.message})")
+        return "\n".join(lines)

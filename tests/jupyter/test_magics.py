@@ -117,3 +117,60 @@ def test_share_without_the_server_extension_runs_in_the_kernel(
     assert "not a DuckDB database" in str(result.error_in_exec)
     result = run(shell, "%unshare nothing-here")
     assert "no active share named 'nothing-here'" in str(result.error_in_exec)
+
+
+def test_a_group_asks_every_store_and_says_who_answered(
+    shell: InteractiveShell,
+    sample_store: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("P2P2P_HOME", str(tmp_path / "home"))
+    other = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(other))
+    con.execute("CREATE TABLE sales AS SELECT 'east' AS region, 5 AS n")
+    con.close()
+    typo = run(shell, f"%p2p group sites local:{sample_store} nosuchalias")
+    assert isinstance(typo.error_in_exec, CellError)
+    assert "neither an alias" in str(typo.error_in_exec)  # not taken as a file path
+    assert run(shell, f"%p2p group sites local:{sample_store} local:{other}").success
+    capsys.readouterr()
+    result = run(shell, "%%p2pquery sites\nSELECT count(*) AS n FROM sales")
+    assert result.success, result.error_in_exec
+    frame = shell.user_ns["_"]
+    assert frame.columns[0] == "_source" and len(frame) == 2
+    assert [s["ok"] for s in frame.attrs["sources"]] == [True, True]
+    out = capsys.readouterr().out
+    assert "2 of 2 stores answered" in out
+    # One store refusing: the others still answer, and the refusal is shown as that store's.
+    result = run(shell, "%%p2pquery sites\nSELECT count(*) AS n FROM sales WHERE year = 2022")
+    assert result.success
+    out = capsys.readouterr().out
+    assert "1 of 2 stores answered" in out and "no rows (query_failed" in out, out
+    strict = run(shell, "%%p2pquery sites --strict\nSELECT count(*) FROM sales WHERE year = 1")
+    assert isinstance(strict.error_in_exec, CellError) and "--strict" in str(strict.error_in_exec)
+
+
+def test_here_joins_your_own_dataframes(
+    shell: InteractiveShell, sample_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(
+        shell,
+        f"%%p2pquery local:{sample_store} --out by_region\n"
+        "SELECT region, count(*) AS n FROM sales GROUP BY 1",
+    ).success
+    shell.user_ns["targets"] = pd.DataFrame({"region": ["north", "south"], "goal": [1, 10**9]})
+    result = run(
+        shell,
+        "%%p2pquery here\nSELECT b.region, b.n >= t.goal AS met FROM by_region b "
+        "JOIN targets t USING (region) WHERE t.goal > {floor} ORDER BY 1".replace("{floor}", "0"),
+    )
+    assert result.success, result.error_in_exec
+    frame = shell.user_ns["_"]
+    assert frame["region"].tolist() == ["north", "south"] and frame["met"].tolist() == [True, False]
+    assert "this kernel's DuckDB" in capsys.readouterr().out
+    missing = run(shell, "%%p2pquery here\nSELECT * FROM no_such_frame")
+    assert isinstance(missing.error_in_exec, CellError) and "no_such_frame" in str(
+        missing.error_in_exec
+    )

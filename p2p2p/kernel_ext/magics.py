@@ -354,6 +354,7 @@ class P2PMagics(Magics):
                 if not aliases.forget(words[1]):
                     raise BadTarget(f"no alias {words[1]!r}")
                 self.stores.pop(words[1], None)
+                self.stores.pop(f"group:{words[1]}", None)
                 print(f"forgot {words[1]}")
             else:
                 raise BadTarget(

@@ -34,6 +34,7 @@ from .target import Target
 __all__ = ["SOURCE", "FanOutInfo", "SourceResult", "StoreGroup", "stack"]
 
 SOURCE = "_source"
+STORE_SOURCE = "_source_from_store"  # a store's own _source column, if it sends one
 MAX_PARALLEL = 16  # stores asked at once; the rest wait their turn
 DEFAULT_TIMEOUT_S = 120.0  # a store that has not answered by then counts as failed
 
@@ -246,17 +247,25 @@ def stack(parts: Sequence[tuple[str, pa.Table]]) -> pa.Table:
     """
     if not parts:
         return pa.table({SOURCE: pa.array([], pa.string())})
+    parts = [(name, _own_source_renamed(table)) for name, table in parts]
     _check_types(parts)
     labelled = [
         table.add_column(0, SOURCE, pa.array([name] * table.num_rows, pa.string()))
-        if SOURCE not in table.column_names
-        else table
         for name, table in parts
     ]
     try:
         return pa.concat_tables(labelled, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # _check_types should have said
         raise ColumnTypesDiffer(f"the stores' answers do not combine: {exc}") from None
+
+
+def _own_source_renamed(table: pa.Table) -> pa.Table:
+    """A store's answer never decides ``_source``: a column of that name it sent itself
+    (a store can answer anything) keeps its values under another name."""
+    if SOURCE not in table.column_names:
+        return table
+    names = [STORE_SOURCE if n == SOURCE else n for n in table.column_names]
+    return table.rename_columns(names)
 
 
 def _check_types(parts: Sequence[tuple[str, pa.Table]]) -> None:

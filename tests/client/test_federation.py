@@ -186,6 +186,10 @@ def test_stack_widens_numbers_and_names_what_does_not_combine() -> None:
     ]
     with pytest.raises(ColumnTypesDiffer, match="'n' is int32 from a but string from c"):
         stack([("a", small), ("c", pa.table({"n": ["one"]}))])
+    # A store cannot pass its rows off as another's by sending a _source of its own.
+    spoof = stack([("a", small), ("evil", pa.table({SOURCE: ["a"], "n": [9]}))])
+    assert spoof.column(SOURCE).to_pylist() == ["a", "evil"]
+    assert spoof.column("_source_from_store").to_pylist() == [None, "a"]
 
 
 def test_local_stores_group_and_a_missing_one(stores: dict[str, str], tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import P2P2PError
+from .errors import BadTarget, P2P2PError
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
@@ -35,6 +35,11 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     print(f"  public key   {identity.public_key_b64}")
     print(f"  fingerprint  {identity.fingerprint}")
     return 0
+
+
+def _names(text: str | None) -> list[str]:
+    """``a,b , c`` as ``["a", "b", "c"]``."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
@@ -77,6 +82,70 @@ def _cmd_query(args: argparse.Namespace) -> int:
     for source in getattr(info, "failed", []):  # a group: who gave no rows, and why
         print(f"  no rows from {source.name}: {source.message}", file=sys.stderr)
     return 0
+
+
+def _table_columns(specs: list[str], flag: str) -> dict[str, str]:
+    """``--cursor cases.admitted`` (repeatable) as ``{"cases": "admitted"}``."""
+    out = {}
+    for spec in specs:
+        table, dot, column = spec.partition(".")
+        if not dot or not table or not column:
+            raise BadTarget(f"{flag} takes TABLE.COLUMN, got {spec!r}")
+        out[table] = column
+    return out
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    import time
+
+    from .client import RemoteStore, connect
+    from .client.pull import pull
+    from .errors import ShareOffline
+    from .owner.viewers import parse_duration
+
+    store = connect(args.target)
+    if not isinstance(store, RemoteStore):
+        store.close()
+        raise BadTarget("a pull copies from a share: give its link or alias, not a local file")
+    every = parse_duration(args.every) if args.every else None
+    cursors = _table_columns(args.cursor, "--cursor")
+    keys = _table_columns(args.key, "--key")
+    backoff = 5.0
+    full = args.full
+    try:
+        while True:
+            try:
+                reports = pull(
+                    store,
+                    args.into,
+                    _names(args.tables) or None,
+                    cursors,
+                    keys,
+                    full=full,
+                    progress=lambda t, n: print(f"  {t}: {n:,} rows…", file=sys.stderr),
+                )
+            except ShareOffline as exc:
+                if every is None:
+                    raise
+                print(
+                    f"the share is offline ({exc}); trying again in {backoff:.0f} s",
+                    file=sys.stderr,
+                )
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 600.0)
+                continue
+            backoff = 5.0
+            full = False  # --full starts over once; later rounds bring the copy up to date
+            for report in reports:
+                print(
+                    f"{report.table}: {report.rows:,} new rows in {report.seconds:.1f} s "
+                    f"(by {report.cursor}, now at {report.last!r}) into {args.into}"
+                )
+            if every is None:
+                return 0
+            time.sleep(every)
+    finally:
+        store.close()
 
 
 def _cmd_relay(args: argparse.Namespace) -> int:
@@ -151,6 +220,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 max_viewers=args.max_viewers,
                 viewers=[v.to_dict() for v in invited],
                 require_key=args.require_key,
+                allow_pull=_names(args.allow_pull),
                 browser_session_s=parse_duration(args.browser_session)
                 if args.browser_session
                 else None,
@@ -420,6 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="identified mode: only listed viewers' signed requests are answered; add "
         "viewers while it runs with `p2p2p viewers add`",
     )
+    share.add_argument(
+        "--allow-pull",
+        metavar="T,...",
+        help="tables subscribers may copy and keep up to date with `p2p2p pull` "
+        "(default: none; data stays home)",
+    )
     share.set_defaults(func=_cmd_share)
 
     audit = sub.add_parser("audit", help="work with a share's audit log")
@@ -444,6 +520,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     notes_verify.add_argument("file")
     notes_verify.set_defaults(func=_cmd_notes_verify)
+
+    pulling = sub.add_parser(
+        "pull",
+        help="copy tables a share's owner allows copying into a DuckDB file, and keep it up to date",
+    )
+    pulling.add_argument("target", help="the share's link or alias")
+    pulling.add_argument("--into", required=True, metavar="FILE", help="the DuckDB file to write")
+    pulling.add_argument("--tables", metavar="T,...", help="only these (default: all allowed)")
+    pulling.add_argument(
+        "--cursor",
+        action="append",
+        default=[],
+        metavar="TABLE.COLUMN",
+        help="pull TABLE in the order of COLUMN, later only rows past it (default: rowid, "
+        "for tables that only grow); repeatable",
+    )
+    pulling.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="TABLE.COLUMN",
+        help="rows with a key already copied replace the old copy; repeatable",
+    )
+    pulling.add_argument("--full", action="store_true", help="start the tables over")
+    pulling.add_argument(
+        "--every", metavar="DURATION", help="keep pulling, e.g. every 10m (Ctrl+C stops)"
+    )
+    pulling.set_defaults(func=_cmd_pull)
 
     sample = sub.add_parser("sample", help="create a sample store (small sales, or hospital)")
     sample.add_argument("path", nargs="?", help="default sample.duckdb (hospital.duckdb)")

@@ -26,7 +26,8 @@ The tree::
     ├── BadShareName                  bad_share_name  400
     ├── IdentityError                 identity        500  the key file
     ├── Forbidden                     forbidden       403  token missing, wrong, revoked
-    │   └── NotInvited                not_invited          identified share, key not listed
+    │   ├── NotInvited                not_invited          identified share, key not listed
+    │   └── PullRefused               pull_refused         the owner does not allow that pull
     ├── BadViewers                    bad_viewers     400  a viewer entry or viewers file
     ├── NotFound                      not_found       404  no such endpoint or page
     ├── ShareOffline                  offline         404  revoked, owner away, relay down
@@ -75,6 +76,7 @@ __all__ = [
     "NoteRefused",
     "P2P2PError",
     "ProtocolError",
+    "PullRefused",
     "QueryFailed",
     "QueryRefused",
     "QueryTimeout",
@@ -271,6 +273,12 @@ class NotInvited(Forbidden):
     """The share is open to invited viewers only, and this caller's key is not one."""
 
     code = "not_invited"
+
+
+class PullRefused(Forbidden):
+    """A pull of a table the owner did not allow (``--allow-pull``)."""
+
+    code = "pull_refused"
 
 
 class BadViewers(P2P2PError):

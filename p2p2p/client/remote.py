@@ -172,6 +172,32 @@ class RemoteStore:
             "compression": self.compression,
             **given(**limits),
         }
+        return self._arrow_answer(message, progress)
+
+    def pull_page(
+        self,
+        table: str,
+        cursor: str | None = None,
+        after: Any = None,
+        inclusive: bool = False,
+        limit: int | None = None,
+        progress: Progress | None = None,
+    ) -> pa.Table:
+        """One page of a table the owner allows pulling (``p2p2p pull``): rows whose
+        cursor (``rowid`` by default) is past ``after``, in cursor order, with the cursor
+        value first as ``_p2p2p_cursor``."""
+        message = {
+            "op": "pull",
+            "table": table,
+            "cursor": cursor,
+            "after": after,
+            "inclusive": inclusive,
+            "limit": limit,
+            "compression": self.compression,
+        }
+        return self._arrow_answer(message, progress)
+
+    def _arrow_answer(self, message: dict[str, Any], progress: Progress | None) -> pa.Table:
         # The generator holds an HTTP response open: it is closed here, on every path,
         # never left to the garbage collector (which may finalise it inside httpcore's
         # pool lock, held by this very thread for the next request: a deadlock).

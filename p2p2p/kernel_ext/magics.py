@@ -241,6 +241,11 @@ class P2PMagics(Magics):
         action="store_true",
         help="identified mode: only listed viewers' keys get in (add them with %%p2p viewers add)",
     )
+    @argument(
+        "--allow-pull",
+        metavar="T,...",
+        help="tables subscribers may copy with `p2p2p pull` (default: none; data stays home)",
+    )
     @line_magic
     def share(self, line: str) -> Any:
         """Share a DuckDB file read-only through a relay; shows the link and live status."""
@@ -261,6 +266,7 @@ class P2PMagics(Magics):
             else (os.path.abspath(os.path.expanduser(args.dashboard)) if args.dashboard else True),
             "max_viewers": args.max_viewers,
             "require_key": args.require_key,
+            "allow_pull": [t.strip() for t in (args.allow_pull or "").split(",") if t.strip()],
         }
         copy: str | None = None
         try:

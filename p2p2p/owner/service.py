@@ -27,6 +27,7 @@ from ..protocol.shareid import check_name, name_from_path, share_id
 from ..relay import RelayConfig, make_app
 from ..store.file import check_store_file
 from ..store.limits import Limits
+from .pulls import pullable
 from .shares import Share, ShareManager, open_store
 from .signin import SESSION_TTL_S
 from .snapshots import remove_snapshot
@@ -129,6 +130,7 @@ class OwnerService:
         viewers: list[dict[str, Any]] | None = None,
         require_key: bool = False,
         browser_session_s: float | None = None,
+        allow_pull: list[str] | None = None,
     ) -> dict[str, Any]:
         """Share ``path``; with ``refresh``, serve a new copy under an existing share's
         link instead (after a new snapshot). Returns the share's status."""
@@ -182,6 +184,7 @@ class OwnerService:
                 share.upstream_paths = VOILA_PATHS  # Voila's own pages and kernels only
             if max_viewers is not None:
                 share.max_viewers = max(1, int(max_viewers))
+            share.allow_pull = await asyncio.to_thread(pullable, executor, allow_pull or [])
             self.links[share.share_id] = self.manager.link(relay_url, share, token)
             if share.viewers is not None:  # invite links name the share without its token
                 url = f"{relay_url.rstrip('/')}/s/{share.share_id}/"
@@ -311,6 +314,7 @@ class OwnerService:
             "relay_state": tunnel.state if tunnel else "stopped",
             "listed": share.listed,
             "title": share.title,
+            "allow_pull": sorted(share.allow_pull),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(share.started)),
             "viewers_now": tunnel.active_requests(share.share_id) if tunnel else 0,
             "queries": share.queries,

@@ -69,6 +69,8 @@ class Share:
     upstream: str = ""  # a loopback web app serving the rest of the share's paths
     upstream_paths: re.Pattern[str] | None = None  # if set, only these paths reach it
     max_viewers: int = 10  # dashboard sessions at once; more get a "busy" page
+    # Tables the owner lets subscribers copy (``p2p2p pull``); none unless they say so.
+    allow_pull: frozenset[str] = frozenset()
     sessions: int = 0  # dashboard sessions open now
     notes: NotesStore | None = None
     viewers: ViewerList | None = None  # who may see it in identified mode (owner.viewers)

@@ -42,6 +42,7 @@ SHARE_FIELDS = (
     "viewers",
     "require_key",
     "browser_session_s",
+    "allow_pull",
 )
 MAX_BODY = 64 << 10
 

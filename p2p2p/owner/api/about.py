@@ -18,6 +18,7 @@ def info(share: Share) -> dict[str, Any]:
         "name": share.name,
         "share_id": share.share_id,
         "title": share.title,
+        "allow_pull": sorted(share.allow_pull),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(share.started)),
         "queries": share.queries,
     }

@@ -1,7 +1,7 @@
 """``POST /.p2p2p/e2e``: a program's request, end-to-end encrypted to the owner's key.
 
 The relay carries the bytes and can read none of them: the access token, the
-operation (``query``, ``schema``, ``info``, ``notes``, ``post_note``), the SQL and the
+operation (``query``, ``pull``, ``schema``, ``info``, ``notes``, ``post_note``), the SQL and the
 result all travel inside ``protocol.envelope``. The answer is one sealed stream: an
 ``{"ok"}`` header, the Arrow IPC pieces, and an end marker carrying the result's facts,
 so a cut or a reorder on the way is detected by the client.
@@ -9,6 +9,7 @@ so a cut or a reorder on the way is detected by the client.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
@@ -18,6 +19,8 @@ from typing import Any
 
 from ...errors import BadParameters, Forbidden, P2P2PError, Tampered
 from ...protocol import envelope
+from ...store.executor import encode_params
+from ..pulls import pull_statement
 from ..shares import Share, ShareManager
 from .about import info, schema
 from .access import ANONYMOUS, Caller, caller_for, enroll
@@ -67,6 +70,7 @@ async def _answer(
     # is logged as a claim next to the (verified) client, never as who asked.
     claimed = viewer[:16] if isinstance(viewer, str) and viewer else None
     caller = Caller(ANONYMOUS)
+    channel = "e2e"
     try:
         # An invite link carries no token: the invite is the way in, once.
         enrolling = message.get("op") == "enroll"
@@ -92,14 +96,28 @@ async def _answer(
         if op == "schema":
             yield last_piece({"ok": True, "schema": await schema(share, caller.tables)})
             return
-        if op != "query":
+        if op == "pull":
+            # One page of a table the owner allows copying (owner.pulls): the statement
+            # is built on this side, from names checked against the store.
+            channel = "pull"
+            try:
+                sql, page_params = await asyncio.to_thread(
+                    pull_statement, share, caller.tables, message
+                )
+            except P2P2PError as exc:  # a refused pull is on the record too
+                asked = f"pull {str(message.get('table', ''))[:200]!r}"
+                audit(share, asked, caller, channel, exc.code, None, claimed)
+                raise
+            params, style = encode_params(page_params)
+        elif op == "query":
+            sql = str(message.get("sql", ""))
+            params = base64.b64decode(message.get("params") or "")
+            style = message.get("style")
+        else:
             raise BadParameters(f"unknown operation {op!r}")
-        sql = str(message.get("sql", ""))
-        params = base64.b64decode(message.get("params") or "")
-        style = message.get("style")
         limits = {k: message.get(k) for k in LIMITS if message.get(k) is not None}
         result = await start(
-            share, sql, params, style, caller, "e2e", claimed_session=claimed, **limits
+            share, sql, params, style, caller, channel, claimed_session=claimed, **limits
         )
     except P2P2PError as exc:
         yield last_piece({"ok": False, "error": exc.to_dict()})
@@ -130,4 +148,4 @@ async def _answer(
         outcome = exc.code
         yield last_piece({"ok": False, "error": exc.to_dict()})
     finally:
-        audit(share, sql, caller, "e2e", outcome, stream.info, claimed)
+        audit(share, sql, caller, channel, outcome, stream.info, claimed)

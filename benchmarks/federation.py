@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import duckdb
 
 from p2p2p.client import parse_link
 from p2p2p.client.federation import StoreGroup
 from p2p2p.client.remote import RemoteStore
 from p2p2p.samples.hospital import build_hospital_store
 
-from .common import Processes, Section, Target, descendants, interleaved
+from .common import Processes, Section, Target, descendants, interleaved, p2p2p, rss
 
 SITES = ("brig", "sion", "visp")
 TARGET_RATIO = 1.3
@@ -57,6 +60,67 @@ def cpu_per_call(fn: Callable[[], object], pids: list[int], calls: int) -> tuple
     mine = resource.getrusage(resource.RUSAGE_SELF)
     after = cpu_seconds(everyone) + mine.ru_utime + mine.ru_stime
     return wall / calls, (after - before) / calls
+
+
+def pull_once(link: str, into: Path, home: Path) -> tuple[float, int]:
+    """``p2p2p pull`` as a process of its own: (seconds, its peak resident memory)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [*p2p2p("pull", link, "--into", str(into), "--cursor", "big.id")],
+        env={**os.environ, "P2P2P_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, rss(process.pid))
+        time.sleep(0.02)
+    assert process.returncode == 0, f"the pull failed ({process.returncode})"
+    return time.perf_counter() - started, peak
+
+
+def pulls(quick: bool) -> list[str]:
+    """Pull throughput, and the puller's memory at two sizes (flat if it streams)."""
+    sizes = (100_000, 400_000) if quick else (1_000_000, 4_000_000)
+    lines = [
+        "",
+        "### Pulls",
+        "",
+        "`p2p2p pull` of a table (id, timestamp, double, short text) by its id, as a "
+        "process of its own, its resident memory sampled every 20 ms:",
+        "",
+        "| rows | time | rows/s | MiB/s (Arrow) | puller's peak RSS |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    with tempfile.TemporaryDirectory(prefix="p2p2p-bench-pull-") as tmp, Processes() as procs:
+        _relay, relay_url = procs.relay()
+        peaks = []
+        for rows in sizes:
+            store = Path(tmp) / f"big{rows}.duckdb"
+            con = duckdb.connect(str(store))
+            con.execute(
+                f"CREATE TABLE big AS SELECT i AS id, TIMESTAMP '2024-01-01' + INTERVAL (i) SECOND "
+                f"AS ts, i * 0.5 AS v, 'row ' || (i % 1000) AS s FROM range({rows}) t(i)"
+            )
+            arrow_bytes = con.sql("SELECT * FROM big").to_arrow_table().nbytes
+            con.close()
+            home = Path(tmp) / f"owner{rows}"
+            _, link = procs.share(
+                store, relay_url, home, "--name", f"big{rows}", "--allow-pull", "big"
+            )
+            seconds, peak = pull_once(link, Path(tmp) / f"copy{rows}.duckdb", Path(tmp) / "puller")
+            peaks.append(peak)
+            lines.append(
+                f"| {rows:,} | {seconds:.1f} s | {rows / seconds:,.0f} | "
+                f"{arrow_bytes / seconds / 2**20:.0f} | {peak / 2**20:.0f} MiB |"
+            )
+    lines += [
+        "",
+        f"{sizes[1] // sizes[0]}× the rows took {peaks[1] / max(peaks[0], 1):.2f}× the puller's "
+        "peak memory: one page (50,000 rows) is held at a time, and DuckDB writes each page "
+        "to the file before the next one is asked for.",
+    ]
+    return lines
 
 
 def run(rounds: int, quick: bool) -> Section:
@@ -120,6 +184,7 @@ def run(rounds: int, quick: bool) -> Section:
         f"{floors['small aggregate'] / max(slowest_small, 1e-9):.2f}× that store's time. "
         "Each query's own CPU (relay hop, E2E, tunnel, owner, worker) is issue 18's work.",
     ]
+    lines += pulls(quick)
     small = ratios["small aggregate"]
     targets = [
         Target(

@@ -79,6 +79,19 @@ def save_group(name: str, members: list[str]) -> None:
     _save(aliases)
 
 
+def seen(name: str, when: float) -> None:
+    """Remember when the share an alias names was last seen live (the group widget)."""
+    aliases = load()
+    if name in aliases and "link" in aliases[name]:
+        aliases[name]["last_seen"] = when
+        _save(aliases)
+
+
+def last_seen(name: str) -> float | None:
+    value = load().get(name, {}).get("last_seen")
+    return float(value) if isinstance(value, int | float) else None
+
+
 def group(text: str) -> list[str] | None:
     """The members of the group ``text`` names, or None when it is not a group."""
     if not NAME.fullmatch(text.strip()):

@@ -15,16 +15,19 @@ and is never dropped silently: ``last_info.sources`` (and a DataFrame's
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pandas as pd
 import pyarrow as pa
 
 from ..errors import BadTarget, ColumnTypesDiffer, P2P2PError, QueryTimeout, SourcesFailed
+from ..protocol.tunnel import LIVE_PATH
 from ..store.arrow import to_pandas
 from ..store.executor import Params, ResultInfo
 from .local import LocalStore
@@ -226,11 +229,59 @@ class StoreGroup:
         frame.attrs["sources"] = [s.to_dict() for s in self.last_info.sources]
         return frame
 
+    def status(self) -> list[dict[str, Any]]:
+        """Each store: online or not right now, when last seen, where its dashboard is.
+
+        Asks each share's relay whether the share is routed (``/.p2p2p/live``, answered
+        by the relay itself: no owner spends anything on it), all at once."""
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(MAX_PARALLEL, len(self.members))
+        ) as pool:
+            return list(pool.map(_member_status, self.members.items()))
+
     def close(self) -> None:
         with self._lock:
             stores, self._open = list(self._open.values()), {}
         for store in stores:
             store.close()
+
+
+def _member_status(item: tuple[str, str | Target | Store]) -> dict[str, Any]:
+    from . import aliases
+    from .target import LinkTarget, LocalTarget, resolve
+
+    name, member = item
+    try:
+        target = resolve(member) if isinstance(member, str) else member
+    except P2P2PError as exc:
+        return {"name": name, "state": "unknown", "detail": exc.message, "link": ""}
+    if isinstance(target, RemoteStore):
+        target = LinkTarget(target.link)
+    if isinstance(target, LocalStore | LocalTarget):
+        path = target.path if isinstance(target, LocalTarget) else target.executor.path
+        exists = os.path.exists(path)
+        return {"name": name, "state": "local" if exists else "missing", "detail": path, "link": ""}
+    assert isinstance(target, LinkTarget)
+    link = target.link
+    try:
+        answer = httpx.get(f"{link.share_url}{LIVE_PATH}", timeout=3.0, trust_env=False)
+        state = "online" if answer.status_code == 200 else "offline"
+        detail = "" if state == "online" else "the share is offline or revoked"
+    except httpx.HTTPError as exc:
+        state, detail = "offline", f"its relay does not answer ({type(exc).__name__})"
+    alias = target.alias
+    if state == "online" and alias:
+        aliases.seen(alias, time.time())
+    return {
+        "name": name,
+        "state": state,
+        "detail": detail,
+        "last_seen": time.time()
+        if state == "online"
+        else (aliases.last_seen(alias) if alias else None),
+        "link": link.full,
+        "relay": link.base,
+    }
 
 
 def _failed(result: SourceResult, exc: P2P2PError, seconds: float) -> None:

@@ -40,7 +40,7 @@ from ..store.arrow import to_pandas
 from ..store.limits import given
 from ..widgets import ResultProgress, ResultTable, SharesList, ShareStatus
 from ..widgets.notes_panel import NotesPanel
-from ..widgets.sources import SourcesProgress, SourcesTable
+from ..widgets.sources import GroupStatus, SourcesProgress, SourcesTable
 from . import placeholders as template
 from .owner_client import Owner, owner
 
@@ -336,7 +336,8 @@ class P2PMagics(Magics):
     # -- aliases -------------------------------------------------------------------
     @line_magic
     def p2p(self, line: str) -> Any:
-        """``%p2p connect LINK as ALIAS`` · ``%p2p group NAME STORE…`` · ``%p2p aliases`` ·
+        """``%p2p connect LINK as ALIAS`` · ``%p2p group NAME STORE…`` (``%p2p group NAME``:
+        which of its stores are online) · ``%p2p aliases`` ·
         ``%p2p forget ALIAS`` ·
         ``%p2p note TARGET [--on TABLE] [--column C] TEXT`` · ``%p2p notes [NAME]``"""
         words = shlex.split(line)
@@ -354,6 +355,13 @@ class P2PMagics(Magics):
                 self._connect(words[1], words[3])
             elif len(words) >= 3 and words[0] == "group":
                 self._group(words[1], words[2:])
+            elif len(words) == 2 and words[0] == "group":
+                group = self.stores[self.store(words[1])]
+                if not isinstance(group, StoreGroup):
+                    raise BadTarget(
+                        f"{words[1]!r} is not a group: %p2p group NAME STORE… makes one"
+                    )
+                return GroupStatus(group)
             elif words == ["aliases"]:
                 self._show_aliases()
             elif len(words) == 2 and words[0] == "forget":
@@ -364,7 +372,7 @@ class P2PMagics(Magics):
                 print(f"forgot {words[1]}")
             else:
                 raise BadTarget(
-                    "usage: %p2p connect LINK as ALIAS | %p2p group NAME STORE… | "
+                    "usage: %p2p connect LINK as ALIAS | %p2p group NAME [STORE…] | "
                     "%p2p aliases | %p2p forget ALIAS | "
                     '%p2p note TARGET [--on TABLE] [--column C] "text" | %p2p notes [NAME] | '
                     "%p2p viewers add|remove|list|mode SHARE ..."

@@ -1,4 +1,5 @@
-"""Which stores of a group answered: a line per store while rows arrive, then a table.
+"""A group of stores at a glance: which are online (``GroupStatus``), and which answered a
+fan-out (a line per store while rows arrive, then a table).
 
 Shown under a fan-out's result (``%%p2pquery GROUP``): each store with its rows and time,
 or what it said instead of answering. An error message there came from that store's
@@ -12,10 +13,10 @@ import time
 
 import ipywidgets as widgets
 
-from ..client.federation import FanOutInfo
+from ..client.federation import FanOutInfo, StoreGroup
 from .result_table import MUTED, PlainTextRepr, esc, human_bytes
 
-__all__ = ["SourcesProgress", "SourcesTable"]
+__all__ = ["GroupStatus", "SourcesProgress", "SourcesTable"]
 
 RED = "#b42318"
 GREEN = "#1a7f37"
@@ -102,4 +103,74 @@ class SourcesTable(PlainTextRepr, widgets.HTML):  # type: ignore[misc]
                 lines.append(f"  {source.name}: {source.rows:,} rows")
             else:
                 lines.append(f"  {source.name}: no rows ({source.error}: {source.message})")
+        return "\n".join(lines)
+
+
+def _ago(when: float | None) -> str:
+    if not when:
+        return "never seen here"
+    seconds = max(0.0, time.time() - when)
+    if seconds < 90:
+        return "now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return "now"
+
+
+STATE_COLOURS = {"online": GREEN, "local": MUTED, "offline": RED, "missing": RED}
+
+
+class GroupStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
+    """A group's stores: online or not, when last seen, and a click to each dashboard.
+
+    Whether a share is online is asked of its relay (which answers from its routes), so
+    looking at this costs the owners nothing. Refresh asks again."""
+
+    def __init__(self, group: StoreGroup) -> None:
+        self.group = group
+        self.rows: list[dict[str, object]] = []
+        self.table = widgets.HTML()
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        super().__init__([self.table, self.refresh_button])
+        self.add_class("p2p2p-group-status")
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.rows = self.group.status()
+        self.table.value = self._html()
+
+    def _html(self) -> str:
+        cells = []
+        for row in self.rows:
+            state = str(row.get("state"))
+            colour = STATE_COLOURS.get(state, MUTED)
+            link = str(row.get("link") or "")
+            name = esc(row.get("name"))
+            # A link carries its token, like the share widget's: it opens the dashboard.
+            shown = (
+                f'<a href="{esc(link)}" target="_blank" rel="noopener noreferrer">{name}</a>'
+                if link.startswith(("http://", "https://"))
+                else name
+            )
+            seen = _ago(row.get("last_seen")) if state in ("online", "offline") else ""  # type: ignore[arg-type]
+            cells.append(
+                f'<tr><td style="padding:2px 12px 2px 0"><b>{shown}</b></td>'
+                f'<td style="padding:2px 12px 2px 0;color:{colour}">{esc(state)}</td>'
+                f'<td style="padding:2px 12px 2px 0;color:{MUTED}">{esc(seen)}</td>'
+                f'<td style="color:{MUTED}">{esc(row.get("detail") or row.get("relay") or "")}</td></tr>'
+            )
+        online = sum(1 for r in self.rows if r.get("state") in ("online", "local"))
+        return (
+            f'<div style="font-size:13px"><div style="color:{MUTED}">group {esc(self.group.name)}: '
+            f"{online} of {len(self.rows)} stores reachable · click a store for its dashboard</div>"
+            f"<table>{''.join(cells)}</table></div>"
+        )
+
+    def __repr__(self) -> str:
+        lines = [f"group {self.group.name}"]
+        for row in self.rows:
+            seen = _ago(row.get("last_seen")) if row.get("state") in ("online", "offline") else ""  # type: ignore[arg-type]
+            lines.append(f"  {row.get('name')}: {row.get('state')} {seen}".rstrip())
         return "\n".join(lines)

@@ -166,6 +166,11 @@ class OwnerService:
                 )
                 upstream = server.url
             executor = await asyncio.to_thread(open_store, resolved, share_limits)
+            try:
+                pulls = await asyncio.to_thread(pullable, executor, allow_pull or [])
+            except P2P2PError:
+                await asyncio.to_thread(executor.close)
+                raise
             share, token = self.manager.add(
                 resolved,
                 name,
@@ -184,7 +189,7 @@ class OwnerService:
                 share.upstream_paths = VOILA_PATHS  # Voila's own pages and kernels only
             if max_viewers is not None:
                 share.max_viewers = max(1, int(max_viewers))
-            share.allow_pull = await asyncio.to_thread(pullable, executor, allow_pull or [])
+            share.allow_pull = pulls
             self.links[share.share_id] = self.manager.link(relay_url, share, token)
             if share.viewers is not None:  # invite links name the share without its token
                 url = f"{relay_url.rstrip('/')}/s/{share.share_id}/"

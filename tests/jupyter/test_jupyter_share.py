@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 
@@ -298,3 +299,26 @@ def test_a_relay_that_stopped_with_its_server_is_named(tmp_path: Path, sample_st
             assert "the Jupyter server" in message and "has stopped" in message, message
     finally:
         server.stop()
+
+
+def test_a_notebook_share_may_allow_pulls_of_named_tables(
+    owner: Kernel, sample_store: str, tmp_path: Path
+) -> None:
+    from p2p2p.client.pull import pull
+    from p2p2p.errors import PullRefused
+
+    link = share(owner, "store.duckdb --name pullable --no-dashboard --allow-pull sales")
+    try:
+        store = p2p2p.connect(link)
+        (report,) = pull(store, str(tmp_path / "copy.duckdb"))
+        con = duckdb.connect(sample_store, read_only=True)
+        expected = con.execute("SELECT count(*) FROM sales").fetchall()[0][0]
+        con.close()
+        assert report.table == "sales" and report.rows == expected
+        with pytest.raises(PullRefused, match="only sales"):
+            pull(store, str(tmp_path / "copy.duckdb"), tables=["regions"])
+        refused = owner.run("%share store.duckdb --name bad --allow-pull nosuch", allow_error=True)
+        assert "nosuch" in str(refused["error"]) and "does not have" in str(refused["error"])
+        assert "bad" not in str(owner.run("%shares")["data"])  # nothing half made
+    finally:
+        owner.run("%unshare pullable")

@@ -60,6 +60,29 @@ class Lines:
         raise AssertionError(f"no {pattern!r} in the demo's output:\n{''.join(self.lines)}")
 
 
+def start_demo(
+    tmp_path: Path, workdir: Path, port: int, token: str, user_settings: Path
+) -> subprocess.Popen[bytes]:
+    """`p2p2p demo`, with JupyterLab's app object exposed so the test can drive its own
+    commands instead of guessing at keystrokes."""
+    config_dir = tmp_path / "jupyter-config"
+    config_dir.mkdir(exist_ok=True)
+    (config_dir / "jupyter_server_config.json").write_text(
+        json.dumps({"LabApp": {"expose_app_in_browser": True}})
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "p2p2p", "demo", "--dir", str(workdir), "--port", str(port)],
+        env={
+            **os.environ,
+            "JUPYTER_TOKEN": token,
+            "JUPYTERLAB_SETTINGS_DIR": str(user_settings),
+            "JUPYTER_CONFIG_DIR": str(config_dir),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def test_demo_notebook_runs_in_jupyterlab(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     workdir.mkdir()
@@ -69,35 +92,15 @@ def test_demo_notebook_runs_in_jupyterlab(tmp_path: Path) -> None:
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
     (workdir / "quickstart.ipynb").write_text(json.dumps(notebook))
-    # Render every cell (JupyterLab 4 windows long notebooks) and skip the news prompt.
+    # Render every cell (JupyterLab 4 windows long notebooks); the demo skips the news prompt.
     settings = tmp_path / "lab-settings" / "@jupyterlab"
     (settings / "notebook-extension").mkdir(parents=True)
     (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
         '{"windowingMode": "none"}'
     )
-    (settings / "apputils-extension").mkdir(parents=True)
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        '{"fetchNews": "false"}'
-    )
-    # Let the test drive JupyterLab's own commands instead of guessing at keystrokes.
-    config_dir = tmp_path / "jupyter-config"
-    config_dir.mkdir()
-    (config_dir / "jupyter_server_config.json").write_text(
-        json.dumps({"LabApp": {"expose_app_in_browser": True}})
-    )
     port = free_port()
     token = "p2p2p-test-token"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "p2p2p", "demo", "--dir", str(workdir), "--port", str(port)],
-        env={
-            **os.environ,
-            "JUPYTER_TOKEN": token,
-            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
-            "JUPYTER_CONFIG_DIR": str(config_dir),
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_demo(tmp_path, workdir, port, token, tmp_path / "lab-settings")
     output = Lines(process)
     try:
         wait_for_lab(port, process)
@@ -278,24 +281,10 @@ def test_the_quickstart_as_written(tmp_path: Path) -> None:
     """`make demo`, the owner tour Run All, the analyst tour Run All, the link on a phone,
     Ctrl+C: no traceback, no stray output, the dashboard says offline, nothing left."""
     workdir = tmp_path / "demo"
-    config_dir = tmp_path / "jupyter-config"  # lets the test drive JupyterLab's commands
-    config_dir.mkdir()
-    (config_dir / "jupyter_server_config.json").write_text(
-        json.dumps({"LabApp": {"expose_app_in_browser": True}})
-    )
     port = free_port()
     token = "p2p2p-quickstart"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "p2p2p", "demo", "--dir", str(workdir), "--port", str(port)],
-        env={
-            **os.environ,
-            "JUPYTER_TOKEN": token,
-            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"),  # a newcomer's: empty
-            "JUPYTER_CONFIG_DIR": str(config_dir),
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    # A newcomer's JupyterLab settings: none (the demo brings its own).
+    process = start_demo(tmp_path, workdir, port, token, tmp_path / "user-settings")
     output = Lines(process)
     started: list[int] = []
     try:

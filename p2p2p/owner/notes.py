@@ -27,8 +27,9 @@ MAX_NOTES = 5_000
 
 
 class NotesStore:
-    def __init__(self, path: Path, share_id: str) -> None:
+    def __init__(self, path: Path, share_id: str, owner_key: str = "") -> None:
         self.share_id = share_id
+        self.owner_key = owner_key  # its notes may resolve anyone's
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -108,6 +109,14 @@ class NotesStore:
                 assert parent is not None
                 if parent["author"] != note["author"]:
                     raise NoteRefused("only its author can retract a note")
+            if note["kind"] == "resolve":
+                if parent is None:
+                    raise NoteRefused("a resolve names the note it resolves")
+                if note["author"] not in (parent["author"], self.owner_key) and not trusted:
+                    raise NoteRefused(
+                        "only its author or the owner can resolve a note (in an identified "
+                        "share, a listed viewer too)"
+                    )
             stored = json.dumps(note, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
             cursor = self._db.execute(
                 "INSERT INTO notes (id, note, received, via) VALUES (?, ?, ?, ?)",

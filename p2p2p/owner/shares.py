@@ -155,7 +155,11 @@ class ShareManager:
             relay=relay,
             snapshot=snapshot,
             upstream=check_upstream(upstream) if upstream else "",
-            notes=NotesStore(private_dir(self.base_dir / "notes") / f"{sid}.sqlite", sid),
+            notes=NotesStore(
+                private_dir(self.base_dir / "notes") / f"{sid}.sqlite",
+                sid,
+                self.identity.public_key_b64,
+            ),
             viewers=viewer_list,
             token=token,
             signins=Sessions(sid, session_ttl_s),

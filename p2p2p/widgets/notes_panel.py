@@ -20,7 +20,7 @@ import ipywidgets as widgets
 import traitlets
 
 from ..errors import NoteRefused, P2P2PError
-from ..identity import Identity, fingerprint, unb64
+from ..identity import Identity, b64, fingerprint, unb64
 from ..protocol import notes
 from .result_table import PlainTextRepr
 
@@ -80,6 +80,10 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         self.post_button = widgets.Button(description="Post", button_style="primary")
         self.post_button.on_click(lambda _b: self.post(self.text.value, self.kind.value))
         self.message = widgets.HTML()
+        self.cancel_reply = widgets.Button(
+            description="Cancel reply", layout=widgets.Layout(width="auto", display="none")
+        )
+        self.cancel_reply.on_click(lambda _b: self._stop_reply())
         self.reply_to: str | None = None
         self._row_target: dict[str, Any] | None = None  # set by "annotate this row"
         parts: list[widgets.Widget] = [widgets.HTML("<b>Notes</b>")]
@@ -90,8 +94,12 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         parts += [
             self.listing,
             self.text,
-            widgets.HBox([self.name, self.on, self.kind, self.post_button]),
-            self.message,
+            # Wraps on a phone instead of squeezing the toggles and cutting "Post".
+            widgets.HBox(
+                [self.name, self.on, self.kind, self.post_button],
+                layout=widgets.Layout(flex_flow="row wrap"),
+            ),
+            widgets.HBox([self.message, self.cancel_reply]),
         ]
         super().__init__(parts, layout=widgets.Layout(margin="12px 0"))
         self.add_class("p2p2p-notes")
@@ -219,7 +227,7 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         buttons = []
         if depth == 0:
             buttons.append(self._small("Reply", lambda: self._start_reply(note)))
-            if not resolved:
+            if not resolved and self._may_resolve(note):
                 buttons.append(self._small("Resolve", lambda: self.post("", "resolve", note["id"])))
         if note.get("author") == self._my_key():
             buttons.append(self._small("Retract", lambda: self.post("", "retract", note["id"])))
@@ -244,13 +252,34 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
     def _start_reply(self, note: dict[str, Any]) -> None:
         self.reply_to = note["id"]
         self.message.value = f"Replying to {html.escape(str(note.get('name') or 'a note'))}."
+        self.cancel_reply.layout.display = ""
+
+    def _stop_reply(self) -> None:
+        self.reply_to = None
+        self.message.value = ""
+        self.cancel_reply.layout.display = "none"
+
+    def _may_resolve(self, note: dict[str, Any]) -> bool:
+        """Its author and the owner may resolve a note (the owner checks it again; in an
+        identified share a listed viewer may too, which this panel cannot know)."""
+        mine = self._my_key()
+        owner = getattr(self.store, "owner_key", None)
+        return bool(mine) and (
+            note.get("author") == mine or (isinstance(owner, bytes) and mine == b64(owner))
+        )
 
     # -- writing -----------------------------------------------------------------
     def _my_key(self) -> str:
+        """This panel's key as notes name their authors (unpadded URL-safe base64)."""
         if self.identity is not None:
             return self.identity.public_key_b64
         if self.signer is not None and self.signer.public_key:
-            return str(self.signer.public_key)
+            # The browser says it in standard base64, padded: the same key either way.
+            text = str(self.signer.public_key).replace("+", "-").replace("/", "_")
+            try:
+                return b64(unb64(text.rstrip("=")))
+            except ValueError:
+                return ""
         return self._session_key.public_key_b64 if self._session_key else ""
 
     def post(self, text: str, kind: str = "note", parent: str | None = None) -> None:

@@ -100,6 +100,21 @@ def test_the_store_keeps_threads_refuses_replays_and_honours_retraction(tmp_path
     assert [n["id"] for n in again.since(0)] == [n["id"] for n in store.since(0)]
 
 
+def test_only_the_author_the_owner_or_a_listed_viewer_resolves_a_note(tmp_path: Path) -> None:
+    owner, ann, stranger, listed = (Identity.generate() for _ in range(4))
+    store = NotesStore(tmp_path / "n.sqlite", SHARE, owner.public_key_b64)
+    question = keep(store, signed(ann, "is Q3 right?"))
+    with pytest.raises(NoteRefused, match="only its author or the owner"):
+        keep(store, signed(stranger, "", kind="resolve", parent=question["id"]))
+    keep(store, signed(listed, "", kind="resolve", parent=question["id"]), trusted=True)
+    second = keep(store, signed(ann, "and Q4?"))
+    keep(store, signed(owner, "", kind="resolve", parent=second["id"]))
+    third = keep(store, signed(ann, "one more"))
+    keep(store, signed(ann, "", kind="resolve", parent=third["id"]))
+    resolved = [n["parent"] for n in store.since(0) if n["kind"] == "resolve"]
+    assert resolved == [question["id"], second["id"], third["id"]]
+
+
 def test_rate_limits_per_author_and_per_viewer_session(tmp_path: Path) -> None:
     store = NotesStore(tmp_path / "n.sqlite", SHARE)
     flood, calm = Identity.generate(), Identity.generate()

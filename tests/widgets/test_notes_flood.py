@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as widgets
 import ipywidgets.widgets.widget as widget_registry
 import pytest
 
@@ -15,7 +16,7 @@ from p2p2p.identity import Identity
 from p2p2p.owner.notes import MAX_NOTES, SHARE_RATE_PER_MINUTE, NotesStore
 from p2p2p.protocol import notes
 from p2p2p.protocol.notes import WORK_BASE_BITS
-from p2p2p.widgets.notes_panel import SHOWN_THREADS, NotesPanel
+from p2p2p.widgets.notes_panel import SHOWN_THREADS, BrowserSigner, NotesPanel
 
 from ..helpers.notes import NotesFeed, keep, signed_by_a_fresh_key
 
@@ -104,5 +105,55 @@ def test_an_open_panel_makes_one_row_per_new_note_and_closes_what_it_drops() -> 
         assert grown <= 5, f"{grown} widgets more after 20 notes"
         assert per_note < 0.5, f"{per_note:.2f} s of CPU per new note"
         assert f"{100 + 20} older notes not shown" in panel.listing.children[-1].value
+    finally:
+        panel.close()
+
+
+def buttons_of(panel: NotesPanel) -> dict[str, list[str]]:
+    """Each shown note's buttons, by description, keyed by the text it shows."""
+    rows = {}
+    for row in panel.listing.children:
+        found: list[str] = []
+        text = ""
+        todo = [row]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, widgets.Button):
+                found.append(item.description)
+            if isinstance(item, widgets.HTML):
+                text += item.value
+            todo.extend(getattr(item, "children", ()))
+        rows[text] = sorted(found)
+    return rows
+
+
+def test_a_browser_viewer_retracts_their_own_note_and_resolves_only_theirs() -> None:
+    import base64
+
+    from p2p2p.protocol.notes import draft, sign
+
+    feed = NotesFeed(SHARE)
+    viewer, other = Identity.generate(), Identity.generate()
+    for who, text in ((viewer, "mine"), (other, "theirs")):
+        note = sign(who, draft(SHARE, who.public_key, "x", text))
+        feed.notes.append({**note, "seq": len(feed.notes) + 1})
+    signer = BrowserSigner()
+    # The browser names its key in standard base64, padded (WebCrypto's export).
+    signer.public_key = base64.b64encode(viewer.public_key).decode()
+    panel = NotesPanel(feed, signer=signer, live=False)
+    try:
+        panel.refresh()
+        rows = buttons_of(panel)
+        shown = {
+            body: next(b for t, b in rows.items() if f">{body}<" in t)
+            for body in ("mine", "theirs")
+        }
+        assert "Retract" in shown["mine"] and "Resolve" in shown["mine"]
+        assert "Retract" not in shown["theirs"] and "Resolve" not in shown["theirs"]
+        # A reply can be called off.
+        panel._start_reply(panel.notes[0])
+        assert panel.reply_to and panel.cancel_reply.layout.display == ""
+        panel.cancel_reply.click()
+        assert panel.reply_to is None and panel.cancel_reply.layout.display == "none"
     finally:
         panel.close()

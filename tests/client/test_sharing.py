@@ -679,3 +679,37 @@ def test_a_second_process_cannot_take_a_live_share_from_the_first(
         assert RemoteStore(parse_link(first.link)).query("SELECT 7 AS x")["x"][0] == 7
     finally:
         first.stop()
+
+
+def test_stopping_a_share_stops_a_query_still_computing(
+    relay: Relay, sample_store: str, tmp_path: Path
+) -> None:
+    """A query that has sent nothing yet must not keep its worker busy (or the owner's
+    process alive) until its own timeout once the share is stopped."""
+    from ..helpers.sharing import descendants
+
+    owner = Share(sample_store, relay.url, tmp_path / "owner", "--name", "busy", "--timeout", "120")
+    store = RemoteStore(parse_link(owner.link))
+    failed: list[BaseException] = []
+
+    def long_query() -> None:
+        try:
+            store.query_arrow("SELECT sum(hash(i)) FROM range(40000000000) t(i)")
+        except Exception as exc:  # the share went away under it
+            failed.append(exc)
+
+    thread = threading.Thread(target=long_query)
+    thread.start()
+    time.sleep(2.0)  # the worker is computing
+    workers = descendants(owner.proc.pid)
+    assert workers, "no worker ran the query"
+    started = time.monotonic()
+    owner.proc.send_signal(signal.SIGINT)
+    owner.proc.wait(timeout=30)
+    assert time.monotonic() - started < 10, "the owner waited for the query to finish"
+    deadline = time.monotonic() + 10
+    while [pid for pid in workers if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < deadline, "a worker kept computing after the share stopped"
+        time.sleep(0.1)
+    thread.join(timeout=30)
+    assert failed and isinstance(failed[0], ShareOffline), failed

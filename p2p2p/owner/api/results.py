@@ -116,6 +116,11 @@ class Result:
         finally:
             if not handed_over:  # the consumer left after the first piece: cancel the query
                 await asyncio.to_thread(self.stream.close)
+            elif not self.completed:
+                # The consumer left mid-result (the share was revoked, the client went
+                # away): the reading thread may be blocked on a worker still computing,
+                # so stop the worker now rather than when its next batch is ready.
+                self.stream.abort()
 
 
 async def start(
@@ -132,10 +137,13 @@ async def start(
     is audited here and raised."""
 
     started: list[ResultStream] = []
+    given_up = threading.Event()  # whoever asked has gone before the query began answering
 
     def begin() -> Result:
         stream = share.executor.query_encoded(sql, params, style, tables=caller.tables, **limits)
         started.append(stream)
+        if given_up.is_set():
+            stream.abort()
         rest = stream.ipc_chunks()
         first: list[bytearray] = []
         size = 0
@@ -149,13 +157,20 @@ async def start(
         return Result(stream, first, rest)
 
     def abort() -> None:
+        given_up.set()
         for stream in started:
             stream.abort()
 
     try:
         beginning = asyncio.ensure_future(asyncio.to_thread(begin))
         if caller.viewer is None:
-            return await beginning
+            try:
+                return await beginning
+            except asyncio.CancelledError:
+                # Unshared, or the client went away, while the query computed: its worker
+                # stops now, not at the query's timeout.
+                abort()
+                raise
         # A long query may send nothing for a while: its viewer's removal must not wait
         # for its first byte.
         return await _unless_revoked(beginning, share, caller, abort)

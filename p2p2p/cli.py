@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import BadTarget, P2P2PError
+from .errors import BadTarget, P2P2PError, printable
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
@@ -80,7 +80,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
     shown = f"{len(args.targets)} stores" if several else display_target(args.targets[0])
     print(info.describe(shown), file=sys.stderr)
     for source in getattr(info, "failed", []):  # a group: who gave no rows, and why
-        print(f"  no rows from {source.name}: {source.message}", file=sys.stderr)
+        print(
+            f"  no rows from {source.name}; it said: {printable(str(source.message))}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -593,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except P2P2PError as exc:
-        print(f"p2p2p: {exc}", file=sys.stderr)
+        print(f"p2p2p: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

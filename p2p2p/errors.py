@@ -98,9 +98,22 @@ __all__ = [
     "Truncated",
     "UnknownShare",
     "WorkerCrashed",
+    "printable",
 ]
 
 _BY_CODE: dict[str, type[P2P2PError]] = {}
+MAX_MESSAGE = 2000  # characters of another party's message that are shown
+
+
+def printable(text: str, limit: int = MAX_MESSAGE) -> str:
+    """Text another party wrote, safe to show on a terminal or in a notebook: control and
+    format characters (escape sequences, CR/LF, bidi overrides, zero-width ones) appear
+    as escapes, so no such text can move the cursor, recolour, or start a line of its
+    own that looks like ours; and at most ``limit`` characters of it."""
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit])
+    if len(text) > limit:
+        shown += f"… ({len(text) - limit:,} more characters)"
+    return shown
 
 
 class P2P2PError(Exception):
@@ -126,7 +139,7 @@ class P2P2PError(Exception):
     def _render_traceback_(self) -> list[str]:
         """How IPython shows it in a notebook: the one line that says what to do, not a
         traceback through our code (``%tb`` still shows that)."""
-        return [f"\x1b[31m{type(self).__name__}: {self}\x1b[0m"]
+        return [f"\x1b[31m{type(self).__name__}: {printable(str(self))}\x1b[0m"]
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> P2P2PError:
@@ -136,10 +149,15 @@ class P2P2PError(Exception):
         details = data.get("details") or {}
         if not isinstance(details, dict):
             details = {}
-        message = str(data.get("message", "unknown error"))
+        # Written elsewhere (by a store's owner, even by DuckDB repeating a value of the
+        # store word for word): shown only as printable text.
+        message = printable(str(data.get("message", "unknown error")))
         if cls is QueryRefused:
-            return QueryRefused(str(details.get("rule", "unknown")), message)
-        return cls(message, **details)
+            return QueryRefused(printable(str(details.get("rule", "unknown")), 100), message)
+        try:
+            return cls(message, **{str(k): v for k, v in details.items()})
+        except TypeError:  # details this side's type does not take: keep the message
+            return P2P2PError(message)
 
 
 _BY_CODE[P2P2PError.code] = P2P2PError

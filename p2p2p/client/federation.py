@@ -18,6 +18,7 @@ import concurrent.futures
 import os
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,14 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import BadTarget, ColumnTypesDiffer, P2P2PError, QueryTimeout, SourcesFailed
+from ..errors import (
+    BadTarget,
+    ColumnTypesDiffer,
+    P2P2PError,
+    QueryTimeout,
+    SourcesFailed,
+    printable,
+)
 from ..protocol.tunnel import LIVE_PATH
 from ..store.arrow import to_pandas
 from ..store.executor import Params, ResultInfo
@@ -40,6 +48,7 @@ SOURCE = "_source"
 STORE_SOURCE = "_source_from_store"  # a store's own _source column, if it sends one
 MAX_PARALLEL = 16  # stores asked at once; the rest wait their turn
 DEFAULT_TIMEOUT_S = 120.0  # a store that has not answered by then counts as failed
+DEFAULT_MAX_BYTES = 256 << 20  # per store, as a share's own default: asked, and enforced here
 
 # (store name, rows so far, bytes so far, "running" | "done" | "failed")
 SourceProgress = Callable[[str, int, int, str], None]
@@ -155,8 +164,14 @@ class StoreGroup:
         tables: dict[str, pa.Table] = {}
         seen = {n: (0, 0) for n in names}
         seen_lock = threading.Lock()
+        over = threading.Event()  # the group has answered: late stores report nothing more
+        # Each store's answer is capped here too, not only by its owner: one store of a
+        # group (its owner modified, say) must not fill the coordinator's memory.
+        limits = {**limits, "max_bytes": limits.get("max_bytes") or DEFAULT_MAX_BYTES}
 
         def tell(name: str, rows: int, nbytes: int, state: str) -> None:
+            if over.is_set():
+                return
             with seen_lock:
                 seen[name] = (rows, nbytes)
                 total_rows = sum(r for r, _ in seen.values())
@@ -166,7 +181,7 @@ class StoreGroup:
             if progress is not None:
                 progress(total_rows, total_bytes)
 
-        def ask(name: str) -> pa.Table:
+        def ask(name: str) -> tuple[pa.Table, SourceResult]:
             begun = time.monotonic()
             tell(name, 0, 0, "running")
             store = self.store(name)
@@ -174,10 +189,9 @@ class StoreGroup:
                 sql, params, progress=lambda r, b: tell(name, r, b, "running"), **limits
             )
             info = store.last_info
-            result = results[name]
-            result.ok, result.rows, result.bytes = True, table.num_rows, info.bytes
-            result.truncated, result.seconds = info.truncated, time.monotonic() - begun
-            return table
+            answered = SourceResult(name, True, table.num_rows, info.bytes)
+            answered.truncated, answered.seconds = info.truncated, time.monotonic() - begun
+            return table, answered
 
         pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(MAX_PARALLEL, len(names)), thread_name_prefix="p2p2p-fanout"
@@ -188,7 +202,7 @@ class StoreGroup:
             for future in done:
                 name = futures[future]
                 try:
-                    tables[name] = future.result()
+                    tables[name], results[name] = future.result()
                     tell(name, results[name].rows, results[name].bytes, "done")
                 except P2P2PError as exc:
                     _failed(results[name], exc, time.monotonic() - started)
@@ -205,23 +219,45 @@ class StoreGroup:
                     self.timeout_s,
                 )
                 tell(name, 0, 0, "failed")
+                self._drop(name)  # its answer in flight is cut; the next query reconnects
         finally:
+            over.set()
             pool.shutdown(wait=False, cancel_futures=True)
         ordered = [results[n] for n in names]
         info = FanOutInfo(sources=ordered, seconds=time.monotonic() - started)
         self.last_info = info
+        parts = [(n, tables[n]) for n in names if n in tables]
+        while True:  # bounded: each pass drops one store, or ends
+            try:
+                table = stack(parts)
+                break
+            except ColumnTypesDiffer as exc:
+                culprit = exc.details.get("store")
+                if strict or culprit not in tables:
+                    raise
+                # One store's odd answer costs its own rows, not everyone's.
+                _failed(results[culprit], exc, results[culprit].seconds)
+                parts = [(n, t) for n, t in parts if n != culprit]
         if strict and info.failed:
             raise SourcesFailed(
                 "not every store answered (--strict): "
-                + "; ".join(f"{s.name}: {s.message}" for s in info.failed)
+                + "; ".join(f"{s.name} said: {printable(str(s.message))}" for s in info.failed)
             )
-        table = stack([(n, tables[n]) for n in names if n in tables])
         info.rows = table.num_rows
         info.bytes = sum(s.bytes for s in ordered)
         info.truncated = any(s.truncated for s in ordered)
         if info.truncated:
             info.truncated_by = "a store's limit"
         return table
+
+    def _drop(self, name: str) -> None:
+        """Close a member's connection (an answer that came too late is cut with it)."""
+        with self._lock:
+            store = self._open.pop(name, None)
+        if store is not None and not isinstance(self.members[name], LocalStore | RemoteStore):
+            store.close()
+        elif store is not None:
+            self._open[name] = store  # a store the caller opened is theirs to close
 
     def query(self, sql: str, params: Params = None, **kwargs: Any) -> pd.DataFrame:
         """``query_arrow`` as a DataFrame; ``attrs["sources"]`` holds each store's outcome."""
@@ -310,12 +346,19 @@ def stack(parts: Sequence[tuple[str, pa.Table]]) -> pa.Table:
         raise ColumnTypesDiffer(f"the stores' answers do not combine: {exc}") from None
 
 
+def _looks_like(name: str, other: str) -> bool:
+    """Whether two column names read the same (width forms, zero-width characters)."""
+    plain = "".join(c for c in unicodedata.normalize("NFKC", name) if c.isprintable())
+    return plain.strip().lower() == other
+
+
 def _own_source_renamed(table: pa.Table) -> pa.Table:
     """A store's answer never decides ``_source``: a column of that name it sent itself
-    (a store can answer anything) keeps its values under another name."""
-    if SOURCE not in table.column_names:
+    (a store can answer anything), or one that only looks like it, keeps its values
+    under another name."""
+    if not any(_looks_like(n, SOURCE) for n in table.column_names):
         return table
-    names = [STORE_SOURCE if n == SOURCE else n for n in table.column_names]
+    names = [STORE_SOURCE if _looks_like(n, SOURCE) else n for n in table.column_names]
     return table.rename_columns(names)
 
 
@@ -334,7 +377,10 @@ def _check_types(parts: Sequence[tuple[str, pa.Table]]) -> None:
                     promote_options="permissive",
                 )
             except (pa.ArrowInvalid, pa.ArrowTypeError):
+                shown = printable(repr(column.name), 200)
                 raise ColumnTypesDiffer(
-                    f"column {column.name!r} is {seen[1]} from {seen[0]} but {column.type} "
-                    f"from {name}: cast it to one type in the SQL (e.g. {column.name}::VARCHAR)"
+                    f"column {shown} is {printable(str(seen[1]), 200)} from {seen[0]} but "
+                    f"{printable(str(column.type), 200)} from {name}: cast it to one type in "
+                    f"the SQL (e.g. {printable(column.name, 200)}::VARCHAR)",
+                    store=name,
                 ) from None

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from ..errors import ResultTooLarge
 from ..store.arrow import to_pandas
 from ..store.executor import Executor, Params, ResultInfo
 
@@ -23,11 +24,17 @@ PROGRESS_EVERY_S = 0.25
 
 
 def collect(
-    schema: pa.Schema, batches: Iterator[pa.RecordBatch], progress: Progress | None
+    schema: pa.Schema,
+    batches: Iterator[pa.RecordBatch],
+    progress: Progress | None,
+    max_bytes: int | None = None,
 ) -> pa.Table:
-    """Record batches into a table, telling ``progress`` how far it got now and then."""
-    if progress is None:
-        return pa.Table.from_batches(list(batches), schema=schema)
+    """Record batches into a table, telling ``progress`` how far it got now and then.
+
+    ``max_bytes``: what was asked for. An honest store stops there (and says the result
+    was truncated); one that sends far more (a modified owner) is cut off here, so no
+    store decides how much of this process's memory its answer takes."""
+    ceiling = None if max_bytes is None else 2 * max_bytes + (16 << 20)
     kept: list[pa.RecordBatch] = []
     rows = nbytes = 0
     shown = time.monotonic()
@@ -35,7 +42,12 @@ def collect(
         kept.append(batch)
         rows += batch.num_rows
         nbytes += batch.nbytes
-        if time.monotonic() - shown >= PROGRESS_EVERY_S:
+        if ceiling is not None and nbytes > ceiling:
+            raise ResultTooLarge(
+                f"the answer passed {nbytes:,} bytes although at most {max_bytes:,} were "
+                "asked for: cut off here"
+            )
+        if progress is not None and time.monotonic() - shown >= PROGRESS_EVERY_S:
             progress(rows, nbytes)
             shown = time.monotonic()
     return pa.Table.from_batches(kept, schema=schema)

@@ -223,7 +223,10 @@ class RemoteStore:
                 raise Truncated("the result ended without its end marker")
 
             reader = open_ipc_stream(next_ipc_chunk)
-            table = collect(reader.schema, iter(reader), progress)
+            asked = message.get("max_bytes")
+            table = collect(
+                reader.schema, iter(reader), progress, asked if isinstance(asked, int) else None
+            )
             while next_ipc_chunk() is not None:  # up to the end marker after Arrow's end-of-stream
                 pass
             # Reading the HTTP response to its very end returns the connection to the pool;

@@ -30,7 +30,7 @@ from ..client import (
 from ..client.combine import HERE, combine_arrow, frames_named_in
 from ..client.federation import FanOutInfo
 from ..client.target import LocalTarget, resolve, resolve_any
-from ..errors import BadTarget, P2P2PError
+from ..errors import BadTarget, P2P2PError, printable
 from ..identity import Identity, b64, fingerprint
 from ..owner import snapshots
 from ..owner.commands import viewers_command
@@ -60,7 +60,7 @@ class CellError(Exception):
         self.magic = magic
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[31m{self.magic}: {self}\x1b[0m"]
+        return [f"\x1b[31m{self.magic}: {printable(str(self))}\x1b[0m"]
 
 
 @magics_class

@@ -14,6 +14,7 @@ import time
 import ipywidgets as widgets
 
 from ..client.federation import FanOutInfo, StoreGroup
+from ..errors import printable
 from .result_table import MUTED, PlainTextRepr, esc, human_bytes
 
 __all__ = ["GroupStatus", "SourcesProgress", "SourcesTable"]
@@ -102,7 +103,8 @@ class SourcesTable(PlainTextRepr, widgets.HTML):  # type: ignore[misc]
             if source.ok:
                 lines.append(f"  {source.name}: {source.rows:,} rows")
             else:
-                lines.append(f"  {source.name}: no rows ({source.error}: {source.message})")
+                said = printable(f"{source.error}: {source.message}")
+                lines.append(f"  {source.name}: no rows ({said})")
         return "\n".join(lines)
 
 

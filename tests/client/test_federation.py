@@ -101,11 +101,16 @@ def test_missing_columns_are_null_and_clashing_types_are_named(
         assert frame.columns[0] == SOURCE and "ward" in frame.columns
         wards = frame.groupby(SOURCE)["ward"].apply(lambda s: s.isna().all()).to_dict()
         assert wards == {"brig": True, "sion": False, "visp": True}
-        # visp keeps the year as text: no silent casting, and the cure is named
-        with pytest.raises(
-            ColumnTypesDiffer, match=r"'year' is int32 from brig but string from visp"
-        ):
-            group.query("SELECT year, count(*) AS n FROM cases GROUP BY 1")
+        # visp keeps the year as text: no silent casting. Its rows are left out and it is
+        # reported (one odd store must not cost the others' rows), or, strict, an error
+        # that names the cure.
+        clash = "SELECT year, count(*) AS n FROM cases GROUP BY 1"
+        frame = group.query(clash)
+        assert sorted(frame[SOURCE]) == ["brig", "sion"]
+        (odd,) = group.last_info.failed
+        assert odd.name == "visp" and odd.error == "column_types_differ"
+        with pytest.raises(ColumnTypesDiffer, match=r"'year' is int32 from brig but string"):
+            group.query(clash, strict=True)
         fixed = group.query("SELECT year::INTEGER AS year, count(*) AS n FROM cases GROUP BY 1")
         assert fixed["n"].sum() == sum(SITES.values())
     finally:
@@ -186,10 +191,25 @@ def test_stack_widens_numbers_and_names_what_does_not_combine() -> None:
     ]
     with pytest.raises(ColumnTypesDiffer, match="'n' is int32 from a but string from c"):
         stack([("a", small), ("c", pa.table({"n": ["one"]}))])
-    # A store cannot pass its rows off as another's by sending a _source of its own.
-    spoof = stack([("a", small), ("evil", pa.table({SOURCE: ["a"], "n": [9]}))])
-    assert spoof.column(SOURCE).to_pylist() == ["a", "evil"]
-    assert spoof.column("_source_from_store").to_pylist() == [None, "a"]
+    # A store cannot pass its rows off as another's by sending a _source of its own, or
+    # one that only looks like it.
+    for fake in (SOURCE, "_source\u200b", "\uff3fsource"):
+        spoof = stack([("a", small), ("evil", pa.table({fake: ["a"], "n": [9]}))])
+        assert spoof.column(SOURCE).to_pylist() == ["a", "evil"]
+        assert spoof.column("_source_from_store").to_pylist() == [None, "a"]
+
+
+def test_what_a_store_wrote_is_shown_as_printable_text() -> None:
+    from p2p2p.errors import P2P2PError, printable
+
+    hostile = {"code": "query_failed", "message": "bad\x1b[2K\r\np2p2p: all stores answered\x1b[8m"}
+    error = P2P2PError.from_dict(hostile)
+    assert "\x1b" not in str(error) and "\n" not in str(error) and "\\x1b[2K" in str(error)
+    (line,) = error._render_traceback_()
+    assert line.count("\x1b") == 2  # our colour on, and off: nothing of theirs
+    assert printable("x" * 5000).endswith("(3,000 more characters)")
+    clash = {"code": "query_failed", "message": "m", "details": {"message": "twice"}}
+    assert str(P2P2PError.from_dict(clash)) == "m"  # odd details: still an error of ours
 
 
 def test_local_stores_group_and_a_missing_one(stores: dict[str, str], tmp_path: Path) -> None:

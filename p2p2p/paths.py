@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -51,45 +53,94 @@ def write_private_json(path: Path, record: Any) -> None:
 # -- relays built into an owner's process ---------------------------------------------
 # A relay that runs inside a Jupyter server (or `p2p2p share`) dies with it, and a client
 # on this machine then meets "connection refused". The record lets that client say which
-# process it was instead; it names nothing secret.
-def runtime_dir() -> Path:
-    """Per-user files that matter only while processes run (private)."""
+# kind of process it was instead. It holds a URL, a pid and a kind from a fixed list, so
+# whatever a record file says, only our own words are shown.
+PROCESS_KINDS = {
+    "jupyter": "the Jupyter server",
+    "share": "`p2p2p share`",
+    "python": "a Python process",
+}
+MAX_RECORD = 4096
+
+
+def runtime_dir() -> Path | None:
+    """This user's own folder for files that matter while processes run, or None when
+    the place is not safely ours (a symlink, another user's, open to others)."""
     base = os.environ.get("XDG_RUNTIME_DIR")
     if base and os.path.isdir(base):
-        return private_dir(Path(base) / "p2p2p")
-    import tempfile
+        path = Path(base) / "p2p2p"
+    else:
+        import tempfile
 
-    return private_dir(Path(tempfile.gettempdir()) / f"p2p2p-{os.getuid()}")
+        path = Path(tempfile.gettempdir()) / f"p2p2p-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None  # someone else made it, or made it a link: do not use it
+    return path
 
 
-def _relay_record(url: str) -> Path:
-    safe = "".join(c if c.isalnum() else "-" for c in url.split("://", 1)[-1])
-    return runtime_dir() / f"embedded-relay-{safe}.json"
+def _relay_record(url: str) -> Path | None:
+    folder = runtime_dir()
+    digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:24]
+    return None if folder is None else folder / f"embedded-relay-{digest}.json"
 
 
-def record_embedded_relay(url: str, process: str) -> None:
-    write_private_json(_relay_record(url), {"url": url, "pid": os.getpid(), "process": process})
+def record_embedded_relay(url: str, kind: str) -> None:
+    """Note that this process runs a relay at ``url`` (best effort: never fails)."""
+    path = _relay_record(url)
+    if path is None:
+        return
+    try:
+        write_private_json(path, {"url": url.rstrip("/"), "pid": os.getpid(), "kind": kind})
+    except OSError:
+        pass
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if (
+            not stat.S_ISREG(info.st_mode)
+            or info.st_uid != os.getuid()
+            or info.st_size > MAX_RECORD
+        ):
+            return None
+        record = json.loads(os.read(fd, MAX_RECORD))
+        return record if isinstance(record, dict) else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def embedded_relay_gone(url: str) -> str | None:
     """What to tell someone who cannot reach ``url``, if a process of this user ran a
-    relay there and has stopped; None when nothing here knows the address."""
-    try:
-        record = json.loads(_relay_record(url.rstrip("/")).read_text())
-        pid = int(record["pid"])
-        process = str(record["process"])
-    except (OSError, ValueError, KeyError, TypeError):
+    relay there; None when nothing here knows the address."""
+    path = _relay_record(url)
+    record = None if path is None else _read_record(path)
+    if record is None or record.get("url") != url.rstrip("/"):
+        return None
+    pid, kind = record.get("pid"), PROCESS_KINDS.get(str(record.get("kind")))
+    if not isinstance(pid, int) or kind is None:
         return None
     try:
         os.kill(pid, 0)
         running = True
     except ProcessLookupError:
         running = False
-    except PermissionError:
-        running = True
+    except (PermissionError, OverflowError, ValueError):
+        return None
     if running:
-        return f"it is the relay built into {process} (pid {pid}), which runs but does not answer"
+        return f"it is the relay built into {kind} (pid {pid}), which runs but does not answer"
     return (
-        f"it was the relay built into {process} (pid {pid}), which has stopped; the share's "
+        f"it was the relay built into {kind} (pid {pid}), which has stopped; the share's "
         "link stopped with it: ask the owner for a new link"
     )

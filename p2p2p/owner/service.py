@@ -92,13 +92,11 @@ class EmbeddedRelay:
 
 
 def _this_process() -> str:
-    """How a person would name this process: the Jupyter server, or `p2p2p share`."""
+    """Which kind of process this is (``paths.PROCESS_KINDS``)."""
     words = " ".join(sys.argv[:3]).lower()
     if "jupyter" in words or "voila" in words:
-        return "the Jupyter server"
-    if "p2p2p" in words:
-        return "`p2p2p share`"
-    return f"the process {os.path.basename(sys.argv[0]) or 'python'}"
+        return "jupyter"
+    return "share" if "p2p2p" in words else "python"
 
 
 class OwnerService:

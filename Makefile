@@ -72,4 +72,4 @@ clean:
 
 # Strip the notebooks' outputs (git does it on staging once `make test` set the filter up).
 strip: $(VENV)/.test
-	$(BIN)/nbstripout notebooks/*.ipynb
+	$(BIN)/nbstripout notebooks/*.ipynb p2p2p/dashboards/*.ipynb

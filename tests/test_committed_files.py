@@ -57,6 +57,19 @@ def test_committed_notebooks_carry_no_outputs(in_git: None) -> None:
         assert "widgets" not in notebook.get("metadata", {}), f"{path.name}: widget state"
 
 
+def test_committed_notebooks_are_as_the_git_filter_writes_them(in_git: None) -> None:
+    """`make test` sets up nbstripout as git's filter for notebooks: a notebook committed
+    in any other form would show as changed after every test run."""
+    notebooks = [str(p) for p in committed("*.ipynb")]
+    done = subprocess.run(
+        [sys.executable, "-m", "nbstripout", "--verify", *notebooks],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"run `make strip`: {done.stdout}{done.stderr}"
+
+
 def test_no_notebook_or_doc_names_a_path_or_port_of_this_machine(in_git: None) -> None:
     files = committed("*.md", "*.ipynb", "*.txt", "*.toml", "*.json")
     assert len(files) > 5

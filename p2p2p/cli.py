@@ -172,9 +172,10 @@ def _cmd_relay(args: argparse.Namespace) -> int:
         connections_per_client=args.max_connections_per_client,
     )
 
-    def ready(server: Any) -> None:
+    def ready(server: Any, port: int) -> None:
+        host = f"[{args.host}]" if ":" in args.host else args.host
         print(
-            f"p2p2p relay on http://{args.host}:{args.port}  (stores nothing; Ctrl+C stops it)",
+            f"p2p2p relay on http://{host}:{port}  (stores nothing; Ctrl+C stops it)",
             flush=True,
         )
 

@@ -95,3 +95,25 @@ def test_the_hospital_store_is_the_same_on_every_build(tmp_path: Path) -> None:
 def test_bad_target_is_explained() -> None:
     result = p2p2p("query", "https://relay.example/s/abc", "SELECT 1")
     assert result.returncode == 2 and "relay" in result.stderr
+
+
+def test_a_relay_on_port_0_says_the_port_it_got() -> None:
+    import re
+
+    import httpx
+
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "p2p2p", "relay", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert relay.stdout is not None
+        line = relay.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert found and found.group(1) != "0", line
+        assert httpx.get(f"{found.group(0)}/healthz", timeout=5).json()["ok"]
+    finally:
+        relay.terminate()
+        relay.wait(timeout=10)

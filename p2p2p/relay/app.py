@@ -44,10 +44,10 @@ async def serve(
     access_log: bool = False,
 ) -> None:
     app, relay = make_app(config, access_log)
-    server, _ = listen(app, host, port, relay.config.header_timeout_s, relay.clients)
+    server, bound = listen(app, host, port, relay.config.header_timeout_s, relay.clients)
     heartbeat = asyncio.ensure_future(relay.heartbeat())
     if ready is not None:
-        ready(server)
+        ready(server, bound)  # the port it really listens on (``--port 0``: a free one)
     try:
         await asyncio.Event().wait()
     finally:

@@ -133,7 +133,14 @@ def resolve(text: str, cwd: str | None = None) -> Target:
     saved = aliases.resolve(text)
     if saved is not None:
         return LinkTarget(parse_link(saved), alias=text)
-    return parse_target(text, cwd)
+    target = parse_target(text, cwd)
+    if aliases.NAME.fullmatch(text) and not os.path.exists(target.path):
+        # A bare word is most likely a mistyped alias, not a file that is missing.
+        raise BadTarget(
+            f"no alias and no store file named {text!r}: %p2p aliases lists your aliases "
+            f"(%p2p connect LINK as {text} makes one); local:PATH names a file"
+        )
+    return target
 
 
 def is_link(text: str) -> bool:

@@ -133,7 +133,7 @@ def test_a_group_asks_every_store_and_says_who_answered(
     con.close()
     typo = run(shell, f"%p2p group sites local:{sample_store} nosuchalias")
     assert isinstance(typo.error_in_exec, CellError)
-    assert "neither an alias" in str(typo.error_in_exec)  # not taken as a file path
+    assert "no alias and no store file" in str(typo.error_in_exec)  # not taken as a path
     assert run(shell, f"%p2p group sites local:{sample_store} local:{other}").success
     capsys.readouterr()
     result = run(shell, "%%p2pquery sites\nSELECT count(*) AS n FROM sales")
@@ -174,3 +174,11 @@ def test_here_joins_your_own_dataframes(
     assert isinstance(missing.error_in_exec, CellError) and "no_such_frame" in str(
         missing.error_in_exec
     )
+
+
+def test_a_mistyped_alias_is_not_taken_for_a_missing_file(shell: InteractiveShell) -> None:
+    result = run(shell, "%%p2pquery nosuchalias\nSELECT 1")
+    assert isinstance(result.error_in_exec, CellError)
+    message = str(result.error_in_exec)
+    assert "no alias and no store file named 'nosuchalias'" in message
+    assert "%p2p aliases" in message and "does not exist" not in message

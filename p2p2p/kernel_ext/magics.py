@@ -419,6 +419,8 @@ class P2PMagics(Magics):
         aliases.check_alias(alias)
         link = parse_link(text)
         store = RemoteStore(link)  # checks the owner key the relay shows against the id
+        if not link.invite:
+            store.info()  # and the token, with the owner: a wrong one is refused now
         # An invite link is used up: the alias keeps the share's own link it was traded for.
         kept = store.link.full if link.invite else text.strip()
         aliases.save(
@@ -435,7 +437,8 @@ class P2PMagics(Magics):
         self.labels[alias] = alias
         print(
             f"{alias} → {link.display} (share {store.name!r}, owner key "
-            f"{fingerprint(store.owner_key)}, checked against the share id)"
+            f"{fingerprint(store.owner_key)}, checked against the share id; the owner "
+            "accepted the link's token)"
         )
 
     def _group(self, name: str, members: list[str]) -> None:

@@ -322,3 +322,15 @@ def test_a_notebook_share_may_allow_pulls_of_named_tables(
         assert "bad" not in str(owner.run("%shares")["data"])  # nothing half made
     finally:
         owner.run("%unshare pullable")
+
+
+def test_connect_refuses_a_wrong_token_and_saves_nothing(owner: Kernel, analyst: Kernel) -> None:
+    link = share(owner, "store.duckdb --name tokencheck --no-dashboard")
+    try:
+        wrong = link.rsplit("=", 1)[0] + "=not-the-token"
+        refused = analyst.run(f"%p2p connect {wrong} as typo", allow_error=True)
+        assert "token" in str(refused["error"]) and "wrong or revoked" in str(refused["error"])
+        listed = analyst.run("%p2p aliases")["stdout"]
+        assert "typo" not in listed
+    finally:
+        owner.run("%unshare tokencheck")

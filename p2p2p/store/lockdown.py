@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from ..errors import StoreCorrupt, StoreLocked, StoreMissing, StoreUnavailable
-from .file import check_store_file
+from .file import check_store_file, data_file_hint, looks_like_duckdb
 from .limits import Limits
 from .policy import Catalog
 
@@ -100,6 +100,11 @@ def classify_open_error(path: str, exc: Exception) -> StoreUnavailable:
         )
     if "no such file" in text.lower() or "cannot open file" in text.lower():
         return StoreMissing(f"the store {path} cannot be opened: {text}", path=path)
+    if not looks_like_duckdb(path):
+        # DuckDB's own words for a foreign file are about an in-memory database.
+        return StoreCorrupt(
+            f"the store {path} is not a DuckDB database file{data_file_hint(path)}", path=path
+        )
     return StoreCorrupt(
         f"the store {path} is not a readable DuckDB database: {text.splitlines()[0]}", path=path
     )

@@ -227,7 +227,16 @@ def test_missing_store(tmp_path: Path) -> None:
 def test_corrupt_store(tmp_path: Path) -> None:
     path = tmp_path / "broken.duckdb"
     path.write_bytes(b"this is not a database" * 1000)
-    with Executor(path) as ex, pytest.raises(StoreCorrupt, match="not a readable DuckDB"):
+    with Executor(path) as ex, pytest.raises(StoreCorrupt, match="not a DuckDB database file"):
+        ex.query_arrow("SELECT 1")
+    # A data file given as a store says how to read it instead (not DuckDB's catalog
+    # error about an in-memory database).
+    data = tmp_path / "small.csv"
+    data.write_text("a,b\n1,2\n")
+    with (
+        Executor(data) as ex,
+        pytest.raises(StoreCorrupt, match=r"a data file: .*read_csv\('small.csv'\)"),
+    ):
         ex.query_arrow("SELECT 1")
 
 

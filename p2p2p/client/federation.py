@@ -226,18 +226,9 @@ class StoreGroup:
         ordered = [results[n] for n in names]
         info = FanOutInfo(sources=ordered, seconds=time.monotonic() - started)
         self.last_info = info
-        parts = [(n, tables[n]) for n in names if n in tables]
-        while True:  # bounded: each pass drops one store, or ends
-            try:
-                table = stack(parts)
-                break
-            except ColumnTypesDiffer as exc:
-                culprit = exc.details.get("store")
-                if strict or culprit not in tables:
-                    raise
-                # One store's odd answer costs its own rows, not everyone's.
-                _failed(results[culprit], exc, results[culprit].seconds)
-                parts = [(n, t) for n, t in parts if n != culprit]
+        # Types that do not combine are an error naming the store and the column (its
+        # details say which store), never a silent cast nor a silently dropped store.
+        table = stack([(n, tables[n]) for n in names if n in tables])
         if strict and info.failed:
             raise SourcesFailed(
                 "not every store answered (--strict): "

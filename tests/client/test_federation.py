@@ -101,16 +101,12 @@ def test_missing_columns_are_null_and_clashing_types_are_named(
         assert frame.columns[0] == SOURCE and "ward" in frame.columns
         wards = frame.groupby(SOURCE)["ward"].apply(lambda s: s.isna().all()).to_dict()
         assert wards == {"brig": True, "sion": False, "visp": True}
-        # visp keeps the year as text: no silent casting. Its rows are left out and it is
-        # reported (one odd store must not cost the others' rows), or, strict, an error
-        # that names the cure.
+        # visp keeps the year as text: no silent casting, and the error names the
+        # column, the stores and the cure.
         clash = "SELECT year, count(*) AS n FROM cases GROUP BY 1"
-        frame = group.query(clash)
-        assert sorted(frame[SOURCE]) == ["brig", "sion"]
-        (odd,) = group.last_info.failed
-        assert odd.name == "visp" and odd.error == "column_types_differ"
-        with pytest.raises(ColumnTypesDiffer, match=r"'year' is int32 from brig but string"):
-            group.query(clash, strict=True)
+        with pytest.raises(ColumnTypesDiffer, match=r"'year' is int32 from brig but string") as e:
+            group.query(clash)
+        assert e.value.details["store"] == "visp" and "::VARCHAR" in str(e.value)
         fixed = group.query("SELECT year::INTEGER AS year, count(*) AS n FROM cases GROUP BY 1")
         assert fixed["n"].sum() == sum(SITES.values())
     finally:

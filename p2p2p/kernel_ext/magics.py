@@ -102,6 +102,12 @@ class P2PMagics(Magics):
         action="store_true",
         help="a group of stores: fail unless every store answers (default: say which did not)",
     )
+    @argument(
+        "--combine",
+        metavar="SQL",
+        help="then run SQL here, in this kernel's DuckDB, over the answer as the table _ "
+        '(e.g. "SELECT k, sum(n) AS n FROM _ GROUP BY k": re-aggregate a group\'s answers)',
+    )
     @cell_magic
     def p2pquery(self, line: str, cell: str) -> None:
         """Run the cell's SQL on a DuckDB store through p2p2p's locked-down executor.
@@ -160,6 +166,23 @@ class P2PMagics(Magics):
             if progress is not None:
                 progress.close()
         self.last_target = key
+        if args.combine:
+            # The common fan-out case in one cell: each store aggregates, this kernel
+            # re-aggregates what came back (sum of sums, count of counts).
+            try:
+                then = str(args.combine).strip()
+                if len(then) >= 2 and then[0] == then[-1] and then[0] in "'\"":
+                    then = then[1:-1]  # IPython's argument splitting keeps the quotes
+                table, combined = combine_arrow(then, None, _=table)
+            except P2P2PError as exc:
+                raise CellError(exc) from None
+            if isinstance(info, FanOutInfo):
+                combined = FanOutInfo(
+                    rows=combined.rows, bytes=combined.bytes, sources=info.sources,
+                    seconds=info.seconds + combined.seconds,
+                    truncated=info.truncated, truncated_by=info.truncated_by,
+                )  # fmt: skip
+            info = combined
         frame = to_pandas(table)
         result = ResultTable(frame, info, self.labels[key])
         if handle is not None:

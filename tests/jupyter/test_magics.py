@@ -150,6 +150,16 @@ def test_a_group_asks_every_store_and_says_who_answered(
     assert "1 of 2 stores answered" in out and "no rows (query_failed" in out, out
     strict = run(shell, "%%p2pquery sites --strict\nSELECT count(*) FROM sales WHERE year = 1")
     assert isinstance(strict.error_in_exec, CellError) and "--strict" in str(strict.error_in_exec)
+    # The common case in one cell: each store counts, this kernel adds the counts up.
+    result = run(
+        shell,
+        '%%p2pquery sites --combine "SELECT sum(n) AS n, count(*) AS stores FROM _"\n'
+        "SELECT count(*) AS n FROM sales",
+    )
+    assert result.success, result.error_in_exec
+    total = shell.user_ns["_"]
+    assert int(total["stores"][0]) == 2 and int(total["n"][0]) == int(frame["n"].sum())
+    assert "2 of 2 stores answered" in capsys.readouterr().out
 
 
 def test_here_joins_your_own_dataframes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import html
 import json
+import time
 from typing import Any
 
 import tornado.web
@@ -55,7 +56,7 @@ class DirectoryHandler(tornado.web.RequestHandler):
         rows = "".join(
             f"<li><b>{html.escape(str(s['title'] or s['name']))}</b> "
             f"<code>{html.escape(str(s['share_id']))}</code> "
-            f"{'online' if s['online'] else 'offline'} · owner key "
+            f"{'online' if s['online'] else 'offline'}{_seen(s)} · owner key "
             f"<code>{html.escape(str(s['owner_key']))}</code></li>"
             for s in listed
         )
@@ -79,13 +80,21 @@ def listed_shares(relay: Relay) -> list[dict[str, Any]]:
     listed = []
     per_owner: collections.Counter[bytes] = collections.Counter()
     per_address: collections.Counter[str] = collections.Counter()
-    for sid, (tunnel, share) in sorted(relay.routes.items()):
+    now = time.time()
+    lines = [
+        (sid, share, tunnel.owner_key, tunnel.client, not relay.stale(tunnel), now)
+        for sid, (tunnel, share) in sorted(relay.routes.items())
+    ] + [  # went away lately: offline, with when they were last seen, newest first
+        (sid, g.share, g.owner_key, g.client, False, g.when)
+        for sid, g in reversed(relay.gone.items())
+    ]
+    for sid, share, owner_key, client, online, seen in lines:
         if not share.listed:
             continue
-        per_owner[tunnel.owner_key] += 1
-        address = tunnel.client if relay.clients.limited(tunnel.client) else ""
+        per_owner[owner_key] += 1
+        address = client if relay.clients.limited(client) else ""
         per_address[address] += 1
-        if per_owner[tunnel.owner_key] > LISTED_PER_OWNER or (
+        if per_owner[owner_key] > LISTED_PER_OWNER or (
             address and per_address[address] > LISTED_PER_ADDRESS
         ):
             continue
@@ -94,8 +103,15 @@ def listed_shares(relay: Relay) -> list[dict[str, Any]]:
                 "share_id": sid,
                 "name": share.name,
                 "title": share.title[:TITLE_CHARS],
-                "online": not relay.stale(tunnel),
-                "owner_key": fingerprint(tunnel.owner_key),
+                "online": online,
+                "last_seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seen)),
+                "owner_key": fingerprint(owner_key),
             }
         )
     return listed
+
+
+def _seen(line: dict[str, Any]) -> str:
+    if line["online"]:
+        return ""
+    return f" (last seen {html.escape(str(line['last_seen']).replace('T', ' ').rstrip('Z'))} UTC)"

@@ -19,7 +19,21 @@ from .clients import CONNECTIONS_PER_CLIENT, LOOPBACK, Clients, Network
 if TYPE_CHECKING:
     from .tunnels import Tunnel
 
-__all__ = ["Relay", "RelayConfig"]
+__all__ = ["GONE_KEPT", "GONE_KEPT_S", "Gone", "Relay", "RelayConfig"]
+
+# Listed shares that went away, shown on the directory as offline with when they were
+# last seen: in memory, at most this many, for at most this long (a restart forgets).
+GONE_KEPT = 256
+GONE_KEPT_S = 7 * 24 * 3600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Gone:
+    share: ShareAd
+    owner_key: bytes
+    client: str
+    when: float  # time.time() it was last routed
+
 
 log = logging.getLogger("p2p2p.relay")
 
@@ -48,6 +62,7 @@ class Relay:
         self.routes: dict[str, tuple[Tunnel, ShareAd]] = {}
         self.tunnels: set[Tunnel] = set()
         self.clients = Clients(config.proxies, config.connections_per_client)
+        self.gone: dict[str, Gone] = {}  # listed shares no longer routed, oldest first
 
     def register(self, tunnel: Tunnel) -> None:
         for share in tunnel.shares:
@@ -55,12 +70,26 @@ class Relay:
             if previous is not None and previous[0] is not tunnel:
                 log.info("share %s moves to a new tunnel of the same owner", share.share_id)
             self.routes[share.share_id] = (tunnel, share)
+            self.gone.pop(share.share_id, None)
 
     def unregister(self, tunnel: Tunnel, share_ids: set[str]) -> None:
         for share_id in share_ids:
             route = self.routes.get(share_id)
             if route is not None and route[0] is tunnel:
                 del self.routes[share_id]
+                if route[1].listed:
+                    self._went(
+                        share_id, Gone(route[1], tunnel.owner_key, tunnel.client, time.time())
+                    )
+
+    def _went(self, share_id: str, gone: Gone) -> None:
+        self.gone.pop(share_id, None)
+        self.gone[share_id] = gone
+        cutoff = time.time() - GONE_KEPT_S
+        for old in [sid for sid, g in self.gone.items() if g.when < cutoff]:
+            del self.gone[old]
+        while len(self.gone) > GONE_KEPT:
+            del self.gone[next(iter(self.gone))]
 
     def stale(self, tunnel: Tunnel) -> bool:
         return (

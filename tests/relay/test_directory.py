@@ -49,3 +49,23 @@ def test_a_proxy_without_forwarded_addresses_is_not_one_client() -> None:
     # per-key limit can apply there.
     owners = [(FakeTunnel(bytes([k]) * 32, "127.0.0.1"), 3) for k in range(1, 5)]
     assert len(listed_shares(relay_with(owners, proxies="loopback"))) == 4 * LISTED_PER_OWNER
+
+
+def test_a_listed_share_that_went_away_shows_as_offline_with_when_last_seen() -> None:
+    from p2p2p.relay.routes import GONE_KEPT
+
+    tunnel = FakeTunnel(b"\x02" * 32, "198.51.100.3")
+    relay = relay_with([(tunnel, 2)])
+    gone_id = sorted(relay.routes)[0]
+    relay.unregister(tunnel, {gone_id})  # type: ignore[arg-type]
+    lines = {line["share_id"]: line for line in listed_shares(relay)}
+    assert lines[gone_id]["online"] is False and lines[gone_id]["last_seen"].endswith("Z")
+    assert sum(line["online"] for line in lines.values()) == 1
+    # Back again: one line, online. And what the relay keeps of gone shares is bounded.
+    relay.register(type("T", (), {"shares": [ShareAd(gone_id, "copy-0", True, "")]})())  # type: ignore[arg-type]
+    assert gone_id not in relay.gone
+    for i in range(GONE_KEPT + 50):
+        ad = ShareAd(f"{i:032d}", "x", True, "")
+        relay.routes[ad.share_id] = (tunnel, ad)  # type: ignore[assignment]
+        relay.unregister(tunnel, {ad.share_id})  # type: ignore[arg-type]
+    assert len(relay.gone) == GONE_KEPT

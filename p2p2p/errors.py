@@ -98,7 +98,6 @@ __all__ = [
     "Truncated",
     "UnknownShare",
     "WorkerCrashed",
-    "printable",
 ]
 
 _BY_CODE: dict[str, type[P2P2PError]] = {}

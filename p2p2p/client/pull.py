@@ -15,8 +15,6 @@ Memory stays flat: one page (at most ``PAGE_ROWS`` rows) is held at a time.
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import json
 import time
 import uuid
@@ -29,14 +27,14 @@ import pyarrow as pa
 
 from ..errors import BadTarget, PullRefused
 from ..identity import b64
+from ..protocol.pulls import CURSOR_COLUMN, ROWID
+from ..store.policy import quote_name
 from .remote import RemoteStore
 
 __all__ = ["PAGE_ROWS", "PULLS_TABLE", "PullReport", "pull"]
 
 PULLS_TABLE = "_p2p2p_pulls"
 PAGE_ROWS = 50_000
-CURSOR = "_p2p2p_cursor"  # the owner puts each row's cursor value first (owner.pulls)
-ROWID = "rowid"
 
 # (table, rows copied so far in this run)
 PullProgress = Callable[[str, int], None]
@@ -53,17 +51,11 @@ class PullReport:
     started_over: bool
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _as_json(value: Any) -> Any:
     """A cursor value as it travels (JSON): numbers stay numbers, the rest text."""
     if value is None or isinstance(value, bool | int | float):
         return value
-    if isinstance(value, decimal.Decimal | datetime.date | datetime.time | datetime.timedelta):
-        return str(value)
-    return str(value)
+    return str(value)  # dates, timestamps, decimals: the owner casts to the column's type
 
 
 def _prepare(con: duckdb.DuckDBPyConnection) -> None:
@@ -171,7 +163,7 @@ def _pull_table(
             "pull into another file, or pass --full to replace it"
         )
     if full or got is None:
-        con.execute(f"DROP TABLE IF EXISTS {_quote(table)}")
+        con.execute(f"DROP TABLE IF EXISTS {quote_name(table)}")
         con.execute(
             f"DELETE FROM {PULLS_TABLE} WHERE share_id = ? AND table_name = ?", [share_id, table]
         )
@@ -185,8 +177,8 @@ def _pull_table(
         inclusive = False
         if page.num_rows == 0:
             break
-        last = page.column(CURSOR)[page.num_rows - 1].as_py()
-        data = page.drop_columns([CURSOR])
+        last = page.column(CURSOR_COLUMN)[page.num_rows - 1].as_py()
+        data = page.drop_columns([CURSOR_COLUMN])
         record = [
             run, share_id, store.name, b64(store.owner_key), table, cursor,
             json.dumps(_as_json(last)), data.num_rows, full and pages == 0,
@@ -214,13 +206,13 @@ def _write_page(
     con.execute("BEGIN")
     try:
         con.register("_p2p2p_page", data)
-        con.execute(f"CREATE TABLE IF NOT EXISTS {_quote(table)} AS FROM _p2p2p_page LIMIT 0")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {quote_name(table)} AS FROM _p2p2p_page LIMIT 0")
         if key is not None:
             con.execute(
-                f"DELETE FROM {_quote(table)} WHERE {_quote(key)} IN "
-                f"(SELECT {_quote(key)} FROM _p2p2p_page)"
+                f"DELETE FROM {quote_name(table)} WHERE {quote_name(key)} IN "
+                f"(SELECT {quote_name(key)} FROM _p2p2p_page)"
             )
-        con.execute(f"INSERT INTO {_quote(table)} BY NAME FROM _p2p2p_page")
+        con.execute(f"INSERT INTO {quote_name(table)} BY NAME FROM _p2p2p_page")
         con.execute(f"INSERT INTO {PULLS_TABLE} VALUES (now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)", record)
         con.execute("COMMIT")
     except BaseException:

@@ -19,6 +19,7 @@ import pandas as pd
 from ..client import RemoteStore, current_share
 from ..errors import P2P2PError, ShareOffline
 from ..identity import fingerprint
+from ..store.policy import quote_name
 from ..widgets.notes_panel import BrowserSigner, NotesPanel
 from ..widgets.result_table import ResultTable
 
@@ -54,10 +55,6 @@ def _number(value: Any) -> str:
         # Separators help large counts but make years read oddly ("2,024").
         return f"{number:,.0f}" if abs(number) >= 10_000 else f"{number:.0f}"
     return f"{number:,.2f}"
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def bar_chart(labels: list[str], values: list[float], title: str) -> str:
@@ -176,7 +173,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         )
         parts: list[widgets.Widget] = [heading]
         try:
-            first = self.store.query(f"SELECT * FROM {quote(name)} LIMIT {HEADLINE_ROWS}")
+            first = self.store.query(f"SELECT * FROM {quote_name(name)} LIMIT {HEADLINE_ROWS}")
             parts.append(ResultTable(first, self.store.last_info, f"first rows of {name}", 5))
             if len(first):
                 parts.append(self._annotate_control(name, first))
@@ -219,9 +216,10 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         if not numeric:
             return ""
         parts = ", ".join(
-            f"min({quote(c)}), avg({quote(c)})::DOUBLE, max({quote(c)})" for c in numeric
+            f"min({quote_name(c)}), avg({quote_name(c)})::DOUBLE, max({quote_name(c)})"
+            for c in numeric
         )
-        row = self.store.query(f"SELECT {parts} FROM {quote(name)}").iloc[0].tolist()
+        row = self.store.query(f"SELECT {parts} FROM {quote_name(name)}").iloc[0].tolist()
         lines = [
             f"<b>{html.escape(c)}</b> min {_number(row[3 * i])} · avg {_number(row[3 * i + 1])}"
             f" · max {_number(row[3 * i + 2])}"
@@ -238,9 +236,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         for column in columns:
             if str(column.get("type", "")).upper() not in ("VARCHAR", "TEXT", "STRING"):
                 continue
-            col = quote(str(column.get("name")))
+            col = quote_name(str(column.get("name")))
             top = self.store.query(
-                f"SELECT {col} AS k, count(*) AS n FROM {quote(name)} GROUP BY 1 "
+                f"SELECT {col} AS k, count(*) AS n FROM {quote_name(name)} GROUP BY 1 "
                 f"ORDER BY n DESC, k LIMIT {CHART_BARS + 1}"
             )
             # Worth a chart: a few groups, and not one row each (an id-like column).

@@ -14,14 +14,12 @@ import re
 from typing import Any
 
 from ..errors import BadParameters, PullRefused
+from ..protocol.pulls import CURSOR_COLUMN, MAX_PAGE_ROWS, ROWID
 from ..store.executor import Executor, Params
+from ..store.policy import quote_name
 from .shares import Share
 
-__all__ = ["MAX_PAGE_ROWS", "ROWID", "pull_statement", "pullable"]
-
-MAX_PAGE_ROWS = 200_000
-ROWID = "rowid"  # DuckDB's row number of a table: the cursor of an append-only table
-CURSOR_AS = "_p2p2p_cursor"  # the page's cursor value, so the next page starts after it
+__all__ = ["pull_statement", "pullable"]
 
 
 _TYPE = re.compile(
@@ -29,16 +27,15 @@ _TYPE = re.compile(
 )  # BIGINT, DECIMAL(12,2), TIMESTAMP WITH TIME ZONE
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _relations(executor: Executor, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    return {str(r["name"]): r for r in executor.schema(only).get("relations", [])}
 
 
-def _relations(executor: Executor) -> dict[str, dict[str, Any]]:
-    return {str(r["name"]): r for r in executor.schema().get("relations", [])}
-
-
-def pullable(executor: Executor, names: list[str]) -> frozenset[str]:
-    """The tables named, each checked to exist in the store."""
+def pullable(executor: Executor, names: list[str] | str) -> frozenset[str]:
+    """The tables named (a list, or ``--allow-pull``'s ``a,b``), each checked to exist
+    in the store."""
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",") if name.strip()]
     if not names:
         return frozenset()
     known = _relations(executor)
@@ -66,7 +63,8 @@ def pull_statement(
         )
     if tables is not None and table not in tables:
         raise PullRefused(f"you are not granted the table {table!r}")
-    relation = _relations(share.executor).get(table)
+    # This one table's columns only: a page must not count every table's rows.
+    relation = _relations(share.executor, [table]).get(table)
     if relation is None:
         raise PullRefused(f"the store no longer has {table!r}")
     columns = {str(c["name"]): str(c.get("type", "")) for c in relation.get("columns", [])}
@@ -80,7 +78,7 @@ def pull_statement(
     except (TypeError, ValueError):
         raise BadParameters("a pull's limit must be a number of rows") from None
     after = message.get("after")
-    key = _quote(cursor) if cursor != ROWID else ROWID
+    key = quote_name(cursor) if cursor != ROWID else ROWID
     where = ""
     params: dict[str, Any] = {}
     if after is not None:
@@ -93,5 +91,5 @@ def pull_statement(
             raise BadParameters(f"cannot pull by {cursor!r}: its type {kind!r} has no order")
         where = f" WHERE {key} {'>=' if message.get('inclusive') else '>'} CAST($after AS {kind})"
         params["after"] = after
-    sql = f"SELECT {key} AS {CURSOR_AS}, * FROM {_quote(table)}{where} ORDER BY {key} LIMIT {limit}"
+    sql = f"SELECT {key} AS {CURSOR_COLUMN}, * FROM {quote_name(table)}{where} ORDER BY {key} LIMIT {limit}"
     return sql, params or None

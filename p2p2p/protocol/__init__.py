@@ -7,6 +7,7 @@
 * ``registration``: an owner proving to a relay that it may serve its share ids.
 * ``shareid``: self-certifying share ids (hash of the owner key and the share name).
 * ``notes``: the signed note format, its canonical bytes and its check.
+* ``pulls``: the page a subscriber asks an owner for (``--allow-pull``).
 
 The asyncio layer around ``tunnel`` is ``p2p2p.aio.tunnel``. Nothing here imports
 Jupyter, tornado, websockets or httpx.

@@ -147,6 +147,11 @@ CATALOG_FILTERS: dict[str, str] = {
 }
 
 
+def quote_name(name: str) -> str:
+    """A table or column name as a SQL identifier, whatever characters it holds."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def catalog_filter(key: str, catalog: Catalog) -> str:
     """The SQL a limited caller's ``key`` listing is replaced with (trusted: ours)."""
 

@@ -23,6 +23,7 @@ __all__ = [
     "html_response",
     "json_response",
     "once",
+    "script_response",
 ]
 
 
@@ -61,6 +62,16 @@ async def once(data: bytes) -> AsyncGenerator[bytes, None]:
 def json_response(status: int, obj: Any) -> Response:
     body = json.dumps(obj, default=str).encode()
     return Response(status, {"content-type": "application/json"}, once(body))
+
+
+def script_response(script: bytes) -> Response:
+    """One of the owner's own scripts for a share's pages (sign-in, the live banner)."""
+    headers = {
+        "content-type": "text/javascript; charset=utf-8",
+        "cache-control": "no-cache",
+        "x-content-type-options": "nosniff",
+    }
+    return Response(200, headers, once(script))
 
 
 def html_response(status: int, page: bytes, headers: dict[str, str] | None = None) -> Response:

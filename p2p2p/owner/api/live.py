@@ -16,23 +16,18 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from .gate import LIVE_PATHS
-from .http import Request, Response, json_response, once
+from .http import Request, Response, json_response, script_response
 
 __all__ = ["SCRIPT", "serve", "with_live_script"]
 
 SCRIPT = (Path(__file__).resolve().parents[2] / "dashboards" / "live.js").read_bytes()
-SCRIPT_HEADERS = {
-    "content-type": "text/javascript; charset=utf-8",
-    "cache-control": "no-cache",
-    "x-content-type-options": "nosniff",
-}
 _HEAD = re.compile(rb"<head(\s[^>]*)?>", re.IGNORECASE)
 MAX_SEARCH = 64 << 10  # a page whose head is not in its first 64 KiB goes out unchanged
 
 
 def serve(request: Request) -> Response:
     if request.path == LIVE_PATHS[0]:
-        return Response(200, dict(SCRIPT_HEADERS), once(SCRIPT))
+        return script_response(SCRIPT)
     answer = json_response(200, {"live": True})
     answer.headers["cache-control"] = "no-store"
     return answer

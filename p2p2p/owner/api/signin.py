@@ -16,7 +16,7 @@ from ..shares import Share
 from ..signin import COOKIE
 from .gate import COOKIE as TOKEN_COOKIE
 from .gate import COOKIE_MAX_AGE_S, SIGNIN_PATHS, share_cookie
-from .http import Request, Response, json_response, once
+from .http import Request, Response, json_response, script_response
 
 __all__ = ["SCRIPT_PATH", "serve"]
 
@@ -33,12 +33,7 @@ async def serve(share: Share, request: Request) -> Response:
     if share.signins is None or share.viewers is None:
         raise NotFound("this share does not sign browsers in")
     if request.path == SCRIPT_PATH:
-        headers = {
-            "content-type": "text/javascript; charset=utf-8",
-            "cache-control": "no-cache",
-            "x-content-type-options": "nosniff",
-        }
-        return Response(200, headers, once(SCRIPT))
+        return script_response(SCRIPT)
     if request.method != "POST":
         raise NotFound(f"no such page {request.path}")
     if request.path == "/.p2p2p/challenge":

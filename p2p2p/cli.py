@@ -224,7 +224,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 max_viewers=args.max_viewers,
                 viewers=[v.to_dict() for v in invited],
                 require_key=args.require_key,
-                allow_pull=_names(args.allow_pull),
+                allow_pull=args.allow_pull,
                 browser_session_s=parse_duration(args.browser_session)
                 if args.browser_session
                 else None,

@@ -15,8 +15,9 @@ import os
 import shlex
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from ..client import (
@@ -49,6 +50,16 @@ IN_KERNEL_NOTE = (
     "(plain IPython, VS Code or a script), so shares run inside this kernel and stop "
     "when it stops."
 )
+
+
+def _parse(magic: Any, line: str) -> Any:
+    """A magic's arguments, with quotes read as a shell reads them: IPython's own split
+    keeps them (``--name "a b"`` would arrive as ``"a b"``, quotes and all)."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"cannot read the arguments: {exc}") from None
+    return magic.parser.parse_args(words)
 
 
 class CellError(Exception):
@@ -115,7 +126,7 @@ class P2PMagics(Magics):
         The result is shown as a paged table with its row count and time; ``_`` (and
         ``--out NAME``) hold the pandas DataFrame. Errors are one line, naming the rule.
         """
-        args = parse_argstring(self.p2pquery, line)
+        args = _parse(self.p2pquery, line)
         progress: ResultProgress | None = None
         if args.target == HERE:
             return self._here(cell, args.out)
@@ -170,10 +181,7 @@ class P2PMagics(Magics):
             # The common fan-out case in one cell: each store aggregates, this kernel
             # re-aggregates what came back (sum of sums, count of counts).
             try:
-                then = str(args.combine).strip()
-                if len(then) >= 2 and then[0] == then[-1] and then[0] in "'\"":
-                    then = then[1:-1]  # IPython's argument splitting keeps the quotes
-                table, combined = combine_arrow(then, None, _=table)
+                table, combined = combine_arrow(args.combine, None, _=table)
             except P2P2PError as exc:
                 raise CellError(exc) from None
             if isinstance(info, FanOutInfo):
@@ -272,7 +280,7 @@ class P2PMagics(Magics):
     @line_magic
     def share(self, line: str) -> Any:
         """Share a DuckDB file read-only through a relay; shows the link and live status."""
-        args = parse_argstring(self.share, line)
+        args = _parse(self.share, line)
         path = os.path.abspath(os.path.expanduser(args.path))
         limits = given(timeout_s=args.timeout, max_rows=args.max_rows, max_bytes=args.max_bytes)
         fields: dict[str, Any] = {
@@ -289,7 +297,7 @@ class P2PMagics(Magics):
             else (os.path.abspath(os.path.expanduser(args.dashboard)) if args.dashboard else True),
             "max_viewers": args.max_viewers,
             "require_key": args.require_key,
-            "allow_pull": [t.strip() for t in (args.allow_pull or "").split(",") if t.strip()],
+            "allow_pull": args.allow_pull,
         }
         copy: str | None = None
         try:
@@ -331,7 +339,7 @@ class P2PMagics(Magics):
     @line_magic
     def unshare(self, line: str) -> None:
         """Stop sharing: the link stops working at once."""
-        args = parse_argstring(self.unshare, line)
+        args = _parse(self.unshare, line)
         try:
             service = self.owner()
             name = args.name

@@ -128,7 +128,7 @@ class OwnerService:
         viewers: list[dict[str, Any]] | None = None,
         require_key: bool = False,
         browser_session_s: float | None = None,
-        allow_pull: list[str] | None = None,
+        allow_pull: list[str] | str | None = None,
     ) -> dict[str, Any]:
         """Share ``path``; with ``refresh``, serve a new copy under an existing share's
         link instead (after a new snapshot). Returns the share's status."""

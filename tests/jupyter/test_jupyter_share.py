@@ -319,7 +319,8 @@ def test_a_notebook_share_may_allow_pulls_of_named_tables(
             pull(store, str(tmp_path / "copy.duckdb"), tables=["regions"])
         refused = owner.run("%share store.duckdb --name bad --allow-pull nosuch", allow_error=True)
         assert "nosuch" in str(refused["error"]) and "does not have" in str(refused["error"])
-        assert "bad" not in str(owner.run("%shares")["data"])  # nothing half made
+        gone = owner.run("%unshare bad", allow_error=True)  # nothing half made
+        assert "no active share named 'bad'" in str(gone["error"]), gone
     finally:
         owner.run("%unshare pullable")
 

@@ -108,7 +108,7 @@ def _clock(value: Any) -> str:
     return parsed.strftime("%H:%M:%S") if parsed is not None else shorten(str(value), 19)
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
     if seconds < 60:
         return "just now"
     if seconds < 3600:
@@ -368,7 +368,7 @@ class ShareStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
                 f"{esc(v.get('fingerprint', ''))}</td>"
                 f"<td>{esc(', '.join(tables) if tables is not None else 'every table')}</td>"
                 f"<td>{esc(until)}</td>"
-                f"<td>{esc(_ago(now - seen) if isinstance(seen, int | float) else 'not yet')}</td>"
+                f"<td>{esc(ago(now - seen) if isinstance(seen, int | float) else 'not yet')}</td>"
                 "</tr>"
             )
         head = "<th>viewer</th><th>key</th><th>may read</th><th>until (UTC)</th><th>last query</th>"

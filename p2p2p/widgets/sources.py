@@ -16,11 +16,16 @@ import ipywidgets as widgets
 from ..client.federation import FanOutInfo, StoreGroup
 from ..errors import printable
 from .result_table import MUTED, PlainTextRepr, esc, human_bytes
+from .share_status import ago
 
 __all__ = ["GroupStatus", "SourcesProgress", "SourcesTable"]
 
 RED = "#b42318"
 GREEN = "#1a7f37"
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row{'' if count == 1 else 's'}"
 
 
 class SourcesProgress(PlainTextRepr, widgets.HTML):  # type: ignore[misc]
@@ -51,7 +56,7 @@ class SourcesProgress(PlainTextRepr, widgets.HTML):  # type: ignore[misc]
             elif state == "failed":
                 text = "no answer"
             else:
-                text = f"{rows:,} rows · {human_bytes(nbytes)}" + (
+                text = f"{_rows(rows)} · {human_bytes(nbytes)}" + (
                     " · done" if state == "done" else "…"
                 )
             lines.append((name, text))
@@ -82,7 +87,7 @@ class SourcesTable(PlainTextRepr, widgets.HTML):  # type: ignore[misc]
         for source in self.info.sources:
             if source.ok:
                 status = f'<span style="color:{GREEN}">answered</span>'
-                detail = f"{source.rows:,} rows · {source.seconds * 1000:,.0f} ms"
+                detail = f"{_rows(source.rows)} · {source.seconds * 1000:,.0f} ms"
             else:
                 status = f'<span style="color:{RED}">no rows</span>'
                 detail = f"{esc(source.error)}: {esc(source.message)}"
@@ -101,23 +106,21 @@ class SourcesTable(PlainTextRepr, widgets.HTML):  # type: ignore[misc]
         lines = [f"{len(self.info.answered)} of {len(self.info.sources)} stores answered"]
         for source in self.info.sources:
             if source.ok:
-                lines.append(f"  {source.name}: {source.rows:,} rows")
+                lines.append(f"  {source.name}: {_rows(source.rows)}")
             else:
                 said = printable(f"{source.error}: {source.message}")
                 lines.append(f"  {source.name}: no rows ({said})")
         return "\n".join(lines)
 
 
-def _ago(when: float | None) -> str:
-    if not when:
+def _seen(row: dict[str, object]) -> str:
+    """When a store was last seen online, for the states where that means something."""
+    if row.get("state") not in ("online", "offline"):
+        return ""
+    when = row.get("last_seen")
+    if not isinstance(when, int | float) or not when:
         return "never seen here"
-    seconds = max(0.0, time.time() - when)
-    if seconds < 90:
-        return "now"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit} ago"
-    return "now"
+    return ago(max(0.0, time.time() - when))
 
 
 STATE_COLOURS = {"online": GREEN, "local": MUTED, "offline": RED, "missing": RED}
@@ -156,7 +159,7 @@ class GroupStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
                 if link.startswith(("http://", "https://"))
                 else name
             )
-            seen = _ago(row.get("last_seen")) if state in ("online", "offline") else ""  # type: ignore[arg-type]
+            seen = _seen(row)
             cells.append(
                 f'<tr><td style="padding:2px 12px 2px 0"><b>{shown}</b></td>'
                 f'<td style="padding:2px 12px 2px 0;color:{colour}">{esc(state)}</td>'
@@ -173,6 +176,6 @@ class GroupStatus(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
     def __repr__(self) -> str:
         lines = [f"group {self.group.name}"]
         for row in self.rows:
-            seen = _ago(row.get("last_seen")) if row.get("state") in ("online", "offline") else ""  # type: ignore[arg-type]
+            seen = _seen(row)
             lines.append(f"  {row.get('name')}: {row.get('state')} {seen}".rstrip())
         return "\n".join(lines)

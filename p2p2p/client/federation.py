@@ -243,12 +243,12 @@ class StoreGroup:
 
     def _drop(self, name: str) -> None:
         """Close a member's connection (an answer that came too late is cut with it)."""
+        if isinstance(self.members[name], LocalStore | RemoteStore):
+            return  # a store the caller opened is theirs to close
         with self._lock:
             store = self._open.pop(name, None)
-        if store is not None and not isinstance(self.members[name], LocalStore | RemoteStore):
+        if store is not None:
             store.close()
-        elif store is not None:
-            self._open[name] = store  # a store the caller opened is theirs to close
 
     def query(self, sql: str, params: Params = None, **kwargs: Any) -> pd.DataFrame:
         """``query_arrow`` as a DataFrame; ``attrs["sources"]`` holds each store's outcome."""

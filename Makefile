@@ -59,7 +59,14 @@ unit: $(VENV)/.test
 screenshots: $(VENV)/.test chromium
 	P2P2P_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/browser
 
-bench: $(VENV)/.test
+$(VENV)/.bench: $(VENV)/.test
+	$(UV) -e ".[bench]" || $(PIP) -e ".[bench]"
+	@# JupySQL's JupyterLab plugin would change the Lab the tests drive; the benchmark
+	@# needs only its magics.
+	-$(UNINSTALL) jupysql-plugin
+	touch $@
+
+bench: $(VENV)/.bench
 	$(BIN)/python -m benchmarks
 
 # Re-pin every dependency to what is installed now (run after changing pyproject.toml).

@@ -59,7 +59,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
     params = dict(_parse_param(p) for p in args.param) or None
     several = len(args.targets) > 1
-    store = connect_many(args.targets) if several else connect(args.targets[0])
+    if several:
+        store: Any = connect_many(args.targets)
+    else:
+        store = connect(args.targets[0], as_viewer=args.as_viewer)
     extra = {"strict": args.strict} if isinstance(store, StoreGroup) else {}
     try:
         table = store.query_arrow(
@@ -361,7 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="local:PATH, a path to a .duckdb file, a share link, an alias or a group; "
         "several: the statement runs on all of them at once (a _source column says which)",
     )
-    query.add_argument("sql", help="one SELECT/WITH/DESCRIBE/SHOW/SUMMARIZE/EXPLAIN statement")
+    query.add_argument(
+        "sql",
+        help="the SQL: on a share one SELECT/WITH/DESCRIBE/SHOW/SUMMARIZE/EXPLAIN statement; "
+        "on a file here anything DuckDB runs on a read-only database",
+    )
+    query.add_argument(
+        "--as-viewer",
+        action="store_true",
+        help="a file here: run as a viewer of a share of it would (the share's lockdown "
+        "and limits) instead of with your own trust",
+    )
     query.add_argument(
         "--strict",
         action="store_true",

@@ -115,6 +115,13 @@ def printable(text: str, limit: int = MAX_MESSAGE) -> str:
     return shown
 
 
+def red_lines(text: str) -> list[str]:
+    """An error as IPython shows ours: red, each line printable. DuckDB's own errors
+    (a caret under the place in the SQL) keep their lines; text another party wrote has
+    none left to keep, as ``printable`` turned its line breaks into ``\\n``."""
+    return ["\n".join(f"\x1b[31m{printable(line)}\x1b[0m" for line in text.split("\n"))]
+
+
 class P2P2PError(Exception):
     """Base class: the message is written for the person who has to act on it."""
 
@@ -138,7 +145,7 @@ class P2P2PError(Exception):
     def _render_traceback_(self) -> list[str]:
         """How IPython shows it in a notebook: the one line that says what to do, not a
         traceback through our code (``%tb`` still shows that)."""
-        return [f"\x1b[31m{type(self).__name__}: {printable(str(self))}\x1b[0m"]
+        return red_lines(f"{type(self).__name__}: {self}")
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> P2P2PError:

@@ -36,11 +36,28 @@ def test_query_formats(sample_store: str) -> None:
     assert "north" in table.stdout and "region" in table.stdout
 
 
-def test_refused_query_exits_2_with_the_rule(sample_store: str) -> None:
-    result = p2p2p("query", sample_store, "COPY sales TO '/tmp/p2p2p-stolen.csv'")
+def test_refused_query_exits_2_with_the_rule(sample_store: str, tmp_path: Path) -> None:
+    stolen = tmp_path / "stolen.csv"
+    result = p2p2p("query", sample_store, f"COPY sales TO '{stolen}'", "--as-viewer")
     assert result.returncode == 2
     assert "read-only-kind" in result.stderr and "Traceback" not in result.stderr
-    assert not Path("/tmp/p2p2p-stolen.csv").exists()
+    assert not stolen.exists()
+
+
+def test_your_own_file_runs_with_your_trust(sample_store: str, tmp_path: Path) -> None:
+    """Without --as-viewer a file here is the caller's own: DuckDB as it is, with no
+    share limits (the 1,000,000-row cap of a share does not apply) and own files readable."""
+    own = tmp_path / "mine.csv"
+    own.write_text("k,v\na,1\nb,2\n")
+    read = p2p2p("query", sample_store, f"SELECT sum(v) AS s FROM read_csv('{own}')")
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.split() == ["s", "3"]
+    many = p2p2p(
+        "query", sample_store, "SELECT count(*) AS n FROM range(1500000)", "--format", "csv"
+    )
+    assert many.stdout.split() == ["n", "1500000"]
+    rows = p2p2p("query", sample_store, "SELECT * FROM range(1200000)", "--format", "csv")
+    assert len(rows.stdout.splitlines()) == 1_200_001 and "TRUNCATED" not in rows.stderr
 
 
 def test_limit_marks_truncation(sample_store: str) -> None:

@@ -70,7 +70,10 @@ def current_share(fallback: str | None = None) -> LocalStore | RemoteStore:
     """
     link = os.environ.get(SHARE_LINK_ENV)
     if not link and fallback:
-        return connect(resolve(fallback))
+        # A file here as its viewers will read it: the same refusals and limits, so a
+        # dashboard is tried as it will run, and viewers' SQL (an SQL box) can never get
+        # the owner's own trust, even in a page started without the share's link.
+        return connect(resolve(fallback), as_viewer=True)
     if not link:
         raise BadTarget(
             "p2p2p.current_share() works inside a share's dashboard, which p2p2p starts "
@@ -83,14 +86,21 @@ def current_share(fallback: str | None = None) -> LocalStore | RemoteStore:
 
 
 @overload
-def connect(target: str) -> LocalStore | RemoteStore | StoreGroup: ...
+def connect(target: str, *, as_viewer: bool = False) -> LocalStore | RemoteStore | StoreGroup: ...
 @overload
-def connect(target: Target) -> LocalStore | RemoteStore: ...
-def connect(target: str | Target) -> LocalStore | RemoteStore | StoreGroup:
+def connect(target: Target, *, as_viewer: bool = False) -> LocalStore | RemoteStore: ...
+def connect(
+    target: str | Target, *, as_viewer: bool = False
+) -> LocalStore | RemoteStore | StoreGroup:
     """``local:PATH`` (or a path) for a file here; a share link, or an alias saved with
     ``%p2p connect``, for a remote share; a group saved with ``%p2p group`` for all its
-    stores at once (see ``client.target`` for the order)."""
-    return open_target(resolve_any(target) if isinstance(target, str) else target)
+    stores at once (see ``client.target`` for the order).
+
+    A file here is yours: it is read with your trust (``client.local``), unless
+    ``as_viewer=True`` asks for exactly what a viewer of a share of it would get."""
+    return open_target(
+        resolve_any(target) if isinstance(target, str) else target, as_viewer=as_viewer
+    )
 
 
 def connect_many(targets: Mapping[str, str] | Sequence[str], name: str = "group") -> StoreGroup:
@@ -109,15 +119,19 @@ def connect_many(targets: Mapping[str, str] | Sequence[str], name: str = "group"
 
 
 @overload
-def open_target(target: Target) -> LocalStore | RemoteStore: ...
+def open_target(target: Target, *, as_viewer: bool = False) -> LocalStore | RemoteStore: ...
 @overload
-def open_target(target: GroupTarget) -> StoreGroup: ...
-def open_target(target: Target | GroupTarget) -> LocalStore | RemoteStore | StoreGroup:
+def open_target(target: GroupTarget, *, as_viewer: bool = False) -> StoreGroup: ...
+def open_target(
+    target: Target | GroupTarget, *, as_viewer: bool = False
+) -> LocalStore | RemoteStore | StoreGroup:
+    """The store a resolved target names. ``as_viewer`` concerns files here only: a share
+    is always read as its viewers read it."""
     if isinstance(target, GroupTarget):
         return StoreGroup({str(m): m for m in target.members}, target.name)
     if isinstance(target, LinkTarget):
         return RemoteStore(target.link)
-    return LocalStore(target.path)
+    return LocalStore(target.path, as_viewer=as_viewer)
 
 
 def display_target(target: str) -> str:

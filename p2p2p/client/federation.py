@@ -285,7 +285,7 @@ def _member_status(item: tuple[str, str | Target | Store]) -> dict[str, Any]:
     if isinstance(target, RemoteStore):
         target = LinkTarget(target.link)
     if isinstance(target, LocalStore | LocalTarget):
-        path = target.path if isinstance(target, LocalTarget) else target.executor.path
+        path = target.path
         exists = os.path.exists(path)
         return {"name": name, "state": "local" if exists else "missing", "detail": path, "link": ""}
     assert isinstance(target, LinkTarget)

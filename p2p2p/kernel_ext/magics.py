@@ -12,13 +12,16 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from typing import Any
 
+import pyarrow as pa
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
+from traitlets import Dict, Enum, Int, TraitError, observe, validate
 
 from ..client import (
     LocalStore,
@@ -30,19 +33,23 @@ from ..client import (
 )
 from ..client.combine import HERE, combine_arrow, frames_named_in
 from ..client.federation import FanOutInfo
-from ..client.target import LocalTarget, resolve, resolve_any
-from ..errors import BadTarget, P2P2PError, printable
+from ..client.local import OwnLimits
+from ..client.target import LOCAL_PREFIX, LocalTarget, is_link, resolve, resolve_any
+from ..errors import BadTarget, P2P2PError, QueryFailed, red_lines
 from ..identity import Identity, b64, fingerprint
 from ..owner import snapshots
 from ..owner.commands import viewers_command
 from ..owner.viewers import parse_viewer
 from ..protocol.shareid import check_name, name_from_path
 from ..store.arrow import to_pandas
+from ..store.executor import ResultInfo
 from ..store.limits import given
 from ..widgets import ResultProgress, ResultTable, SharesList, ShareStatus
 from ..widgets.notes_panel import NotesPanel
+from ..widgets.snippet_list import SnippetList
 from ..widgets.sources import GroupStatus, SourcesProgress, SourcesTable
 from . import placeholders as template
+from . import snippets
 from .owner_client import Owner, owner
 
 IN_KERNEL_NOTE = (
@@ -52,14 +59,117 @@ IN_KERNEL_NOTE = (
 )
 
 
-def _parse(magic: Any, line: str) -> Any:
+VIEWER_KEY = "\0as-viewer"  # the same file opened as a viewer is a store of its own
+ASSIGN = "<<"
+
+
+def _words(line: str) -> list[str]:
     """A magic's arguments, with quotes read as a shell reads them: IPython's own split
     keeps them (``--name "a b"`` would arrive as ``"a b"``, quotes and all)."""
     try:
-        words = shlex.split(line)
+        return shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"cannot read the arguments: {exc}") from None
-    return magic.parser.parse_args(words)
+
+
+def _parse(magic: Any, line: str) -> Any:
+    return magic.parser.parse_args(_words(line))
+
+
+def _parse_words(magic: Any, words: list[str]) -> tuple[Any, str | None]:
+    """The arguments, and the variable named by JupySQL's ``NAME <<`` (or ``--out``)."""
+    assigned: str | None = None
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.endswith(ASSIGN) and word != ASSIGN:  # "df<<"
+            word, words = ASSIGN, [*words[:i], word[: -len(ASSIGN)], ASSIGN, *words[i + 1 :]]
+            continue
+        if word == ASSIGN:
+            if not rest or assigned is not None:
+                raise UsageError("<< needs one variable name before it: %%p2pquery df <<")
+            assigned = rest.pop()
+        else:
+            rest.append(word)
+        i += 1
+    args = magic.parser.parse_args(rest)
+    if assigned is not None and args.out is not None and assigned != args.out:
+        raise UsageError(f"two names for the result: {assigned} << and --out {args.out}")
+    return args, assigned or args.out
+
+
+def _split_line(line: str, parser: Any) -> tuple[list[str], str]:
+    """``%p2pquery [options] [NAME <<] [TARGET] SQL``: the words before the SQL, and the
+    SQL as written (quotes and all: it is SQL, not shell words)."""
+    takes_value = {
+        option: action.nargs != 0 for action in parser._actions for option in action.option_strings
+    }
+    tokens = list(re.finditer(r"\S+", line))
+    words: list[str] = []
+    target_seen = False
+    k = 0
+    while k < len(tokens):
+        word = tokens[k].group()
+        if word == ASSIGN or word.endswith(ASSIGN):
+            words.append(word)
+        elif k + 1 < len(tokens) and tokens[k + 1].group() == ASSIGN:
+            words += [word, ASSIGN]
+            k += 1
+        elif re.match(r"--?[A-Za-z]", word):
+            option = word.split("=", 1)[0]
+            if option not in takes_value:
+                raise UsageError(f"unknown option {option} (%p2pquery? lists them)")
+            words.append(word)
+            if takes_value[option] and "=" not in word and k + 1 < len(tokens):
+                k += 1
+                words.append(tokens[k].group())
+        elif not target_seen and _names_a_target(word):
+            words.append(word)
+            target_seen = True
+        else:
+            break
+        k += 1
+    sql = line[tokens[k].start() :] if k < len(tokens) else ""
+    if not sql.strip():
+        raise UsageError("no SQL: %p2pquery [TARGET] SELECT …  (or %%p2pquery for a cell)")
+    return words, sql
+
+
+def _names_a_target(word: str) -> bool:
+    """Whether the first word of a one-line query is where it goes, not its SQL."""
+    if word == HERE or is_link(word) or word.startswith(LOCAL_PREFIX):
+        return True
+    if word.lower().endswith((".duckdb", ".ddb", ".db")):
+        return True
+    try:
+        return aliases.resolve(word) is not None or aliases.group(word) is not None
+    except P2P2PError:
+        return False
+
+
+def _polars(table: pa.Table) -> Any:
+    try:
+        import polars
+    except ImportError:
+        raise P2P2PError(
+            "polars is not installed here: pip install polars (or p2p2p[polars]), or "
+            "%config P2PMagics.output = 'pandas'"
+        ) from None
+    return polars.from_arrow(table)
+
+
+def _with_placeholder_hint(error: QueryFailed, params: dict[str, Any]) -> QueryFailed:
+    """A parser error in a cell with placeholders: most likely one stands where SQL wants
+    a name, which a bound value can never be."""
+    text = error.message
+    if params and ("Parser Error" in text or "syntax error" in text):
+        names = ", ".join("{" + name + "}" for name in params)
+        return QueryFailed(
+            f"{text}\n(hint: {names} became bound values, as numbers, text or dates are; a "
+            "table or column name cannot be bound: write it in the SQL)"
+        )
+    return error
 
 
 class CellError(Exception):
@@ -71,17 +181,67 @@ class CellError(Exception):
         self.magic = magic
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[31m{self.magic}: {printable(str(self))}\x1b[0m"]
+        return red_lines(f"{self.magic}: {self}")
 
 
 @magics_class
 class P2PMagics(Magics):
+    """The magics, with their settings as traitlets: ``%config P2PMagics.displaylimit = 20``
+    (or ``c.P2PMagics.…`` in an IPython profile)."""
+
+    displaylimit = Int(
+        10, help="rows a result shows at once (its page, and its static copy for saved notebooks)"
+    ).tag(config=True)
+    autolimit = Int(
+        0, help="fetch at most this many rows unless a cell says --limit (0: no such cap)"
+    ).tag(config=True)
+    output = Enum(
+        ["pandas", "polars", "arrow"],
+        "pandas",
+        help="what _ and --out/<< hold: a pandas DataFrame, a polars DataFrame or an Arrow table",
+    ).tag(config=True)
+    local_limits = Dict(
+        help="limits of your own queries on local: files (timeout_s, max_rows, max_bytes, "
+        'memory_limit like "8GB", threads); none by default: the file is yours'
+    ).tag(config=True)
+
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.stores: dict[str, LocalStore | RemoteStore | StoreGroup] = {}
         self.labels: dict[str, str] = {}
+        self.snippets: dict[str, str] = {}
         self.last_target: str | None = None
         self._owner: Owner | None = None
+        if shell is not None:
+            # DuckDB lets a file be open read-only or for writing in one process, never
+            # both: our read-only connections close after each cell, so the notebook's
+            # next `duckdb.connect(path)` for writing is not refused because of us.
+            shell.events.register("post_run_cell", self._release_local)
+
+    @validate("local_limits")
+    def _check_local_limits(self, proposal: Any) -> Any:
+        try:
+            OwnLimits.from_mapping(proposal["value"])
+        except P2P2PError as exc:
+            raise TraitError(str(exc)) from None
+        return proposal["value"]
+
+    @observe("local_limits")
+    def _apply_local_limits(self, change: Any) -> None:
+        for store in self.stores.values():
+            if isinstance(store, LocalStore):
+                store.set_limits(change["new"])
+
+    @validate("displaylimit", "autolimit")
+    def _check_counts(self, proposal: Any) -> Any:
+        if proposal["value"] < 0:
+            raise TraitError(f"{proposal['trait'].name} must be 0 or more, not {proposal['value']}")
+        return proposal["value"]
+
+    def _release_local(self, *_args: Any) -> None:
+        for store in self.stores.values():
+            if isinstance(store, LocalStore):
+                store.release()
 
     @property
     def _shell(self) -> Any:
@@ -89,25 +249,68 @@ class P2PMagics(Magics):
         return self.shell
 
     # -- querying ------------------------------------------------------------------
-    def store(self, text: str) -> str:
+    def store(self, text: str, as_viewer: bool = False) -> str:
         """Open (once per kernel) the store a target names; returns its key."""
         target = resolve_any(text)
-        if target.key not in self.stores:
-            self.stores[target.key] = open_target(target)
-        self.labels[target.key] = str(target)
-        return target.key
+        key = target.key
+        if isinstance(target, LocalTarget):
+            key = target.key + (VIEWER_KEY if as_viewer else "")
+            if key not in self.stores:
+                self.stores[key] = self._local(target.path, as_viewer)
+            self.labels[key] = str(target) + (" (as a viewer)" if as_viewer else "")
+            return key
+        if as_viewer:
+            raise BadTarget(
+                "--as-viewer is for files here: a share's link already reads it as its viewers do"
+            )
+        if key not in self.stores:
+            self.stores[key] = open_target(target)
+        self.labels[key] = str(target)
+        return key
+
+    def _local(self, path: str, as_viewer: bool) -> LocalStore:
+        if as_viewer:
+            return LocalStore(path, as_viewer=True)
+        namespace = self._shell.user_ns
+        return LocalStore(
+            path, limits=self.local_limits, writer=lambda: snapshots.writer_in(namespace, path)
+        )
 
     @magic_arguments()
     @argument(
         "target",
         nargs="?",
-        help="a share link, an alias, local:PATH or a path to a .duckdb file; default: the last one used",
+        help="a share link, an alias, a group, local:PATH, a path to a .duckdb file, or "
+        "`here` (this kernel's DuckDB over your DataFrames); default: the last one used",
     )
-    @argument("--out", "-o", metavar="NAME", help="also store the DataFrame in this variable")
+    @argument(
+        "--out", "-o", metavar="NAME", help="also store the result in this variable (or NAME <<)"
+    )
     @argument(
         "--limit", "-l", type=int, metavar="N", help="return at most N rows (marked truncated)"
     )
     @argument("--timeout", type=float, metavar="S", help="stop the query after S seconds")
+    @argument(
+        "--as-viewer",
+        action="store_true",
+        help="a file here: run as a viewer of a share of it would (its lockdown and limits) "
+        "instead of with your own trust",
+    )
+    @argument(
+        "--save",
+        metavar="NAME",
+        help="keep the cell's SQL as snippet NAME: later cells that name it get it as a CTE",
+    )
+    @argument(
+        "--with",
+        dest="with_",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="put snippet NAME in front as a CTE (named snippets are found without it)",
+    )
+    @argument("--no-execute", action="store_true", help="with --save: save only, do not run")
+    @argument("--polars", action="store_true", help="give a polars DataFrame this time")
     @argument(
         "--strict",
         action="store_true",
@@ -119,71 +322,101 @@ class P2PMagics(Magics):
         help="then run SQL here, in this kernel's DuckDB, over the answer as the table _ "
         '(e.g. "SELECT k, sum(n) AS n FROM _ GROUP BY k": re-aggregate a group\'s answers)',
     )
-    @cell_magic
-    def p2pquery(self, line: str, cell: str) -> None:
-        """Run the cell's SQL on a DuckDB store through p2p2p's locked-down executor.
+    @line_cell_magic
+    def p2pquery(self, line: str, cell: str | None = None) -> Any:
+        """Run SQL on a DuckDB store: a file here (with your own trust), a share, a group.
 
-        The result is shown as a paged table with its row count and time; ``_`` (and
-        ``--out NAME``) hold the pandas DataFrame. Errors are one line, naming the rule.
+        ``%%p2pquery [NAME <<] [TARGET] [options]`` runs the cell; ``%p2pquery [TARGET] SQL``
+        runs one line and returns the result (``df = %p2pquery SELECT …``). The cell shows
+        a paged table with its row count and time; ``_`` (and ``--out NAME`` or
+        ``NAME <<``) hold the result. ``{name}`` binds the Python variable ``name``.
+        Errors are one line, naming the rule.
         """
-        args = _parse(self.p2pquery, line)
-        progress: ResultProgress | None = None
-        if args.target == HERE:
-            return self._here(cell, args.out)
+        if cell is None:
+            words, sql = _split_line(line, self.p2pquery.parser)
+            args, out = _parse_words(self.p2pquery, words)
+            return self._query(args, out, sql, show=False)
+        args, out = _parse_words(self.p2pquery, _words(line))
+        self._query(args, out, cell, show=True)
+        return None
+
+    def _query(self, args: Any, out: str | None, sql: str, show: bool) -> Any:
         try:
-            if args.target:
-                key = self.store(args.target)
-            elif self.last_target is not None:
-                key = self.last_target
-            else:
+            if out is not None and not str(out).isidentifier():
+                raise BadTarget(f"--out (or NAME <<) needs a variable name, got {out!r}")
+            if args.save is not None:
+                self._save_snippet(args.save, sql)
+                if args.no_execute:
+                    if show:
+                        print(f"saved snippet {args.save} (not run): later cells may use it")
+                    return None
+            elif args.no_execute:
+                raise BadTarget("--no-execute goes with --save NAME: there is nothing else to do")
+            sql = snippets.expand(sql, self.snippets, args.with_)
+            if args.target == HERE:
+                return self._here(sql, out, show, args.polars)
+            return self._run(args, out, sql, show)
+        except P2P2PError as exc:
+            raise CellError(exc) from None
+
+    def _run(self, args: Any, out: str | None, sql: str, show: bool) -> Any:
+        progress: ResultProgress | None = None
+        if args.target:
+            key = self.store(args.target, as_viewer=args.as_viewer)
+        elif self.last_target is not None:
+            if args.as_viewer:
                 raise BadTarget(
-                    "no store given yet: start the cell with %%p2pquery <link, alias or local:PATH>"
+                    "--as-viewer needs the file named: %%p2pquery local:PATH --as-viewer"
                 )
-            if args.out is not None and not str(args.out).isidentifier():
-                raise BadTarget(f"--out needs a variable name, got {args.out!r}")
-            sql, params = template.bind(cell, self._shell.user_ns)
-            store = self.stores[key]
-            handle: Any = None
+            key = self.last_target
+        else:
+            raise BadTarget(
+                "no store given yet: start the cell with %%p2pquery <link, alias or local:PATH>"
+            )
+        bound, params = template.bind(sql, self._shell.user_ns)
+        store = self.stores[key]
+        handle: Any = None
 
-            def show_progress(rows: int, nbytes: int) -> None:
-                # Shown only once a result takes a while: quick ones never flash a bar.
-                nonlocal progress, handle
-                if progress is None:
-                    progress = ResultProgress(self.labels[key])
-                    progress.update(rows, nbytes)
-                    handle = display(progress, display_id=True)
-                else:
-                    progress.update(rows, nbytes)
+        def show_progress(rows: int, nbytes: int) -> None:
+            # Shown only once a result takes a while: quick ones never flash a bar.
+            nonlocal progress, handle
+            if not show:
+                return
+            if progress is None:
+                progress = ResultProgress(self.labels[key])
+                progress.update(rows, nbytes)
+                handle = display(progress, display_id=True)
+            else:
+                progress.update(rows, nbytes)
 
-            limits = {"max_rows": args.limit, "timeout_s": args.timeout}
+        limits = {"max_rows": args.limit or self.autolimit or None, "timeout_s": args.timeout}
+        try:
             if isinstance(store, StoreGroup):
                 # Many stores at once: a line per store from the start, since they
                 # answer at their own pace.
                 lines = SourcesProgress(list(store.members))
-                handle = display(lines, display_id=True)
+                if show:
+                    handle = display(lines, display_id=True)
                 table = store.query_arrow(
-                    sql,
+                    bound,
                     params or None,
                     strict=args.strict,
                     source_progress=lines.update,
                     **limits,
                 )
             else:
-                table = store.query_arrow(sql, params or None, progress=show_progress, **limits)
-            info = store.last_info
-        except P2P2PError as exc:
-            raise CellError(exc) from None
+                table = store.query_arrow(bound, params or None, progress=show_progress, **limits)
+        except QueryFailed as exc:
+            raise _with_placeholder_hint(exc, params) from None
         finally:
             if progress is not None:
                 progress.close()
+        info = store.last_info
         self.last_target = key
         if args.combine:
             # The common fan-out case in one cell: each store aggregates, this kernel
             # re-aggregates what came back (sum of sums, count of counts).
-            try:
-                table, combined = combine_arrow(args.combine, None, _=table)
-            except P2P2PError as exc:
-                raise CellError(exc) from None
+            table, combined = combine_arrow(args.combine, None, _=table)
             if isinstance(info, FanOutInfo):
                 combined = FanOutInfo(
                     rows=combined.rows, bytes=combined.bytes, sources=info.sources,
@@ -191,36 +424,60 @@ class P2PMagics(Magics):
                     truncated=info.truncated, truncated_by=info.truncated_by,
                 )  # fmt: skip
             info = combined
+        label = self.labels[key]
+        if isinstance(store, LocalStore) and store.writer_used:
+            label += f" (through `{store.writer_used}`, which has it open for writing)"
+        return self._deliver(table, info, label, out, show, args.polars, handle)
+
+    def _deliver(
+        self,
+        table: pa.Table,
+        info: ResultInfo,
+        label: str,
+        out: str | None,
+        show: bool,
+        polars: bool,
+        handle: Any = None,
+    ) -> Any:
+        """Show the result and hand it over as the configured kind of frame."""
         frame = to_pandas(table)
-        result = ResultTable(frame, info, self.labels[key])
-        if handle is not None:
-            handle.update(result)
-        else:
-            display(result)
         if isinstance(info, FanOutInfo):
             frame.attrs["sources"] = [s.to_dict() for s in info.sources]
+        result: Any = frame
+        kind = "polars" if polars else self.output
+        if kind == "polars":
+            result = _polars(table)
+        elif kind == "arrow":
+            result = table
+        if not show:
+            if out:
+                self._shell.user_ns[out] = result
+            return result
+        shown = ResultTable(frame, info, label, page_size=max(1, self.displaylimit))
+        if handle is not None:
+            handle.update(shown)
+        else:
+            display(shown)
+        if isinstance(info, FanOutInfo):
             display(SourcesTable(info))
-        if args.out:
-            self._shell.user_ns[args.out] = frame
-        # Like a returned value, but without showing the DataFrame a second time.
-        self._shell.displayhook.update_user_ns(frame)
+        if out:
+            self._shell.user_ns[out] = result
+        # Like a returned value, but without showing the result a second time.
+        self._shell.displayhook.update_user_ns(result)
+        return None
 
-    def _here(self, cell: str, out: str | None) -> None:
+    def _here(self, sql: str, out: str | None, show: bool, polars: bool) -> Any:
         """``%%p2pquery here``: this kernel's own DuckDB, over the DataFrames the SQL
         names (``_``, ``--out`` results, your own) and your own files."""
-        try:
-            if out is not None and not str(out).isidentifier():
-                raise BadTarget(f"--out needs a variable name, got {out!r}")
-            sql, params = template.bind(cell, self._shell.user_ns)
-            frames = frames_named_in(sql, self._shell.user_ns)
-            table, info = combine_arrow(sql, params or None, **frames)
-        except P2P2PError as exc:
-            raise CellError(exc) from None
-        frame = to_pandas(table)
-        display(ResultTable(frame, info, "here (this kernel's DuckDB)"))
-        if out:
-            self._shell.user_ns[out] = frame
-        self._shell.displayhook.update_user_ns(frame)
+        bound, params = template.bind(sql, self._shell.user_ns)
+        frames = frames_named_in(bound, self._shell.user_ns)
+        table, info = combine_arrow(bound, params or None, **frames)
+        return self._deliver(table, info, "here (this kernel's DuckDB)", out, show, polars)
+
+    def _save_snippet(self, name: str, sql: str) -> None:
+        if not name.isidentifier():
+            raise BadTarget(f"--save needs a snippet name like recent_cases, got {name!r}")
+        self.snippets[name] = snippets.normalise(sql)
 
     # -- sharing -------------------------------------------------------------------
     def owner(self) -> Owner:
@@ -395,6 +652,14 @@ class P2PMagics(Magics):
                 return GroupStatus(group)
             elif words == ["aliases"]:
                 self._show_aliases()
+            elif words == ["snippets"]:
+                return SnippetList(self.snippets)
+            elif len(words) == 3 and words[:2] == ["snippets", "forget"]:
+                if self.snippets.pop(words[2], None) is None:
+                    raise BadTarget(f"no snippet {words[2]!r} (%p2p snippets lists them)")
+                print(f"forgot snippet {words[2]}")
+            elif words[:1] == ["refresh"] and len(words) <= 2:
+                self._refresh(words[1] if len(words) == 2 else None)
             elif len(words) == 2 and words[0] == "forget":
                 if not aliases.forget(words[1]):
                     raise BadTarget(f"no alias {words[1]!r}")
@@ -404,12 +669,26 @@ class P2PMagics(Magics):
             else:
                 raise BadTarget(
                     "usage: %p2p connect LINK as ALIAS | %p2p group NAME [STORE…] | "
-                    "%p2p aliases | %p2p forget ALIAS | "
+                    "%p2p aliases | %p2p forget ALIAS | %p2p snippets [forget NAME] | "
+                    "%p2p refresh [TARGET] | "
                     '%p2p note TARGET [--on TABLE] [--column C] "text" | %p2p notes [NAME] | '
                     "%p2p viewers add|remove|list|mode SHARE ..."
                 )
         except P2P2PError as exc:
             raise CellError(exc, "p2p") from None
+
+    def _refresh(self, text: str | None) -> None:
+        """Forget what is known of a target's tables (completion), or of every target's."""
+        key = None if text is None else self.store(text)
+        completer = getattr(self, "completer", None)
+        if completer is not None:
+            completer.forget(key)
+        for name, store in self.stores.items():
+            if key in (None, name) and isinstance(store, LocalStore):
+                store.release()
+        print(
+            f"refreshed {self.labels.get(key, text) if key else 'every store'}: table and column names are read anew"
+        )
 
     def _note(self, words: list[str]) -> None:
         target, rest = words[0], words[1:]

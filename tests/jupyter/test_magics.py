@@ -68,7 +68,10 @@ def test_display_shows_rows_time_and_truncation(
 def test_refusal_is_one_line_not_a_traceback(
     shell: InteractiveShell, sample_store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = run(shell, f"%%p2pquery local:{sample_store}\nSELECT * FROM read_csv('/etc/passwd')")
+    result = run(
+        shell,
+        f"%%p2pquery local:{sample_store} --as-viewer\nSELECT * FROM read_csv('/etc/passwd')",
+    )
     assert not result.success
     assert isinstance(result.error_in_exec, CellError)
     assert result.error_in_exec.error.rule == "table-function-not-allowed"  # type: ignore[attr-defined]

@@ -41,7 +41,9 @@ def test_placeholders_in_literals_and_comments_are_left_alone(sql: str) -> None:
 
 def test_struct_literals_and_escaped_braces_pass_through() -> None:
     assert bind("SELECT {'a': 1}", {}) == ("SELECT {'a': 1}", {})
-    assert bind("SELECT '{{x}}', {{x}}", {"x": 1})[0] == "SELECT '{{x}}', {x}"
+    # {{x}} is JupySQL's habit and binds x; other doubled braces are literal braces.
+    assert bind("SELECT '{{x}}', {{x}}, {{ x }}", {"x": 1}) == ("SELECT '{{x}}', $x, $x", {"x": 1})
+    assert bind("SELECT '{{1}}', {{1}}", {})[0] == "SELECT '{{1}}', {1}"
 
 
 def test_positional_dollar_parameters_untouched() -> None:

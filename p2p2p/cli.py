@@ -413,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument(
         "--access-log",
         action="store_true",
-        help="log every request (path with the share id, status, client address, time; never the query string, which can hold the token); off by default",
+        help="a log line per request: status, method, path (it names the share id), client "
+        "address, time taken; never the query string, which can hold a link's token; off by "
+        "default",
     )
     relay.add_argument(
         "--header-timeout",

@@ -15,3 +15,6 @@ def load_ipython_extension(shell: Any) -> None:
     from .magics import P2PMagics
 
     shell.register_magics(P2PMagics(shell))
+    from .plot import PlotMagics
+
+    shell.register_magics(PlotMagics(shell))

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Dict, Enum, Int, TraitError, observe, validate
@@ -322,6 +322,10 @@ class P2PMagics(Magics):
         help="then run SQL here, in this kernel's DuckDB, over the answer as the table _ "
         '(e.g. "SELECT k, sum(n) AS n FROM _ GROUP BY k": re-aggregate a group\'s answers)',
     )
+    # IPython would paste {name} and $name of the line into it as text before the magic
+    # sees it: SQL must get them as placeholders, bound as values (_words expands the
+    # target and the options instead, where a Python variable is a convenience).
+    @no_var_expand
     @line_cell_magic
     def p2pquery(self, line: str, cell: str | None = None) -> Any:
         """Run SQL on a DuckDB store: a file here (with your own trust), a share, a group.
@@ -334,11 +338,23 @@ class P2PMagics(Magics):
         """
         if cell is None:
             words, sql = _split_line(line, self.p2pquery.parser)
-            args, out = _parse_words(self.p2pquery, words)
+            args, out = _parse_words(self.p2pquery, self._expand(words))
             return self._query(args, out, sql, show=False)
-        args, out = _parse_words(self.p2pquery, _words(line))
+        args, out = _parse_words(self.p2pquery, self._expand(_words(line)))
         self._query(args, out, cell, show=True)
         return None
+
+    def _expand(self, words: list[str]) -> list[str]:
+        """``%%p2pquery {link}`` or ``$link``: Python variables in the target and options,
+        as IPython expands any magic's line; never in ``--combine``'s SQL, whose
+        placeholders are bound as values like the cell's."""
+        out: list[str] = []
+        for i, word in enumerate(words):
+            sql_value = (i > 0 and words[i - 1] == "--combine") or word.startswith("--combine=")
+            if not sql_value and ("{" in word or "$" in word):
+                word = self._shell.var_expand(word)
+            out.append(word)
+        return out
 
     def _query(self, args: Any, out: str | None, sql: str, show: bool) -> Any:
         try:
@@ -416,7 +432,8 @@ class P2PMagics(Magics):
         if args.combine:
             # The common fan-out case in one cell: each store aggregates, this kernel
             # re-aggregates what came back (sum of sums, count of counts).
-            table, combined = combine_arrow(args.combine, None, _=table)
+            combine_sql, combine_params = template.bind(args.combine, self._shell.user_ns)
+            table, combined = combine_arrow(combine_sql, combine_params or None, _=table)
             if isinstance(info, FanOutInfo):
                 combined = FanOutInfo(
                     rows=combined.rows, bytes=combined.bytes, sources=info.sources,

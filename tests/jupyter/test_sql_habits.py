@@ -109,6 +109,24 @@ def test_other_tools_placeholders_bind_values(shell: InteractiveShell, sample_st
     assert "a table or column name cannot be bound" in message
 
 
+def test_python_values_are_bound_never_pasted(shell: InteractiveShell, sample_store: str) -> None:
+    """IPython pastes {x} and $x into a magic's line as text; ours binds them as values,
+    and a variable still names the target."""
+    shell.user_ns["where"] = sample_store
+    shell.user_ns["sneaky"] = "'north' OR 1=1"
+    ok(shell, "n = %p2pquery local:{where} SELECT count(*) AS n FROM sales WHERE region = {sneaky}")
+    assert int(shell.user_ns["n"]["n"][0]) == 0  # one odd string, not an OR
+    ok(shell, "%%p2pquery local:$where\nSELECT count(*) AS n FROM sales")
+    assert int(shell.user_ns["_"]["n"][0]) == 20_000
+    shell.user_ns["k"] = "1 OR 1=1"
+    ok(
+        shell,
+        '%%p2pquery local:{where} --combine "SELECT count(*) AS n FROM _ WHERE a::VARCHAR = {k}"\n'
+        "SELECT 1 AS a UNION ALL SELECT 2",
+    )
+    assert int(shell.user_ns["_"]["n"][0]) == 0
+
+
 def test_settings_are_traitlets(shell: InteractiveShell, sample_store: str) -> None:
     ok(shell, "%config P2PMagics.autolimit = 7")
     ok(shell, f"%%p2pquery local:{sample_store}\nSELECT * FROM sales")

@@ -134,3 +134,42 @@ def test_a_relay_on_port_0_says_the_port_it_got() -> None:
     finally:
         relay.terminate()
         relay.wait(timeout=10)
+
+
+def test_access_log_is_described_as_it_logs() -> None:
+    """--help, the reference and the relay guide say the same of --access-log, and that
+    is what the relay writes: status, method, path, client address, time."""
+    fields = "status, method, path (it names the share id), client address, time taken"
+    shown = " ".join(p2p2p("relay", "--help").stdout.split())
+    assert fields in shown and "never the query string" in shown
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    for page in ("reference.md", "relay.md"):
+        row = next(
+            line for line in (docs / page).read_text().splitlines() if "| `--access-log` |" in line
+        )
+        assert fields in row and "never the query string" in row, page
+    import logging
+    from types import SimpleNamespace
+
+    from p2p2p.aio.web import log, log_every_request
+
+    request = SimpleNamespace(
+        method="GET", path="/s/abc/", uri="/s/abc/?t=secret-token", remote_ip="127.0.0.9",
+        request_time=lambda: 0.0042,
+    )  # fmt: skip
+    handler = SimpleNamespace(request=request, get_status=lambda: 200)
+    records: list[str] = []
+    catcher = logging.Handler()
+    catcher.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    log.addHandler(catcher)
+    previous = log.level
+    log.setLevel(logging.INFO)
+    try:
+        log_every_request(handler)  # type: ignore[arg-type]
+    finally:
+        log.removeHandler(catcher)
+        log.setLevel(previous)
+    assert len(records) == 1
+    status, method, path, client, taken, unit = records[0].split()
+    assert (status, method, path, client, unit) == ("200", "GET", "/s/abc/", "127.0.0.9", "ms")
+    assert "secret-token" not in records[0] and float(taken) >= 0

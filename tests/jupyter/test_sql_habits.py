@@ -209,3 +209,16 @@ def test_errors_keep_duckdbs_lines(shell: InteractiveShell, sample_store: str) -
     assert isinstance(result.error_in_exec, CellError)
     shown = result.error_in_exec._render_traceback_()
     assert len(shown) == 1 and "\\n" not in shown[0] and "no_such_table" in shown[0]
+
+
+def test_after_unshare_all_a_query_says_the_share_is_gone(
+    shell: InteractiveShell, sample_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("P2P2P_HOME", str(tmp_path / "home"))
+    shared = ok(shell, f"%share {sample_store} --name gone-soon --no-dashboard")
+    link = shared.status["link"]
+    ok(shell, f"%%p2pquery {link}\nSELECT 1 AS a")  # the store stays open in the kernel
+    ok(shell, "%unshare --all")
+    message = refused(shell, "%%p2pquery\nSELECT 1 AS a")
+    assert "offline or has been revoked" in message, message
+    assert "Errno" not in message and "Connection refused" not in message

@@ -64,18 +64,58 @@ def open_ipc_stream(next_chunk: Callable[[], Any]) -> pa.ipc.RecordBatchStreamRe
     return pa.ipc.open_stream(pa.PythonFile(ChunkFile(next_chunk), mode="r"))
 
 
+# Arrow integer (and boolean) types and the pandas nullable dtypes that keep them exact
+# when a column has NULLs: numpy's int64 has no missing value, so pyarrow would go float.
+_NULLABLE = {
+    pa.int8(): pd.Int8Dtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.uint8(): pd.UInt8Dtype(),
+    pa.uint16(): pd.UInt16Dtype(),
+    pa.uint32(): pd.UInt32Dtype(),
+    pa.uint64(): pd.UInt64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+
+
 def to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Convert without Python-object detours: DECIMAL (and HUGEINT, which Arrow carries
-    as decimal) become float64, as DuckDB's own ``.df()`` does; the exact values stay
-    available through ``query_arrow``."""
-    columns = []
-    for field in table.schema:
-        if pa.types.is_decimal(field.type):
-            columns.append(pa.field(field.name, pa.float64(), field.nullable))
-        else:
-            columns.append(field)
-    target = pa.schema(columns)
-    if target != table.schema:
-        table = table.cast(target)
-    frame: pd.DataFrame = table.to_pandas()
+    """A DataFrame with the values exactly as the store holds them, column by column:
+
+    - integers (TINYINT … UBIGINT): numpy ``int8`` … ``uint64`` of the same width and
+      signedness; a column with NULLs becomes pandas' nullable ``Int8`` … ``UInt64``
+      (``<NA>`` for NULL), never float64 with NaN.
+    - BOOLEAN: numpy ``bool``; with NULLs, pandas' nullable ``boolean``.
+    - DECIMAL and HUGEINT (which Arrow carries as ``decimal128(38, 0)``): ``object``
+      columns of ``decimal.Decimal`` at the column's scale, ``None`` for NULL, so sums,
+      means and group keys stay exact. ``float(x)`` or ``.astype(float)`` when a float
+      is wanted; the Arrow table (``query_arrow``) has them as decimals too.
+    - FLOAT, DOUBLE: ``float32``, ``float64``; NULL is NaN.
+    - DATE: ``datetime64[ms]`` (midnight), so ``.dt`` works, as with DuckDB's ``.df()``.
+    - TIMESTAMP: ``datetime64`` at its own unit (``us`` for TIMESTAMP, ``ns``, ``ms``,
+      ``s`` for the _NS, _MS, _S kinds); TIMESTAMP WITH TIME ZONE stays tz-aware, in
+      the zone the stream names (UTC from DuckDB). NULL is NaT.
+    - VARCHAR (and UUID, which DuckDB sends as text): pandas' ``str`` dtype; ENUM and
+      other dictionary-encoded columns: ``category``.
+    - INTERVAL: ``timedelta64`` for Arrow durations; DuckDB's month-day-nano intervals
+      stay pyarrow ``MonthDayNano`` objects (months have no fixed length).
+    - TIME: ``object`` of ``datetime.time``; BLOB: ``object`` of ``bytes``.
+    - LIST/ARRAY: ``object`` of numpy arrays; STRUCT: ``object`` of ``dict``; MAP:
+      ``object`` of lists of (key, value) tuples; the all-NULL type: ``object`` of None.
+      Inside these, values are pyarrow's defaults (an integer list with NULLs becomes
+      a float array).
+
+    Column names may repeat and stay in order. A table that carries pandas metadata (it
+    was made from a DataFrame) is rebuilt the way that metadata says instead.
+    """
+    frame: pd.DataFrame = table.to_pandas(date_as_object=False)
+    if table.schema.pandas_metadata is not None:
+        # Its index columns are no longer among the frame's, so positions would not match.
+        return frame
+    for position, column in enumerate(table.columns):
+        # Only columns with NULLs are converted again, and only they: the common case
+        # pays for one look at each column's null count, which Arrow already knows.
+        nullable = _NULLABLE.get(column.type)
+        if nullable is not None and column.null_count:
+            frame.isetitem(position, nullable.__from_arrow__(column))
     return frame

@@ -19,7 +19,7 @@ class StoreLikeALink:
     """A local store with the few extras a share link gives the dashboard."""
 
     def __init__(self, path: str) -> None:
-        self.local = LocalStore(path)
+        self.local = LocalStore(path, as_viewer=True)
         self.owner_key = bytes(32)
         self.online = True
         self.link = type("Link", (), {"share_id": "a" * 32})()

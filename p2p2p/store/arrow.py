@@ -66,7 +66,7 @@ def open_ipc_stream(next_chunk: Callable[[], Any]) -> pa.ipc.RecordBatchStreamRe
 
 # Arrow integer (and boolean) types and the pandas nullable dtypes that keep them exact
 # when a column has NULLs: numpy's int64 has no missing value, so pyarrow would go float.
-_NULLABLE = {
+_NULLABLE: dict[pa.DataType, Any] = {
     pa.int8(): pd.Int8Dtype(),
     pa.int16(): pd.Int16Dtype(),
     pa.int32(): pd.Int32Dtype(),

@@ -20,7 +20,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from . import access, chart, dashboard, executor, federation, notes, sharing
+from . import access, chart, dashboard, executor, federation, jupyter, notes, sharing
 from .common import Section
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -74,6 +74,7 @@ def main() -> None:
         ("notes", notes.run),
         ("access", access.run),
         ("federation", federation.run),
+        ("jupyter", jupyter.run),
     ):
         print(f"[{name}] running…", flush=True)
         section_started = time.perf_counter()

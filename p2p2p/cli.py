@@ -234,6 +234,9 @@ def _cmd_share(args: argparse.Namespace) -> int:
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
+        # Something to look at while an unreachable relay is retried (and, for whoever
+        # drives this process, the sign that Ctrl+C is handled from here on).
+        print(f"p2p2p: sharing {args.path} through {args.relay}…", file=sys.stderr, flush=True)
         # Ctrl+C must work while the relay is still unreachable, too.
         await asyncio.wait([sharing, stopper], return_when=asyncio.FIRST_COMPLETED)
         if not sharing.done():

@@ -227,6 +227,15 @@ class LocalStore:
             self._own.close()
 
 
+def _counting(cursor: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor that keeps count of how far its query is (``query_progress``), without
+    DuckDB's own bar, which would print into the cell. A cursor does not inherit these
+    settings from its connection, hence on each one."""
+    cursor.execute("SET enable_progress_bar = true")
+    cursor.execute("SET enable_progress_bar_print = false")
+    return cursor
+
+
 class _OwnConnection:
     """This process's DuckDB on the file: a cursor per query, so a running query can be
     interrupted (timeout, Ctrl+C) without touching others."""
@@ -276,7 +285,7 @@ class _OwnConnection:
             cursor = connection.cursor()
             # The writer may have the store attached under a name of its own.
             cursor.execute(f'USE "{database.replace(chr(34), chr(34) * 2)}"')
-            return cursor
+            return _counting(cursor)
         self.used_writer = ""
         with self._lock:
             if self._con is None:
@@ -288,7 +297,7 @@ class _OwnConnection:
             _setting(cursor, "memory_limit", self.limits.memory_limit)
         if self.limits.threads is not None:
             _setting(cursor, "threads", str(int(self.limits.threads)))
-        return cursor
+        return _counting(cursor)
 
     def done(self, cursor: duckdb.DuckDBPyConnection) -> None:
         cursor.close()

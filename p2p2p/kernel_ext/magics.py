@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from contextlib import nullcontext
 from typing import Any
 
 import pyarrow as pa
@@ -210,6 +211,8 @@ class P2PMagics(Magics):
         self.stores: dict[str, LocalStore | RemoteStore | StoreGroup] = {}
         self.labels: dict[str, str] = {}
         self.snippets: dict[str, str] = {}
+        # Table and column names for Tab (completion.QueryCompleter), set on loading.
+        self.completer: Any = None
         self.last_target: str | None = None
         self._owner: Owner | None = None
         if shell is not None:
@@ -392,17 +395,10 @@ class P2PMagics(Magics):
         bound, params = template.bind(sql, self._shell.user_ns)
         store = self.stores[key]
         handle: Any = None
+        failed = False
 
         def show_progress(rows: int, nbytes: int) -> None:
-            # Shown only once a result takes a while: quick ones never flash a bar.
-            nonlocal progress, handle
-            if not show:
-                return
-            if progress is None:
-                progress = ResultProgress(self.labels[key])
-                progress.update(rows, nbytes)
-                handle = display(progress, display_id=True)
-            else:
+            if progress is not None:
                 progress.update(rows, nbytes)
 
         limits = {"max_rows": args.limit or self.autolimit or None, "timeout_s": args.timeout}
@@ -421,12 +417,29 @@ class P2PMagics(Magics):
                     **limits,
                 )
             else:
-                table = store.query_arrow(bound, params or None, progress=show_progress, **limits)
+                how_far = store.query_progress if isinstance(store, LocalStore) else None
+                if show:
+                    # Hidden until the query takes a while (then the time so far, and
+                    # DuckDB's estimate of how far), so quick ones never flash a line.
+                    progress = ResultProgress(self.labels[key], hidden=True)
+                    handle = display(progress, display_id=True)
+                with progress.ticking(how_far) if progress is not None else nullcontext():
+                    table = store.query_arrow(
+                        bound, params or None, progress=show_progress, **limits
+                    )
         except QueryFailed as exc:
+            failed = True
             raise _with_placeholder_hint(exc, params) from None
+        except BaseException:
+            failed = True
+            raise
         finally:
             if progress is not None:
                 progress.close()
+                if failed and handle is not None:
+                    # Not "waiting for the first rows" in the saved notebook: the error
+                    # below says what happened.
+                    handle.update({"text/plain": ""}, raw=True)
         info = store.last_info
         self.last_target = key
         if args.combine:
@@ -697,9 +710,8 @@ class P2PMagics(Magics):
     def _refresh(self, text: str | None) -> None:
         """Forget what is known of a target's tables (completion), or of every target's."""
         key = None if text is None else self.store(text)
-        completer = getattr(self, "completer", None)
-        if completer is not None:
-            completer.forget(key)
+        if self.completer is not None:
+            self.completer.forget(key)
         for name, store in self.stores.items():
             if key in (None, name) and isinstance(store, LocalStore):
                 store.release()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc
@@ -79,6 +80,55 @@ _NULLABLE: dict[pa.DataType, Any] = {
 }
 
 
+# Up to 15 significant digits a decimal survives a float64 exactly: the nearest double
+# prints back as the same decimal (IEEE 754 guarantees 15), and pandas' arithmetic on it
+# is numpy's, which Decimal objects and Arrow decimals are not (`x - 0.5` refused, a
+# division overflowing precision 38).
+FLOAT_DIGITS = 15
+
+
+def _numbers(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """A decimal column as int64 (scale 0, every value fits) or float64 (every value at
+    most 15 digits), each value converted with correct rounding; None when some value
+    needs more, and only a Decimal keeps it."""
+    scale = column.type.scale
+    chunks = []
+    for chunk in column.chunks:
+        # decimal128 is 16 bytes per value, little-endian: the low word holds the whole
+        # unscaled value when the high word is only its sign.
+        words = np.frombuffer(
+            chunk.buffers()[1], dtype=np.int64, count=2 * len(chunk), offset=16 * chunk.offset
+        )
+        low, high = words[0::2], words[1::2]
+        valid = None if not chunk.null_count else chunk.is_valid().to_numpy(zero_copy_only=False)
+        fits = high == (low >> 63)
+        if scale:
+            fits &= np.abs(low) < 10**FLOAT_DIGITS
+        if not (fits.all() if valid is None else fits[valid].all()):
+            return None
+        mask = None if valid is None else ~valid
+        if scale:
+            # An exact integer over an exact power of ten: one correctly rounded division.
+            chunks.append(pa.array(low / 10.0**scale, pa.float64(), mask=mask))
+        else:
+            chunks.append(pa.array(low, pa.int64(), mask=mask))
+    return pa.chunked_array(chunks, pa.float64() if scale else pa.int64())
+
+
+def _exact_numbers(table: pa.Table) -> tuple[pa.Table, dict[int, int]]:
+    """The table with decimals as numbers where no digit is lost, and the scale of each
+    decimal column made float (by position), so a display can show ``12.50``."""
+    scales = {}
+    for position, field in enumerate(table.schema):
+        if isinstance(field.type, pa.Decimal128Type):
+            numbers = _numbers(table.column(position))
+            if numbers is not None:
+                table = table.set_column(position, field.with_type(numbers.type), numbers)
+                if field.type.scale:
+                    scales[position] = field.type.scale
+    return table, scales
+
+
 def to_pandas(table: pa.Table) -> pd.DataFrame:
     """A DataFrame with the values exactly as the store holds them, column by column:
 
@@ -86,10 +136,15 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
       signedness; a column with NULLs becomes pandas' nullable ``Int8`` … ``UInt64``
       (``<NA>`` for NULL), never float64 with NaN.
     - BOOLEAN: numpy ``bool``; with NULLs, pandas' nullable ``boolean``.
-    - DECIMAL and HUGEINT (which Arrow carries as ``decimal128(38, 0)``): ``object``
-      columns of ``decimal.Decimal`` at the column's scale, ``None`` for NULL, so sums,
-      means and group keys stay exact. ``float(x)`` or ``.astype(float)`` when a float
-      is wanted; the Arrow table (``query_arrow``) has them as decimals too.
+    - DECIMAL and HUGEINT (which Arrow carries as ``decimal128(38, 0)``): as numbers
+      pandas computes with, without losing a digit. Whole numbers (HUGEINT, DECIMAL(p,0),
+      ``round(sum(x))``) that fit become ``int64`` (``Int64`` with NULLs); others become
+      ``float64`` when every value of the column has at most 15 significant digits, so
+      each float prints back as exactly the stored decimal (``12.50`` is ``12.5``; a
+      sum of floats is a float sum, not a decimal one; ``frame.attrs["decimal_scales"]``
+      has each such column's scale by position). A column with a value of more
+      digits stays ``object`` of ``decimal.Decimal``, exact. ``query_arrow`` (and the
+      polars and arrow outputs) keep every decimal as a decimal.
     - FLOAT, DOUBLE: ``float32``, ``float64``; NULL is NaN.
     - DATE: ``datetime64[ms]`` (midnight), so ``.dt`` works, as with DuckDB's ``.df()``.
     - TIMESTAMP: ``datetime64`` at its own unit (``us`` for TIMESTAMP, ``ns``, ``ms``,
@@ -108,7 +163,10 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
     Column names may repeat and stay in order. A table that carries pandas metadata (it
     was made from a DataFrame) is rebuilt the way that metadata says instead.
     """
+    table, scales = _exact_numbers(table)
     frame: pd.DataFrame = table.to_pandas(date_as_object=False)
+    if scales:
+        frame.attrs["decimal_scales"] = scales
     if table.schema.pandas_metadata is not None:
         # Its index columns are no longer among the frame's, so positions would not match.
         return frame

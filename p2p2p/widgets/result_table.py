@@ -12,13 +12,16 @@ repr, the table style), so that they look and read the same.
 from __future__ import annotations
 
 import html
+import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..store.executor import ResultInfo
 
@@ -27,6 +30,12 @@ PREVIEW_ROWS = 10
 # cut sooner: one long value there widens every line of the table.
 CELL_CHARS = 200
 TEXT_CELL_CHARS = 50
+# A value of many lines (EXPLAIN's plan, a log) is shown as lines, and whole up to this.
+MULTILINE_CHARS = 20_000
+# Rows in a result's text/html: what a saved notebook shows without the widget.
+STATIC_ROWS = 10
+# Up to this many rows, a result with a value of several lines reads as records in text.
+MULTILINE_ROWS = 3
 AMBER = "#b45309"
 MUTED = "var(--jp-ui-font-color2, #616161)"
 
@@ -48,6 +57,8 @@ TABLE_CSS = (
     ".p2p2p-dtype{display:block;font-weight:normal;font-size:10px;"
     "color:var(--jp-ui-font-color2,#757575)}"
     ".p2p2p-scroll{overflow-x:auto;max-width:100%}"
+    ".p2p2p-table td.p2p2p-pre{white-space:pre;max-width:none;"
+    "font-family:var(--jp-code-font-family,monospace)}"
     "</style>"
 )
 
@@ -98,6 +109,8 @@ def dtype_hint(column: pd.Series) -> str:
     dtype = column.dtype
     if isinstance(dtype, pd.StringDtype):
         return "string"
+    if isinstance(dtype, pd.ArrowDtype) and pa.types.is_decimal(dtype.pyarrow_dtype):
+        return f"decimal({dtype.pyarrow_dtype.precision},{dtype.pyarrow_dtype.scale})"
     if pd.api.types.is_object_dtype(dtype):
         # DuckDB hands over DECIMAL, DATE, BLOB and nullable BOOLEAN as Python objects;
         # "object" would say nothing about them.
@@ -120,45 +133,80 @@ _OBJECT_KINDS = {
 }
 
 
-def _shown(frame: pd.DataFrame, *, for_text: bool) -> pd.DataFrame:
-    """A copy of a few rows ready for display: NULL for every kind of missing value.
+Scales = dict[int, int]
 
-    ``na_rep`` alone misses ``pd.NA`` in nullable columns and ``None`` in object columns.
-    """
+
+def _shown(frame: pd.DataFrame, *, for_text: bool, scales: Scales) -> pd.DataFrame:
+    """A few rows as the text each cell shows (``column_text``), same columns and order."""
     # Positional from here on: column names and index labels may repeat.
     frame = frame.reset_index(drop=True)
-    out: dict[int, pd.Series] = {}
-    for pos in range(frame.shape[1]):
-        col = frame.iloc[:, pos]
-        dtype = col.dtype
-        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_float_dtype(
-            dtype
-        ):
-            # Stay a float column so every value gets the same number of decimals.
-            col = pd.Series(col.to_numpy(dtype="float64", na_value=np.nan), index=col.index)
-        elif not (
-            pd.api.types.is_float_dtype(dtype)
-            or pd.api.types.is_datetime64_any_dtype(dtype)
-            or pd.api.types.is_timedelta64_dtype(dtype)
-        ):
-            col = col.astype(object).map(lambda v: _cell(v, for_text))
-        out[pos] = col
-    shown = pd.DataFrame(out, index=frame.index)
+    shown = pd.DataFrame(
+        dict(enumerate(_texts(frame, for_text, scales))),
+        index=frame.index,
+        dtype=object,
+    )
     shown.columns = frame.columns
     return shown
 
 
-def _cell(value: Any, for_text: bool) -> Any:
+def _texts(frame: pd.DataFrame, for_text: bool, scales: Scales) -> list[list[str]]:
+    return [
+        column_text(frame.iloc[:, i], for_text=for_text, scale=scales.get(i))
+        for i in range(frame.shape[1])
+    ]
+
+
+def column_text(column: pd.Series, *, for_text: bool, scale: int | None = None) -> list[str]:
+    """Each value of a column as it is shown, NULL for every kind of missing value.
+
+    Numbers are never rounded into something else: DECIMAL and integers print exactly;
+    floats at one number of decimals per column, the fewest that show every value as it
+    would print alone (15 significant digits, 7 for FLOAT), so ``123456789.123456`` is not
+    ``1.234568e+08`` and ``0.1 + 0.2`` is ``0.3``. Dates at midnight show as dates.
+    """
+    dtype = column.dtype
+    values = column.tolist()
+    if pd.api.types.is_float_dtype(dtype):
+        return _floats(values, 7 if dtype == np.float32 else 15, scale)
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        stamps = [None if _is_na(v) else pd.Timestamp(v) for v in values]
+        dates = getattr(dtype, "tz", None) is None and all(
+            t is None or t == t.normalize() for t in stamps
+        )
+        return [
+            "NULL" if t is None else t.strftime("%Y-%m-%d") if dates else str(t) for t in stamps
+        ]
+    return [_cell(v, for_text) for v in values]
+
+
+def _floats(values: list[Any], digits: int, scale: int | None) -> list[str]:
+    texts = [None if _is_na(v) else f"{v:.{digits}g}" for v in values]
+    finite = [t for t in texts if t is not None and t not in ("inf", "-inf", "nan")]
+    if any("e" in t for t in finite):
+        # Too large or too small for a column of fixed decimals: each as it prints.
+        return ["NULL" if t is None else t for t in texts]
+    decimals = max((len(t.partition(".")[2]) for t in finite), default=0)
+    if scale is not None:
+        decimals = max(decimals, scale)
+    return [
+        "NULL" if t is None else t if t not in finite else f"{v:.{decimals}f}"
+        for t, v in zip(texts, values, strict=True)
+    ]
+
+
+def _cell(value: Any, for_text: bool) -> str:
     if _is_na(value):
         return "NULL"
-    if isinstance(value, str):
-        limit = TEXT_CELL_CHARS if for_text else CELL_CHARS
-        if len(value) > limit:
-            value = value[: limit - 1] + "…"
-        if for_text:
-            # One row per line, or the text table falls apart.
-            value = value.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
-    return value
+    if not isinstance(value, str):
+        return str(value)
+    multiline = "\n" in value
+    limit = TEXT_CELL_CHARS if for_text else MULTILINE_CHARS if multiline else CELL_CHARS
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    if for_text:
+        # One row per line, or the text table falls apart.
+        value = value.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+    return str(value)
 
 
 def _is_na(value: Any) -> bool:
@@ -181,6 +229,57 @@ def _sorted_positions(column: pd.Series, ascending: bool) -> np.ndarray[Any, Any
     return ordered.index.to_numpy()
 
 
+def _is_numeric(column: pd.Series, hint: str) -> bool:
+    dtype = column.dtype
+    numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    return numeric or hint in ("decimal", "int", "float")
+
+
+def _rows_html(page: pd.DataFrame, scales: Scales, lines_attr: str = 'class="p2p2p-pre"') -> str:
+    """The rows of a page as ``<tr>``s, every value escaped; a value of several lines keeps
+    its lines (and its spacing, which is what EXPLAIN's drawing needs)."""
+    if not page.shape[1]:
+        return ""
+    columns = _texts(page, False, scales)
+    rows = []
+    for cells in zip(*columns, strict=True):
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td {lines_attr}>{esc(c)}</td>" if "\n" in c else f"<td>{esc(c)}</td>"
+                for c in cells
+            )
+            + "</tr>"
+        )
+    return "".join(rows)
+
+
+def _has_lines(frame: pd.DataFrame) -> bool:
+    return any(
+        isinstance(value, str) and "\n" in value
+        for i in range(frame.shape[1])
+        if pd.api.types.is_object_dtype(frame.dtypes.iloc[i])
+        or isinstance(frame.dtypes.iloc[i], pd.StringDtype)
+        for value in frame.iloc[:, i]
+    )
+
+
+def _records(frame: pd.DataFrame, scales: Scales) -> list[str]:
+    """A few rows as ``column: value`` lines, a value of several lines below its name: an
+    EXPLAIN plan read as a plan, not as one line of ``\\n``."""
+    lines: list[str] = []
+    columns = _texts(frame, False, scales)
+    for row, cells in enumerate(zip(*columns, strict=True)):
+        if row:
+            lines.append("")
+        for name, cell in zip(frame.columns, cells, strict=True):
+            if "\n" in cell:
+                lines.extend([f"{name}:", *cell.splitlines()])
+            else:
+                lines.append(f"{name}: {cell}")
+    return lines
+
+
 class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
     """A DataFrame plus its ``ResultInfo``, shown a page at a time.
 
@@ -200,6 +299,11 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         self.page = 0
         self._sort: tuple[int, bool] | None = None
         self._hints = [dtype_hint(frame.iloc[:, i]) for i in range(frame.shape[1])]
+        # Decimals that arrived as floats show at their own scale: 12.50, not 12.5.
+        self._scales: Scales = dict(frame.attrs.get("decimal_scales", {}))
+        self._numeric = [
+            _is_numeric(frame.iloc[:, i], self._hints[i]) for i in range(frame.shape[1])
+        ]
         self._syncing = False
 
         self.caption = widgets.HTML(self._caption_html())
@@ -318,17 +422,9 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
                 f'<th title="{esc(name)}">{esc(name)}{arrow}'
                 f'<span class="p2p2p-dtype">{esc(self._hints[i])}</span></th>'
             )
-            dtype = self.frame.dtypes.iloc[i]
-            if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            if self._numeric[i]:
                 right.append(i + 1)
-        body = "<tbody></tbody>"
-        if len(page) and self.frame.shape[1]:
-            rendered = _shown(page, for_text=False).to_html(
-                escape=True, index=False, header=False, na_rep="NULL", border=0
-            )
-            # Only the rows: the header is ours (with dtype hints). Values are escaped,
-            # so the first <tbody> and the last </tbody> are pandas' own.
-            body = rendered[rendered.index("<tbody>") : rendered.rindex("</tbody>") + 8]
+        body = f"<tbody>{_rows_html(page, self._scales)}</tbody>"
         # Numbers line up on the right. The class name spells out which columns, so two
         # tables with different columns never share a rule.
         align = ""
@@ -343,6 +439,37 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             f"<thead><tr>{''.join(heads)}</tr></thead>{body}</table></div>"
         )
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle["text/html"] = self.static_html()
+        return bundle
+
+    def static_html(self, rows: int = STATIC_ROWS) -> str:
+        """What a saved notebook shows where widgets do not run (GitHub, nbviewer,
+        nbconvert, a notebook reopened without its kernel): the caption line and the
+        first rows as a plain table, styled by the page it lands on; a few kB however
+        large the result."""
+        view = self.view
+        heads = "".join(f"<th>{esc(name)}</th>" for name in view.columns)
+        body = _rows_html(
+            view.head(rows),
+            self._scales,
+            'style="white-space:pre;text-align:left;font-family:monospace"',
+        )
+        more = ""
+        if len(view) > rows:
+            more = (
+                f'<div style="color:{MUTED};font-size:12px">'
+                f"… {len(view) - rows:,} more row{'s' if len(view) - rows != 1 else ''}</div>"
+            )
+        table = ""
+        if view.shape[1]:
+            table = (
+                f'<table class="dataframe p2p2p-static"><thead><tr>{heads}</tr></thead>'
+                f"<tbody>{body}</tbody></table>"
+            )
+        return f"{self._caption_html()}{table}{more}"
+
     def __repr__(self) -> str:
         caption = self.info.describe(self.source)
         view = self.view
@@ -350,13 +477,17 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             return f"{caption}\n(no columns)"
         if len(view) == 0:
             return f"{caption}\n(no rows; columns: {', '.join(str(c) for c in view.columns)})"
+        if len(view) <= MULTILINE_ROWS and _has_lines(view):
+            return "\n".join([caption, *_records(view, self._scales)])
         hidden = len(view) - 2 * PREVIEW_ROWS
         if hidden > 0:
             preview = pd.concat([view.head(PREVIEW_ROWS), view.tail(PREVIEW_ROWS)])
         else:
             preview = view
         with pd.option_context("display.max_columns", 30):
-            text = _shown(preview, for_text=True).to_string(index=False, na_rep="NULL", max_cols=30)
+            text = _shown(preview, for_text=True, scales=self._scales).to_string(
+                index=False, na_rep="NULL", max_cols=30
+            )
         if hidden > 0:
             lines = text.split("\n")
             lines.insert(1 + PREVIEW_ROWS, f"… {hidden:,} more rows …")
@@ -371,15 +502,19 @@ class ResultProgress(PlainTextRepr, widgets.HBox):  # type: ignore[misc]
     redrawn at most every ``min_interval_s``, while ``repr`` always has the latest numbers.
     """
 
-    def __init__(self, source: str, min_interval_s: float = 0.1) -> None:
+    def __init__(self, source: str, min_interval_s: float = 0.1, hidden: bool = False) -> None:
         self.source = source
         self.rows = 0
         self.nbytes = 0
         self.started = False
+        self.elapsed_s: float | None = None
+        self.percent: float | None = None
         self._min_interval_s = min_interval_s
         self._last_draw: float | None = None
         self.label = widgets.HTML(self._html())
         super().__init__([self.label])
+        if hidden:
+            self.layout.display = "none"
 
     def update(self, rows: int, nbytes: int) -> None:
         self.rows, self.nbytes, self.started = rows, nbytes, True
@@ -387,10 +522,54 @@ class ResultProgress(PlainTextRepr, widgets.HBox):  # type: ignore[misc]
         if self._last_draw is None or now - self._last_draw >= self._min_interval_s:
             self._last_draw = now
             self.label.value = self._html()
+            self.layout.display = None
+
+    def tick(self, elapsed_s: float, percent: float | None = None) -> None:
+        """Before the first rows: how long the store has been at it, and how far when
+        DuckDB can tell."""
+        self.elapsed_s, self.percent = elapsed_s, percent
+        self.label.value = self._html()
+        self.layout.display = None
+
+    @contextmanager
+    def ticking(
+        self,
+        how_far: Callable[[], float | None] | None = None,
+        after_s: float = 0.5,
+        every_s: float = 0.5,
+    ) -> Iterator[None]:
+        """While the block runs: from ``after_s`` on, until the first rows arrive, the line
+        shows the time so far (a query that computes for a minute before its first row is
+        not a frozen cell); quick queries never show it."""
+        stop = threading.Event()
+        began = time.monotonic()
+
+        def run() -> None:
+            if stop.wait(after_s):
+                return
+            while not self.started:
+                try:
+                    percent = how_far() if how_far is not None else None
+                except Exception:
+                    percent = None
+                self.tick(time.monotonic() - began, percent)
+                if stop.wait(every_s):
+                    return
+
+        thread = threading.Thread(target=run, name="p2p2p-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=2)
 
     def _line(self) -> str:
         if not self.started:
-            return f"waiting for the first rows from {self.source}…"
+            if self.elapsed_s is None:
+                return f"waiting for the first rows from {self.source}…"
+            how_far = f" · {self.percent:.0f}% done" if self.percent is not None else ""
+            return f"running… {self.elapsed_s:.1f} s{how_far} · no rows yet from {self.source}"
         return (
             f"receiving… {self.rows:,} row{'s' if self.rows != 1 else ''}"
             f" · {human_bytes(self.nbytes)} from {self.source}"

@@ -405,7 +405,11 @@ def test_ctrl_c_works_while_the_relay_is_unreachable(sample_store: str, tmp_path
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)  # connecting and retrying with backoff
+    # Once it says it is sharing, Ctrl+C is ours (before, Python itself may still be
+    # starting); then let it retry with backoff for a moment.
+    assert proc.stderr is not None
+    assert "sharing" in proc.stderr.readline()
+    time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=15)
     assert proc.returncode == 1 and "stopped before the relay" in err

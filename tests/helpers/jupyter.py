@@ -102,26 +102,25 @@ class Kernel:
         )
         self.ws = self._opened.__enter__()
 
+    def _request(self, kind: str, content: dict[str, Any]) -> str:
+        """Send a shell-channel request as a frontend does; returns its message id."""
+        msg_id = uuid.uuid4().hex
+        header = {
+            "msg_id": msg_id,
+            "msg_type": kind,
+            "session": self.session,
+            "username": "test",
+            "version": "5.3",
+            "date": "",
+        }
+        message = {"header": header, "parent_header": {}, "metadata": {}, "channel": "shell"}
+        self.ws.send(json.dumps({**message, "content": content}))
+        return msg_id
+
     def run(self, code: str, timeout: float = 120, allow_error: bool = False) -> dict[str, Any]:
         """Execute ``code``; returns ``{"stdout", "stderr", "error", "data": [bundles]}``."""
-        msg_id = uuid.uuid4().hex
-        self.ws.send(
-            json.dumps(
-                {
-                    "header": {
-                        "msg_id": msg_id,
-                        "msg_type": "execute_request",
-                        "session": self.session,
-                        "username": "test",
-                        "version": "5.3",
-                        "date": "",
-                    },
-                    "parent_header": {},
-                    "metadata": {},
-                    "channel": "shell",
-                    "content": {"code": code, "silent": False, "store_history": True},
-                }
-            )
+        msg_id = self._request(
+            "execute_request", {"code": code, "silent": False, "store_history": True}
         )
         out: dict[str, Any] = {"stdout": "", "stderr": "", "error": None, "data": []}
         done = {"reply": False, "idle": False}
@@ -149,6 +148,37 @@ class Kernel:
         if out["error"] and not allow_error:
             raise KernelError(f"{out['error']}\nstdout: {out['stdout']}")
         return out
+
+    def complete(
+        self, code: str, cursor_pos: int | None = None, timeout: float = 30
+    ) -> dict[str, Any]:
+        """Tab at ``cursor_pos`` (default: the end), as a frontend asks: the reply's content
+        (``matches``, ``cursor_start``, ``cursor_end``), plus ``stderr``: what the kernel
+        printed meanwhile (where a failing completer's traceback would go)."""
+        msg_id = self._request(
+            "complete_request",
+            {"code": code, "cursor_pos": len(code) if cursor_pos is None else cursor_pos},
+        )
+        reply: dict[str, Any] | None = None
+        stderr = ""
+        idle = False
+        deadline = time.monotonic() + timeout
+        # The kernel flushes its output before it says idle: waiting for both catches it.
+        while reply is None or not idle:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise KernelError(f"no completions within {timeout} s for: {code[-200:]}")
+            message = json.loads(self.ws.recv(timeout=left))
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "complete_reply":
+                reply = content
+            elif kind == "stream":
+                stderr += content["text"]
+            elif kind == "status" and content["execution_state"] == "idle":
+                idle = True
+        return {**reply, "stderr": stderr}
 
     def value(self, expression: str) -> Any:
         """A JSON-able value computed in the kernel."""

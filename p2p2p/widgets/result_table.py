@@ -21,7 +21,6 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from ..store.executor import ResultInfo
 
@@ -109,8 +108,6 @@ def dtype_hint(column: pd.Series) -> str:
     dtype = column.dtype
     if isinstance(dtype, pd.StringDtype):
         return "string"
-    if isinstance(dtype, pd.ArrowDtype) and pa.types.is_decimal(dtype.pyarrow_dtype):
-        return f"decimal({dtype.pyarrow_dtype.precision},{dtype.pyarrow_dtype.scale})"
     if pd.api.types.is_object_dtype(dtype):
         # DuckDB hands over DECIMAL, DATE, BLOB and nullable BOOLEAN as Python objects;
         # "object" would say nothing about them.

@@ -380,6 +380,7 @@ class P2PMagics(Magics):
 
     def _run(self, args: Any, out: str | None, sql: str, show: bool) -> Any:
         progress: ResultProgress | None = None
+        placeholder: Any = None  # the progress line the result will take the place of
         if args.target:
             key = self.store(args.target, as_viewer=args.as_viewer)
         elif self.last_target is not None:
@@ -395,7 +396,6 @@ class P2PMagics(Magics):
         bound, params = template.bind(sql, self._shell.user_ns)
         store = self.stores[key]
         handle: Any = None
-        failed = False
 
         def show_progress(rows: int, nbytes: int) -> None:
             if progress is not None:
@@ -408,6 +408,7 @@ class P2PMagics(Magics):
                 # answer at their own pace.
                 lines = SourcesProgress(list(store.members))
                 if show:
+                    placeholder = lines
                     handle = display(lines, display_id=True)
                 table = store.query_arrow(
                     bound,
@@ -421,25 +422,23 @@ class P2PMagics(Magics):
                 if show:
                     # Hidden until the query takes a while (then the time so far, and
                     # DuckDB's estimate of how far), so quick ones never flash a line.
-                    progress = ResultProgress(self.labels[key], hidden=True)
+                    progress = placeholder = ResultProgress(self.labels[key], hidden=True)
                     handle = display(progress, display_id=True)
                 with progress.ticking(how_far) if progress is not None else nullcontext():
                     table = store.query_arrow(
                         bound, params or None, progress=show_progress, **limits
                     )
         except QueryFailed as exc:
-            failed = True
             raise _with_placeholder_hint(exc, params) from None
-        except BaseException:
-            failed = True
-            raise
         finally:
-            if progress is not None:
-                progress.close()
-                if failed and handle is not None:
-                    # Not "waiting for the first rows" in the saved notebook: the error
-                    # below says what happened.
-                    handle.update({"text/plain": ""}, raw=True)
+            if handle is not None:
+                # Empty the slot before closing the line's widget: JupyterLab hides an
+                # output whose widget closes and would draw the result into that hidden
+                # box if it came as the same kind of output. After a failure the slot
+                # stays empty (the error below says what happened), never "waiting…".
+                handle.update({"text/plain": ""}, raw=True)
+            if placeholder is not None:
+                placeholder.close()
         info = store.last_info
         self.last_target = key
         if args.combine:

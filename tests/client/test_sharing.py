@@ -48,9 +48,10 @@ def test_remote_query_matches_local(shared: Share, sample_store: str) -> None:
     expected = local(sample_store, sql.replace("$y", "2022"))
     exact = store.query_arrow(sql, {"y": 2022})  # DECIMAL arrives exact
     assert list(zip(*[exact[c].to_pylist() for c in exact.column_names], strict=True)) == expected
-    frame = store.query(sql, {"y": 2022})  # pandas, decimals exact as Decimal
+    frame = store.query(sql, {"y": 2022})  # pandas: DECIMAL(.., 2) as the nearest float64
     assert list(frame["region"]) == [r for r, _, _ in expected]
-    assert frame["total"].tolist() == [t for _, _, t in expected]
+    assert frame["total"].tolist() == [float(t) for _, _, t in expected]
+    assert frame.attrs["decimal_scales"] == {2: 2}  # shown with its two decimals
     table = store.query_arrow("SELECT * FROM sales ORDER BY sale_id LIMIT 3")
     assert table.num_rows == 3 and table.schema.field("amount").type.scale == 2
     names = {r["name"] for r in store.schema()["relations"]}

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,34 +118,52 @@ class Kernel:
         self.ws.send(json.dumps({**message, "content": content}))
         return msg_id
 
-    def run(self, code: str, timeout: float = 120, allow_error: bool = False) -> dict[str, Any]:
-        """Execute ``code``; returns ``{"stdout", "stderr", "error", "data": [bundles]}``."""
-        msg_id = self._request(
-            "execute_request", {"code": code, "silent": False, "store_history": True}
-        )
-        out: dict[str, Any] = {"stdout": "", "stderr": "", "error": None, "data": []}
-        done = {"reply": False, "idle": False}
+    def _answer(
+        self, msg_id: str, timeout: float, what: str, take: Callable[[str, dict[str, Any]], bool]
+    ) -> None:
+        """Hand each message answering ``msg_id`` to ``take`` (which says when it saw the
+        reply) until the reply and the kernel's idle have both come: the kernel flushes
+        its output before it says idle, so nothing printed is missed."""
+        replied = idle = False
         deadline = time.monotonic() + timeout
-        while not all(done.values()):
+        while not (replied and idle):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise KernelError(f"no answer within {timeout} s to: {code[:200]}")
+                raise KernelError(f"no answer within {timeout} s to: {what[:200]}")
             message = json.loads(self.ws.recv(timeout=left))
             if message.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = message["msg_type"], message["content"]
+            if kind == "status":
+                idle = idle or content["execution_state"] == "idle"
+            else:
+                replied = take(kind, content) or replied
+
+    def run(self, code: str, timeout: float = 120, allow_error: bool = False) -> dict[str, Any]:
+        """Execute ``code``; returns ``{"stdout", "stderr", "error", "data": [bundles],
+        "widgets": [state changes]}`` — the last being what a widget frontend redraws
+        (each ``comm_msg`` update's ``state``, e.g. ``{"value": "<html>"}``)."""
+        msg_id = self._request(
+            "execute_request", {"code": code, "silent": False, "store_history": True}
+        )
+        out: dict[str, Any] = {"stdout": "", "stderr": "", "error": None, "data": [], "widgets": []}
+
+        def take(kind: str, content: dict[str, Any]) -> bool:
             if kind == "stream":
                 out[content["name"]] += content["text"]
             elif kind in ("execute_result", "display_data", "update_display_data"):
                 out["data"].append(content["data"])
+            elif kind in ("comm_open", "comm_msg"):
+                state = content.get("data", {}).get("state")
+                if state:
+                    out["widgets"].append(state)
             elif kind == "error":
                 out["error"] = f"{content['ename']}: {content['evalue']} " + "\n".join(
                     content.get("traceback", [])
                 )
-            elif kind == "execute_reply":
-                done["reply"] = True
-            elif kind == "status" and content["execution_state"] == "idle":
-                done["idle"] = True
+            return kind == "execute_reply"
+
+        self._answer(msg_id, timeout, code, take)
         if out["error"] and not allow_error:
             raise KernelError(f"{out['error']}\nstdout: {out['stdout']}")
         return out
@@ -159,26 +178,19 @@ class Kernel:
             "complete_request",
             {"code": code, "cursor_pos": len(code) if cursor_pos is None else cursor_pos},
         )
-        reply: dict[str, Any] | None = None
-        stderr = ""
-        idle = False
-        deadline = time.monotonic() + timeout
-        # The kernel flushes its output before it says idle: waiting for both catches it.
-        while reply is None or not idle:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise KernelError(f"no completions within {timeout} s for: {code[-200:]}")
-            message = json.loads(self.ws.recv(timeout=left))
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = message["msg_type"], message["content"]
+        reply: dict[str, Any] = {}
+        stderr: list[str] = []
+
+        def take(kind: str, content: dict[str, Any]) -> bool:
             if kind == "complete_reply":
-                reply = content
-            elif kind == "stream":
-                stderr += content["text"]
-            elif kind == "status" and content["execution_state"] == "idle":
-                idle = True
-        return {**reply, "stderr": stderr}
+                reply.update(content)
+                return True
+            if kind == "stream":
+                stderr.append(content["text"])
+            return False
+
+        self._answer(msg_id, timeout, code[-200:], take)
+        return {**reply, "stderr": "".join(stderr)}
 
     def value(self, expression: str) -> Any:
         """A JSON-able value computed in the kernel."""

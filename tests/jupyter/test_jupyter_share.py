@@ -113,9 +113,12 @@ def test_share_in_one_kernel_query_in_another(owner: Kernel, analyst: Kernel) ->
     big = analyst.run(
         "%%p2pquery brig\nSELECT i, md5(md5(md5(md5(i::VARCHAR)))) AS h FROM range(1000000) t(i)"
     )
+    drawn = [str(state.get("value", "")) for state in big["widgets"]]
+    assert any("receiving…" in html and "rows" in html for html in drawn), drawn[:5]
     texts = [bundle.get("text/plain", "") for bundle in big["data"]]
-    assert any("receiving" in text for text in texts), texts
     assert "1,000,000 rows" in texts[-1]
+    # The progress line made way for the table: emptied, then the table in its slot.
+    assert texts[-2] == "", texts[:-1]
 
 
 def test_identified_mode_from_the_notebook(owner: Kernel) -> None:

@@ -253,6 +253,7 @@ class _OwnConnection:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._idle: threading.Timer | None = None
+        self._last_used = 0.0
         self._queries = 0
         self._running: duckdb.DuckDBPyConnection | None = None
         # Spill where nobody else looks, not next to the store (often not writable).
@@ -305,11 +306,25 @@ class _OwnConnection:
             return
         with self._lock:
             self._queries -= 1
-            if self._idle is not None:
-                self._idle.cancel()
-            self._idle = threading.Timer(IDLE_CLOSE_S, self.close_if_idle)
-            self._idle.daemon = True
-            self._idle.start()
+            self._last_used = time.monotonic()
+            # One timer at a time, not one per query (a thread each, a millisecond of a
+            # small query): when it fires early it waits out the rest.
+            if self._idle is None:
+                self._start_idle_timer(IDLE_CLOSE_S)
+
+    def _start_idle_timer(self, after_s: float) -> None:
+        self._idle = threading.Timer(after_s, self._on_idle_timer)
+        self._idle.daemon = True
+        self._idle.start()
+
+    def _on_idle_timer(self) -> None:
+        with self._lock:
+            self._idle = None
+            left = self._last_used + IDLE_CLOSE_S - time.monotonic()
+            if self._con is not None and (self._queries or left > 0):
+                self._start_idle_timer(IDLE_CLOSE_S if self._queries else max(left, 0.05))
+                return
+        self.close_if_idle()
 
     def close_if_idle(self) -> None:
         with self._lock:
@@ -424,6 +439,7 @@ class _OwnConnection:
         with self._lock:
             if self._idle is not None:
                 self._idle.cancel()
+                self._idle = None
             # Only our own connection: the notebook's writer is the notebook's to close.
             if self._con is not None:
                 with contextlib.suppress(duckdb.Error):

@@ -11,6 +11,7 @@ repr, the table style), so that they look and read the same.
 
 from __future__ import annotations
 
+import functools
 import html
 import threading
 import time
@@ -277,6 +278,50 @@ def _records(frame: pd.DataFrame, scales: Scales) -> list[str]:
     return lines
 
 
+class _Pager:
+    """◀ rows 21–40 of 45 ▶"""
+
+    def __init__(self) -> None:
+        self.prev = widgets.Button(
+            description="◀", tooltip="previous page", layout=widgets.Layout(width="36px")
+        )
+        self.next = widgets.Button(
+            description="▶", tooltip="next page", layout=widgets.Layout(width="36px")
+        )
+        self.label = widgets.Label()
+        self.box = widgets.HBox(
+            [self.prev, self.label, self.next],
+            layout=widgets.Layout(align_items="center", margin="0 16px 0 0"),
+        )
+
+    def show(self, page: int, page_size: int, total: int) -> None:
+        start = page * page_size
+        end = min(start + page_size, total)
+        self.label.value = f"rows {start + 1:,}–{end:,} of {total:,}" if total else "no rows"
+        self.prev.disabled = page <= 0
+        self.next.disabled = end >= total
+
+
+class _Sorter:
+    """sort by [column] ▲ asc / ▼ desc"""
+
+    def __init__(self, columns: list[Hashable]) -> None:
+        self.column = widgets.Dropdown(
+            options=[("(as received)", -1)] + [(str(name), i) for i, name in enumerate(columns)],
+            value=-1,
+            description="sort by",
+            layout=widgets.Layout(width="auto", max_width="260px"),
+            style={"description_width": "initial"},
+        )
+        self.order = widgets.ToggleButtons(
+            options=[("▲ asc", True), ("▼ desc", False)],
+            value=True,
+            tooltips=["ascending", "descending"],
+            style={"button_width": "76px"},
+        )
+        self.box = widgets.HBox([self.column, self.order])
+
+
 class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
     """A DataFrame plus its ``ResultInfo``, shown a page at a time.
 
@@ -305,48 +350,56 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
 
         self.caption = widgets.HTML(self._caption_html())
         self.table_html = widgets.HTML()
-        self.prev_button = widgets.Button(
-            description="◀", tooltip="previous page", layout=widgets.Layout(width="36px")
-        )
-        self.next_button = widgets.Button(
-            description="▶", tooltip="next page", layout=widgets.Layout(width="36px")
-        )
-        self.page_label = widgets.Label()
-        self.sort_column = widgets.Dropdown(
-            options=[("(as received)", -1)]
-            + [(str(name), i) for i, name in enumerate(frame.columns)],
-            value=-1,
-            description="sort by",
-            layout=widgets.Layout(width="auto", max_width="260px"),
-            style={"description_width": "initial"},
-        )
-        self.sort_order = widgets.ToggleButtons(
-            options=[("▲ asc", True), ("▼ desc", False)],
-            value=True,
-            tooltips=["ascending", "descending"],
-            style={"button_width": "76px"},
-        )
-        self.prev_button.on_click(lambda _b: self.show_page(self.page - 1))
-        self.next_button.on_click(lambda _b: self.show_page(self.page + 1))
-        self.sort_column.observe(self._on_sort_change, names="value")
-        self.sort_order.observe(self._on_sort_change, names="value")
-
-        pager = widgets.HBox(
-            [self.prev_button, self.page_label, self.next_button],
-            layout=widgets.Layout(align_items="center", margin="0 16px 0 0"),
-        )
-        sorter = widgets.HBox([self.sort_column, self.sort_order])
-        controls = widgets.HBox(
-            [pager, sorter], layout=widgets.Layout(align_items="center", flex_flow="row wrap")
-        )
-        # A single page needs no pager, and one row no sorting: less to look at.
-        if len(frame) <= page_size:
-            pager.layout.display = "none"
-        if len(frame) < 2:
-            controls.layout.display = "none"
-        super().__init__([self.caption, self.table_html, controls])
+        # A single page needs no pager, and one row no sorting: less to look at, and a
+        # small result costs a handful of widget models instead of thirty (each one a
+        # message to the frontend). The controls are made when first needed.
+        bars = []
+        if len(frame) > page_size:
+            bars.append(self._pager.box)
+        if len(frame) >= 2:
+            bars.append(self._sorter.box)
+        children = [self.caption, self.table_html]
+        if bars:
+            layout = widgets.Layout(align_items="center", flex_flow="row wrap")
+            children.append(widgets.HBox(bars, layout=layout))
+        super().__init__(children)
         self.add_class("p2p2p-result-table")  # a stable handle for pages and tests
         self._render()
+
+    @functools.cached_property
+    def _pager(self) -> _Pager:
+        pager = _Pager()
+        pager.prev.on_click(lambda _b: self.show_page(self.page - 1))
+        pager.next.on_click(lambda _b: self.show_page(self.page + 1))
+        pager.show(self.page, self.page_size, len(self.view))
+        return pager
+
+    @functools.cached_property
+    def _sorter(self) -> _Sorter:
+        sorter = _Sorter(list(self.frame.columns))
+        sorter.column.observe(self._on_sort_change, names="value")
+        sorter.order.observe(self._on_sort_change, names="value")
+        return sorter
+
+    @property
+    def prev_button(self) -> widgets.Button:
+        return self._pager.prev
+
+    @property
+    def next_button(self) -> widgets.Button:
+        return self._pager.next
+
+    @property
+    def page_label(self) -> widgets.Label:
+        return self._pager.label
+
+    @property
+    def sort_column(self) -> widgets.Dropdown:
+        return self._sorter.column
+
+    @property
+    def sort_order(self) -> widgets.ToggleButtons:
+        return self._sorter.order
 
     @property
     def page_count(self) -> int:
@@ -400,12 +453,8 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         )
 
     def _render(self) -> None:
-        total = len(self.view)
-        start = self.page * self.page_size
-        end = min(start + self.page_size, total)
-        self.page_label.value = f"rows {start + 1:,}–{end:,} of {total:,}" if total else "no rows"
-        self.prev_button.disabled = self.page <= 0
-        self.next_button.disabled = end >= total
+        if "_pager" in self.__dict__:
+            self._pager.show(self.page, self.page_size, len(self.view))
         self.table_html.value = self._table_html(self.visible_frame())
 
     def _table_html(self, page: pd.DataFrame) -> str:

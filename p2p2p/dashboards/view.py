@@ -4,85 +4,31 @@ It runs in a Voila kernel on the owner's machine and reads the store only throug
 ``p2p2p.current_share()``, i.e. through the share's link, the owner's share API and the
 executor, like any other client: same token check, lockdown, limits and audit.
 
-Everything on it is a core ipywidget, so it renders in Voila (and in JupyterLab for the
-owner's preview) without a front-end build, and it reflows to a phone's width.
+It is made of the building blocks an owner's own dashboard can use too: the table
+explorer (``widgets.TableExplorer``: filters, facets, sort, pages, export, the view in
+the address), the SQL box, the live/offline line and the notes panel. They render in
+Voila (and in JupyterLab for the owner's preview) without a front-end build, and reflow
+to a phone's width.
 """
 
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import ipywidgets as widgets
-import pandas as pd
 
 from ..client import RemoteStore, current_share
 from ..errors import P2P2PError, ShareOffline
 from ..identity import fingerprint
-from ..store.policy import quote_name
+from ..widgets.explorer import TableExplorer
 from ..widgets.notes_panel import BrowserSigner, NotesPanel
 from ..widgets.result_table import ResultTable
 
-HEADLINE_ROWS = 5
-CHART_BARS = 8
 SQL_ROW_LIMIT = 10_000
-SUMMARY_COLUMNS = 4
-NUMERIC_TYPES = {
-    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-    "UINTEGER", "UBIGINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL",
-}  # fmt: skip
-
-
-KEY_COLUMNS = 3  # a row is named by its first columns
-
-
-def _plain(value: Any) -> Any:
-    """A cell as a note can carry it: text, whole numbers, booleans, null."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if hasattr(value, "item"):
-        value = value.item()  # numpy scalars
-    if isinstance(value, bool | int | str):
-        return value
-    return str(value)
-
-
-def _number(value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "NULL"
-    number = float(value)
-    if number.is_integer():
-        # Separators help large counts but make years read oddly ("2,024").
-        return f"{number:,.0f}" if abs(number) >= 10_000 else f"{number:.0f}"
-    return f"{number:,.2f}"
-
-
-def bar_chart(labels: list[str], values: list[float], title: str) -> str:
-    """A small horizontal bar chart as inline SVG (no plotting library, no scripts)."""
-    if not values:
-        return ""
-    top = max(max(values), 1e-12)
-    row, label_w, bar_w = 22, 110, 180
-    bars = []
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        y = i * row
-        width = max(1.0, bar_w * value / top)
-        bars.append(
-            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{html.escape(label[:18])}</text>'
-            f'<rect x="{label_w}" y="{y + 4}" width="{width:.1f}" height="14" rx="2" fill="#4c78a8"/>'
-            f'<text x="{label_w + width + 4:.1f}" y="{y + 15}">{value:,.0f}</text>'
-        )
-    height = row * len(values)
-    return (
-        f'<div class="p2p2p-chart"><div style="font-weight:600;margin:4px 0">{html.escape(title)}</div>'
-        f'<svg viewBox="0 0 {label_w + bar_w + 70} {height}" style="width:100%;max-width:440px;height:auto" '
-        f'role="img" aria-label="{html.escape(title)}" font-size="12" font-family="sans-serif">'
-        f"{''.join(bars)}</svg></div>"
-    )
 
 
 class Dashboard(widgets.VBox):  # type: ignore[misc]
-    """Header, tables with headline views, a read-only SQL box and the notes panel."""
+    """Header, the table explorer, a read-only SQL box and the notes panel."""
 
     def __init__(
         self,
@@ -98,8 +44,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         self.run_button = widgets.Button(description="Run", button_style="primary")
         self.run_button.on_click(lambda _b: self.run_sql())
         self.sql_result = widgets.VBox()
-        self.tables = widgets.VBox()
-        info = self.store.info()
+        info = self.about = self.store.info()
         self.relations = list(self.store.schema().get("relations", []))
         self.notes = NotesPanel(
             self.store,
@@ -123,13 +68,13 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
             ],
             layout=widgets.Layout(margin="12px 0"),
         )
+        self.explorer = self._explorer()
         super().__init__(
-            [self.header, self.status, self.tables, sql_box, self.notes],
-            layout=widgets.Layout(max_width="1100px", padding="4px"),
+            [self.header, self.status, self.explorer, sql_box, self.notes],
+            layout=widgets.Layout(max_width="1600px", width="100%", padding="4px"),
         )
         self.add_class("p2p2p-dashboard")
         self._set_live(True)
-        self._load_tables()
 
     # -- live / offline ---------------------------------------------------------------
     # The page itself says when the share goes away (owner.api.live puts a script in every
@@ -155,101 +100,23 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         super().close()
 
     # -- tables -------------------------------------------------------------------
-    def _load_tables(self) -> None:
-        sections = [self._table_section(r) for r in self.relations]
-        self.tables.children = sections or [widgets.HTML("<i>This store has no tables.</i>")]
-
-    def _table_section(self, relation: dict[str, Any]) -> widgets.Widget:
-        name = str(relation.get("name", ""))
-        rows = relation.get("rows")
-        columns = list(relation.get("columns", []))
-        count = "" if rows is None else f" · {int(rows):,} rows"
-        heading = widgets.HTML(
-            f'<div class="p2p2p-table-name" style="font-weight:600;font-size:1.1em;margin-top:10px">'
-            f"{html.escape(name)}<span style='color:#59636e;font-weight:400'>{count}</span></div>"
-            f'<div style="color:#59636e;font-size:.85em">'
-            + html.escape(", ".join(f"{c.get('name')} {c.get('type')}" for c in columns))
-            + "</div>"
+    def _explorer(self) -> widgets.Widget:
+        if not self.relations:
+            return widgets.HTML("<i>This store has no tables.</i>")
+        return TableExplorer(
+            self.store,
+            self.relations,
+            exports=bool(self.about.get("exports", True)),
+            on_sql=self.show_sql,
+            on_annotate=self.notes.annotate_row,
         )
-        parts: list[widgets.Widget] = [heading]
-        try:
-            first = self.store.query(f"SELECT * FROM {quote_name(name)} LIMIT {HEADLINE_ROWS}")
-            parts.append(ResultTable(first, self.store.last_info, f"first rows of {name}", 5))
-            if len(first):
-                parts.append(self._annotate_control(name, first))
-            summary = self._summary(name, columns)
-            if summary:
-                parts.append(widgets.HTML(summary))
-            chart = self._chart(name, columns)
-            if chart:
-                parts.append(widgets.HTML(chart))
-        except P2P2PError as exc:
-            parts.append(
-                widgets.HTML(f'<div style="color:#b42318">{html.escape(exc.message)}</div>')
-            )
-        return widgets.VBox(parts, layout=widgets.Layout(margin="0 0 8px"))
-
-    def _annotate_control(self, table: str, frame: pd.DataFrame) -> widgets.Widget:
-        """Pick one of the rows shown and make it the subject of the next note."""
-        keys = list(frame.columns[:KEY_COLUMNS])
-        rows = [{str(k): _plain(frame.iloc[i][k]) for k in keys} for i in range(len(frame))]
-        choice = widgets.Dropdown(
-            options=[
-                (", ".join(f"{k}={v}" for k, v in row.items())[:60], i)
-                for i, row in enumerate(rows)
-            ],
-            layout=widgets.Layout(width="auto", max_width="22em"),
-        )
-        button = widgets.Button(
-            description="Annotate this row", layout=widgets.Layout(width="auto")
-        )
-        button.on_click(lambda _b: self.notes.annotate_row(table, rows[int(choice.value)]))
-        return widgets.HBox([choice, button], layout=widgets.Layout(flex_flow="row wrap"))
-
-    def _summary(self, name: str, columns: list[dict[str, Any]]) -> str:
-        """Minimum, average and maximum of the first few numeric columns, in one query."""
-        numeric = [
-            str(c.get("name"))
-            for c in columns
-            if str(c.get("type", "")).upper().split("(")[0] in NUMERIC_TYPES
-        ][:SUMMARY_COLUMNS]
-        if not numeric:
-            return ""
-        parts = ", ".join(
-            f"min({quote_name(c)}), avg({quote_name(c)})::DOUBLE, max({quote_name(c)})"
-            for c in numeric
-        )
-        row = self.store.query(f"SELECT {parts} FROM {quote_name(name)}").iloc[0].tolist()
-        lines = [
-            f"<b>{html.escape(c)}</b> min {_number(row[3 * i])} · avg {_number(row[3 * i + 1])}"
-            f" · max {_number(row[3 * i + 2])}"
-            for i, c in enumerate(numeric)
-        ]
-        return (
-            '<div class="p2p2p-summary" style="font-size:.9em;margin:4px 0">'
-            + "<br>".join(lines)
-            + "</div>"
-        )
-
-    def _chart(self, name: str, columns: list[dict[str, Any]]) -> str:
-        """Counts of the first text column with few distinct values, if there is one."""
-        for column in columns:
-            if str(column.get("type", "")).upper() not in ("VARCHAR", "TEXT", "STRING"):
-                continue
-            col = quote_name(str(column.get("name")))
-            top = self.store.query(
-                f"SELECT {col} AS k, count(*) AS n FROM {quote_name(name)} GROUP BY 1 "
-                f"ORDER BY n DESC, k LIMIT {CHART_BARS + 1}"
-            )
-            # Worth a chart: a few groups, and not one row each (an id-like column).
-            if 1 < len(top) <= CHART_BARS and int(top["n"].max()) > 1:
-                labels = ["NULL" if pd.isna(k) else str(k) for k in top["k"]]
-                return bar_chart(
-                    labels, [float(n) for n in top["n"]], f"rows by {column.get('name')}"
-                )
-        return ""
 
     # -- viewer SQL ---------------------------------------------------------------
+    def show_sql(self, sql: str) -> None:
+        """A view opened as SQL (or an address's SQL): in the box, and run."""
+        self.sql.value = sql
+        self.run_sql()
+
     def run_sql(self) -> None:
         sql = self.sql.value.strip()
         if not sql:
@@ -271,3 +138,5 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         finally:
             self.run_button.disabled = not self.live
         self.sql_result.children = [shown]
+        if isinstance(self.explorer, TableExplorer):
+            self.explorer.sql = sql  # kept in the page's address with the view

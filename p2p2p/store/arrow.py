@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute
 import pyarrow.ipc
 
 
@@ -177,3 +178,57 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
         if nullable is not None and column.null_count:
             frame.isetitem(position, nullable.__from_arrow__(column))
     return frame
+
+
+def kind_of_type(arrow_type: pa.DataType) -> str:
+    """A column's family as a page formats it: ``int``, ``decimal``, ``float``, ``bool``,
+    ``date``, ``time``, ``timestamp``, ``timestamptz``, ``text`` or ``other``."""
+    types = pa.types
+    if types.is_integer(arrow_type):
+        return "int"
+    if types.is_decimal(arrow_type):
+        return "decimal"
+    if types.is_floating(arrow_type):
+        return "float"
+    if types.is_boolean(arrow_type):
+        return "bool"
+    if types.is_date(arrow_type):
+        return "date"
+    if types.is_time(arrow_type):
+        return "time"
+    if types.is_timestamp(arrow_type):
+        return "timestamptz" if arrow_type.tz else "timestamp"
+    if types.is_string(arrow_type) or types.is_large_string(arrow_type):
+        return "text"
+    return "other"
+
+
+def _trim_time(text: str) -> str:
+    """``10:00:00.500000`` → ``10:00:00.5``; ``+0000`` → ``+00:00``: as people write them."""
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        fraction, zone = rest[:digits].rstrip("0"), rest[digits:]
+        text = head + ("." + fraction if fraction else "") + zone
+    if len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit():
+        text = text[:-2] + ":" + text[-2:]
+    return text
+
+
+def cell_texts(column: pa.ChunkedArray | pa.Array) -> list[str | None]:
+    """Every value of a column as exact text (None for NULL): decimals digit for digit,
+    integers of any size, floats at their shortest round-trip form, dates and times as
+    written, timestamps with their zone. What a page shows is these, never a float."""
+    kind = kind_of_type(column.type)
+    try:
+        texts: list[str | None] = pa.compute.cast(column, pa.string()).to_pylist()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        import json
+
+        return [
+            None if value is None else json.dumps(value, default=str, ensure_ascii=False)
+            for value in column.to_pylist()
+        ]
+    if kind in ("time", "timestamp", "timestamptz"):
+        return [None if t is None else _trim_time(t) for t in texts]
+    return texts

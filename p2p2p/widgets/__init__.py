@@ -1,7 +1,9 @@
-"""What people look at: result tables, the progress of a large result, share status."""
+"""What people look at: result tables, the progress of a large result, share status, and
+the table explorer dashboards are built from."""
 
+from .explorer import TableExplorer
 from .result_table import ResultProgress, ResultTable
 from .share_status import ShareStatus
 from .shares_list import SharesList
 
-__all__ = ["ResultProgress", "ResultTable", "ShareStatus", "SharesList"]
+__all__ = ["ResultProgress", "ResultTable", "ShareStatus", "SharesList", "TableExplorer"]

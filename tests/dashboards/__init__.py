@@ -1,0 +1,1 @@
+"""The dashboards room: views of a table, checked and turned into bound SQL."""

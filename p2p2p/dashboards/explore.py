@@ -249,7 +249,10 @@ class Table:
         sql = f"SELECT * FROM {quote_name(self.name)}{where}"
         if view.sort is not None:
             order = "DESC" if view.descending else "ASC"
-            sql += f" ORDER BY {quote_name(view.sort)} {order} NULLS LAST"
+            # Then every column, in order: rows that tie on the sort column keep one
+            # order, so paging through them shows each row once.
+            rest = "".join(f", {quote_name(c.name)}" for c in self.columns if c.name != view.sort)
+            sql += f" ORDER BY {quote_name(view.sort)} {order} NULLS LAST{rest}"
         if paged:
             # One row more than a page says whether there is a next one.
             sql += f" LIMIT {view.page_size + 1} OFFSET {view.offset}"

@@ -124,6 +124,7 @@ export default {
           make(
             "button",
             {
+              class: "p2p2p-table-name",
               "aria-current": String(table.name === current),
               onclick: () => send({ do: "view", view: { table: table.name } }),
             },

@@ -69,7 +69,7 @@ def test_filters_sort_and_pages_give_the_rows_the_same_sql_gives(
         (
             "SELECT * FROM cases WHERE region = 'north' AND amount >= 100.5 "
             f"AND opened < DATE '2024-03-01' AND {ODD_SQL} <> 'v0' "
-            "ORDER BY amount DESC NULLS LAST LIMIT 26 OFFSET 25",
+            "ORDER BY amount DESC NULLS LAST, case_id LIMIT 26 OFFSET 25",
             {},
         ),
     )

@@ -45,6 +45,20 @@ def browser_page(width: int = 1280, height: int = 900) -> Iterator[Any]:
             browser.close()
 
 
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """The browser itself, for tests that need contexts of their own (a locale, a second
+    visitor with no cookies, downloads)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

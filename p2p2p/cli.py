@@ -228,6 +228,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 viewers=[v.to_dict() for v in invited],
                 require_key=args.require_key,
                 allow_pull=args.allow_pull,
+                exports=not args.no_export,
                 browser_session_s=parse_duration(args.browser_session)
                 if args.browser_session
                 else None,
@@ -517,6 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T,...",
         help="tables subscribers may copy and keep up to date with `p2p2p pull` "
         "(default: none; data stays home)",
+    )
+    share.add_argument(
+        "--no-export",
+        action="store_true",
+        help="no CSV/JSON/Parquet download buttons on the dashboard, and the share refuses "
+        "export requests (viewers still see the rows the dashboard shows)",
     )
     share.set_defaults(func=_cmd_share)
 

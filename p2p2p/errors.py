@@ -305,6 +305,12 @@ class PullRefused(Forbidden):
     code = "pull_refused"
 
 
+class ExportRefused(Forbidden):
+    """A download of a view from a share whose owner turned exports off (``--no-export``)."""
+
+    code = "export_refused"
+
+
 class BadViewers(P2P2PError):
     """A viewer entry (name, key, tables, expiry) or a share's viewers file is wrong."""
 

@@ -163,9 +163,19 @@ class RemoteStore:
     def query_arrow(
         self, sql: str, params: Params = None, progress: Progress | None = None, **limits: Any
     ) -> pa.Table:
+        return self._ask_arrow("query", sql, params, progress, **limits)
+
+    def export_arrow(self, sql: str, params: Params = None, **limits: Any) -> pa.Table:
+        """A query whose rows the caller will save as a file (a dashboard's download
+        button): the owner logs it as an export, and refuses it if downloads are off."""
+        return self._ask_arrow("export", sql, params, None, **limits)
+
+    def _ask_arrow(
+        self, op: str, sql: str, params: Params, progress: Progress | None, **limits: Any
+    ) -> pa.Table:
         param_bytes, style = encode_params(params)
         message = {
-            "op": "query",
+            "op": op,
             "sql": sql,
             "params": base64.b64encode(param_bytes).decode(),
             "style": style,

@@ -563,6 +563,11 @@ class P2PMagics(Magics):
         metavar="T,...",
         help="tables subscribers may copy with `p2p2p pull` (default: none; data stays home)",
     )
+    @argument(
+        "--no-export",
+        action="store_true",
+        help="no download buttons on the dashboard; export requests are refused",
+    )
     @line_magic
     def share(self, line: str) -> Any:
         """Share a DuckDB file read-only through a relay; shows the link and live status."""
@@ -584,6 +589,7 @@ class P2PMagics(Magics):
             "max_viewers": args.max_viewers,
             "require_key": args.require_key,
             "allow_pull": args.allow_pull,
+            "exports": not args.no_export,
         }
         copy: str | None = None
         try:

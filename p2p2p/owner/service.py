@@ -129,6 +129,7 @@ class OwnerService:
         require_key: bool = False,
         browser_session_s: float | None = None,
         allow_pull: list[str] | str | None = None,
+        exports: bool = True,
     ) -> dict[str, Any]:
         """Share ``path``; with ``refresh``, serve a new copy under an existing share's
         link instead (after a new snapshot). Returns the share's status."""
@@ -188,6 +189,7 @@ class OwnerService:
             if max_viewers is not None:
                 share.max_viewers = max(1, int(max_viewers))
             share.allow_pull = pulls
+            share.exports = bool(exports)
             self.links[share.share_id] = self.manager.link(relay_url, share, token)
             if share.viewers is not None:  # invite links name the share without its token
                 url = f"{relay_url.rstrip('/')}/s/{share.share_id}/"
@@ -318,6 +320,7 @@ class OwnerService:
             "listed": share.listed,
             "title": share.title,
             "allow_pull": sorted(share.allow_pull),
+            "exports": share.exports,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(share.started)),
             "viewers_now": tunnel.active_requests(share.share_id) if tunnel else 0,
             "queries": share.queries,

@@ -71,6 +71,8 @@ class Share:
     max_viewers: int = 10  # dashboard sessions at once; more get a "busy" page
     # Tables the owner lets subscribers copy (``p2p2p pull``); none unless they say so.
     allow_pull: frozenset[str] = frozenset()
+    # Whether viewers may download what they see (the dashboard's export buttons).
+    exports: bool = True
     sessions: int = 0  # dashboard sessions open now
     notes: NotesStore | None = None
     viewers: ViewerList | None = None  # who may see it in identified mode (owner.viewers)

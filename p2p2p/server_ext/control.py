@@ -43,6 +43,7 @@ SHARE_FIELDS = (
     "require_key",
     "browser_session_s",
     "allow_pull",
+    "exports",
 )
 MAX_BODY = 64 << 10
 

@@ -246,8 +246,7 @@ class TableExplorer(anywidget.AnyWidget):
             )
         table, view = self.current()
         sql, params = table.select(view, paged=False)
-        ask = getattr(self.store, "export_arrow", self.store.query_arrow)
-        result = ask(sql, params or None, max_rows=self.export_rows)
+        result = self.store.export_arrow(sql, params or None, max_rows=self.export_rows)
         body = encode(result, fmt)
         info = getattr(self.store, "last_info", None)
         rows = f"{result.num_rows:,} row{'s' if result.num_rows != 1 else ''}"

@@ -116,7 +116,8 @@ def test_facet_filter_sort_page_export_and_the_address(shared: Share, sample_sto
             page.locator(".p2p2p-x-export", has_text="CSV").click()
         rows = list(csv.reader(io.StringIO(download.value.path().read_text())))
         everything = local(
-            sample_store, f"SELECT * FROM sales WHERE {where} ORDER BY amount DESC NULLS LAST, sale_id"
+            sample_store,
+            f"SELECT * FROM sales WHERE {where} ORDER BY amount DESC NULLS LAST, sale_id",
         )
         assert len(rows) == 1 + len(everything)
         assert [tuple(r) for r in rows[1:4]] == [tuple(str(v) for v in r) for r in everything[:3]]
@@ -169,7 +170,9 @@ def odd_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_exact_values_hostile_text_and_the_locale(
     relay: Relay, odd_store: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    share = Share(odd_store, relay.url, tmp_path_factory.mktemp("owner"), "--dashboard")
+    share = Share(
+        odd_store, relay.url, tmp_path_factory.mktemp("owner"), "--dashboard", "--no-export"
+    )
     try:
         with chromium() as browser:
             for locale, amount, visits in (
@@ -202,6 +205,9 @@ def test_exact_values_hostile_text_and_the_locale(
                 assert page.locator(".p2p2p-x img").count() == 0
                 assert page.title() != "pwned" and not dialogs
                 assert page.get_by_text("1 row of 3").count() == 1
+                # The owner said --no-export: no download buttons at all.
+                assert page.locator(".p2p2p-x-export").count() == 0
+                assert page.get_by_role("button", name="Open as SQL").count() == 1
                 if locale == "en-US":
                     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=str(SCREENSHOTS / "explorer-phone.png"))

@@ -52,6 +52,9 @@ class StoreLikeALink:
             raise ShareOffline("the owner stopped sharing")
         return self.local.query(sql, params, **limits)
 
+    def export_arrow(self, sql: str, params: Any = None, **limits: Any) -> Any:
+        return self.query_arrow(sql, params, **limits)
+
     def query_arrow(self, sql: str, params: Any = None, **limits: Any) -> Any:
         if not self.online:
             raise ShareOffline("the owner stopped sharing")

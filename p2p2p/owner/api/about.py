@@ -19,6 +19,7 @@ def info(share: Share) -> dict[str, Any]:
         "share_id": share.share_id,
         "title": share.title,
         "allow_pull": sorted(share.allow_pull),
+        "exports": share.exports,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(share.started)),
         "queries": share.queries,
     }

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-from ...errors import BadParameters, Forbidden, P2P2PError, Tampered
+from ...errors import BadParameters, ExportRefused, Forbidden, P2P2PError, Tampered
 from ...protocol import envelope
 from ...store.executor import encode_params
 from ..pulls import pull_statement
@@ -109,7 +109,15 @@ async def _answer(
                 audit(share, asked, caller, channel, exc.code, None, claimed)
                 raise
             params, style = encode_params(page_params)
-        elif op == "query":
+        elif op in ("query", "export"):
+            if op == "export":
+                # A download of what a viewer sees: on the record as one.
+                channel = "export"
+                if not share.exports:
+                    refused = ExportRefused("the owner turned downloads off for this share")
+                    asked = str(message.get("sql", ""))[:2000]
+                    audit(share, asked, caller, channel, refused.code, None, claimed)
+                    raise refused
             sql = str(message.get("sql", ""))
             params = base64.b64decode(message.get("params") or "")
             style = message.get("style")

@@ -95,10 +95,37 @@ def kind_of(sql_type: str) -> str:
 class Column:
     name: str
     type: str
+    comment: str = ""  # the owner's COMMENT ON COLUMN: a label, maybe a format
 
     @property
     def kind(self) -> str:
         return kind_of(self.type)
+
+    @property
+    def label(self) -> str:
+        return presentation(self.comment)[0] or self.name
+
+    @property
+    def format(self) -> str:
+        return presentation(self.comment)[1] if self.kind in ("int", "decimal", "float") else ""
+
+
+MAX_LABEL = 60
+_FORMAT = re.compile(r"^(?P<label>.*?)\s*\[(?P<format>[A-Z]{3}|%)\]\s*$", re.DOTALL)
+
+
+def presentation(comment: str) -> tuple[str, str]:
+    """A label and a number format from an owner's comment: ``Spend [EUR]`` is the label
+    "Spend" shown as euros, ``Share of visits [%]`` a percentage (the values already are),
+    ``Case number`` only a label. A comment too long for a header is a description, not a
+    label: the column keeps its name."""
+    text = " ".join(comment.split())
+    fmt = ""
+    found = _FORMAT.match(text)
+    if found:
+        text = found.group("label")
+        fmt = "percent" if found.group("format") == "%" else f"currency:{found.group('format')}"
+    return (text if len(text) <= MAX_LABEL else ""), fmt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,21 +187,29 @@ class View:
 class Table:
     """One table's columns, and the statements for views of it."""
 
-    def __init__(self, name: str, columns: Iterable[Column], rows: int | None = None) -> None:
+    def __init__(
+        self, name: str, columns: Iterable[Column], rows: int | None = None, comment: str = ""
+    ) -> None:
         self.name = name
         self.columns = list(columns)
         self.rows = rows
+        self.label = presentation(comment)[0] or name
         self._by_name = {c.name: c for c in self.columns}
 
     @classmethod
     def from_relation(cls, relation: Mapping[str, Any]) -> Table:
         """From one entry of a store's ``schema()["relations"]``."""
         columns = [
-            Column(str(c.get("name", "")), str(c.get("type", "")))
+            Column(str(c.get("name", "")), str(c.get("type", "")), str(c.get("comment") or ""))
             for c in relation.get("columns", [])
         ]
         rows = relation.get("rows")
-        return cls(str(relation.get("name", "")), columns, int(rows) if rows is not None else None)
+        return cls(
+            str(relation.get("name", "")),
+            columns,
+            int(rows) if rows is not None else None,
+            str(relation.get("comment") or ""),
+        )
 
     def column(self, name: str) -> Column:
         try:

@@ -154,10 +154,10 @@ def describe(
     relations: list[dict[str, Any]] = []
     rows = con.execute(
         """
-        SELECT schema_name, table_name, 'table' FROM duckdb_tables()
+        SELECT schema_name, table_name, 'table', comment FROM duckdb_tables()
          WHERE database_name = current_database() AND NOT internal AND NOT temporary
         UNION ALL
-        SELECT schema_name, view_name, 'view' FROM duckdb_views()
+        SELECT schema_name, view_name, 'view', comment FROM duckdb_views()
          WHERE database_name = current_database() AND NOT internal AND NOT temporary
         ORDER BY 1, 2 LIMIT ?
         """,
@@ -165,10 +165,10 @@ def describe(
     ).fetchall()
     if granted is not None:
         rows = [r for r in rows if (str(r[0]).lower(), str(r[1]).lower()) in granted.relations]
-    for schema, name, kind in rows:
+    for schema, name, kind, comment in rows:
         columns = con.execute(
             """
-            SELECT column_name, data_type, is_nullable FROM duckdb_columns()
+            SELECT column_name, data_type, is_nullable, comment FROM duckdb_columns()
              WHERE database_name = current_database() AND schema_name = ? AND table_name = ?
              ORDER BY column_index
             """,
@@ -179,14 +179,19 @@ def describe(
             quoted = f'"{str(schema).replace(chr(34), chr(34) * 2)}"."{str(name).replace(chr(34), chr(34) * 2)}"'
             found = first_row(con, f"SELECT count(*) FROM {quoted}")
             count = int(found[0]) if found else None
-        relations.append(
-            {
-                "schema": schema,
-                "name": name,
-                "kind": kind,
-                "rows": count,
-                "columns": [{"name": c, "type": t, "nullable": bool(n)} for c, t, n in columns],
-            }
-        )
+        # The owner's COMMENT ON … texts: dashboards show them as friendly labels.
+        relation: dict[str, Any] = {
+            "schema": schema,
+            "name": name,
+            "kind": kind,
+            "rows": count,
+            "columns": [
+                {"name": c, "type": t, "nullable": bool(n), **({"comment": m} if m else {})}
+                for c, t, n, m in columns
+            ],
+        }
+        if comment:
+            relation["comment"] = comment
+        relations.append(relation)
     row = first_row(con, "SELECT current_database()")
     return {"database": row[0] if row else "", "relations": relations}

@@ -76,9 +76,30 @@ function make(tag, props = {}, ...children) {
 const parts = new Intl.NumberFormat().formatToParts(12345.5);
 const DECIMAL = (parts.find((p) => p.type === "decimal") || { value: "." }).value;
 
-function grouped(text, kind, name) {
+// Where the locale puts a currency's symbol or the percent sign, and what stands
+// between it and the number ("€1,870,125.50", "1.870.125,50 €", "12,5 %").
+const AFFIXES = {};
+function affix(format) {
+  if (!(format in AFFIXES)) {
+    let found = { sign: format === "percent" ? "%" : format.slice(9), before: false, gap: " " };
+    try {
+      const options = format === "percent" ? { style: "percent" } : { style: "currency", currency: format.slice(9) };
+      const parts = new Intl.NumberFormat(undefined, options).formatToParts(1);
+      const at = parts.findIndex((p) => p.type === "currency" || p.type === "percentSign");
+      const number = parts.findIndex((p) => p.type === "integer");
+      const between = parts.slice(Math.min(at, number) + 1, Math.max(at, number));
+      found = { sign: parts[at].value, before: at < number, gap: between.filter((p) => p.type === "literal").map((p) => p.value).join("") };
+    } catch (_e) {
+      // an unknown currency code: the code itself, after the number
+    }
+    AFFIXES[format] = found;
+  }
+  return AFFIXES[format];
+}
+
+function grouped(text, kind, name, format) {
   if (text === null) return "NULL";
-  if (!NUMERIC.has(kind) || /^(year|.*_?id|id|code|zip|postcode)$/i.test(name)) return text;
+  if (!NUMERIC.has(kind) || (!format && /^(year|.*_?id|id|code|zip|postcode)$/i.test(name))) return text;
   const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(text);
   if (!match) return text; // 1e+20, nan, inf: as they are
   let whole;
@@ -87,7 +108,10 @@ function grouped(text, kind, name) {
   } catch (_e) {
     whole = match[2];
   }
-  return match[1] + whole + (match[3] !== undefined ? DECIMAL + match[3] : "");
+  const number = whole + (match[3] !== undefined ? DECIMAL + match[3] : "");
+  if (!format) return match[1] + number;
+  const { sign, before, gap } = affix(format);
+  return match[1] + (before ? sign + gap + number : number + gap + sign);
 }
 
 function plural(n, word) {
@@ -139,10 +163,12 @@ export default {
     function filterBar(columns) {
       const v = view();
       const bar = make("div", { class: "p2p2p-x-bar p2p2p-x-filters" });
+      const labels = Object.fromEntries(columns.map((c) => [c.name, c.label || c.name]));
       (v.filters || []).forEach((f, i) => {
+        const name = labels[f.column] || f.column;
         const words = UNARY.has(f.op)
-          ? `${f.column} ${OPS.find((o) => o[0] === f.op)[1]}`
-          : `${f.column} ${OPS.find((o) => o[0] === f.op)[1]} ${f.value}`;
+          ? `${name} ${OPS.find((o) => o[0] === f.op)[1]}`
+          : `${name} ${OPS.find((o) => o[0] === f.op)[1]} ${f.value}`;
         bar.append(
           make(
             "span",
@@ -242,7 +268,7 @@ export default {
         row.forEach((text, i) => {
           const c = columns[i];
           const classes = [NUMERIC.has(c.kind) ? "num" : "", text === null ? "null" : ""].join(" ").trim();
-          tr.append(make("td", { class: classes, text: grouped(text, c.kind, c.name), title: text === null ? "NULL" : text }));
+          tr.append(make("td", { class: classes, text: grouped(text, c.kind, c.name, c.format), title: text === null ? "NULL" : text }));
         });
         body.append(tr);
       }

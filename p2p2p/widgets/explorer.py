@@ -72,7 +72,12 @@ class TableExplorer(anywidget.AnyWidget):
         self._tables = {
             t.name: t for t in (explore.Table.from_relation(r) for r in relations) if t.name
         }
-        self.labels = dict(labels or {})
+        # Labels the caller gives win over the owner's comments in the store.
+        self.labels = {
+            **{t.name: t.label for t in self._tables.values()},
+            **{f"{t.name}.{c.name}": c.label for t in self._tables.values() for c in t.columns},
+            **dict(labels or {}),
+        }
         self.on_sql = on_sql
         self.on_annotate = on_annotate
         self.annotate = on_annotate is not None
@@ -170,11 +175,13 @@ class TableExplorer(anywidget.AnyWidget):
     def _page(self, table: explore.Table, page: pa.Table, view: explore.View) -> dict[str, Any]:
         more = page.num_rows > view.page_size
         page = page.slice(0, view.page_size)
+        formats = {c.name: c.format for c in table.columns}
         columns = [
             {
                 "name": field.name,
                 "label": self.labels.get(f"{table.name}.{field.name}", field.name),
                 "kind": kind_of_type(field.type),
+                "format": formats.get(field.name, ""),
             }
             for field in page.schema
         ]

@@ -110,6 +110,7 @@ def test_facet_filter_sort_page_export_and_the_address(shared: Share, sample_sto
         assert query["amount__gt"] == ["900"] and query["_sort_desc"] == ["amount"]
         assert query["_page"] == ["2"] and "t" not in query
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.evaluate("document.querySelector('.p2p2p-dashboard').scrollIntoView()")
         page.screenshot(path=str(SCREENSHOTS / "explorer-desktop.png"))
         # Export what is shown (the whole view, not just this page), exactly.
         with page.expect_download(timeout=60_000) as download:
@@ -163,6 +164,9 @@ def odd_store(tmp_path_factory: pytest.TempPathFactory) -> str:
             (3, 'plain', NULL, 12345678::BIGINT, DATE '2024-01-01', NULL, 0::HUGEINT)
         ) v(entry_id, memo, amount, visits, booked, stamped, big)"""
     )
+    # The owner's words for a column: its label, and how its numbers read.
+    con.execute("COMMENT ON COLUMN ledger.amount IS 'Amount paid [EUR]'")
+    con.execute("COMMENT ON TABLE ledger IS 'General ledger'")
     con.close()
     return path
 
@@ -176,8 +180,8 @@ def test_exact_values_hostile_text_and_the_locale(
     try:
         with chromium() as browser:
             for locale, amount, visits in (
-                ("en-US", "1,870,125.50", "12,345,678"),
-                ("de-DE", "1.870.125,50", "12.345.678"),
+                ("en-US", "€1,870,125.50", "12,345,678"),
+                ("de-DE", "1.870.125,50\xa0€", "12.345.678"),
             ):
                 context = browser.new_context(locale=locale, viewport={"width": 390, "height": 844})
                 dialogs: list[str] = []
@@ -189,7 +193,11 @@ def test_exact_values_hostile_text_and_the_locale(
                 cells = page.locator(".p2p2p-x-table tbody tr").all_inner_texts()
                 first, second, third = (c.split("\t") for c in cells)
                 assert HOSTILE in first[2]  # the text itself, never markup
-                assert first[3] == amount and second[3] == ("0.10" if locale == "en-US" else "0,10")
+                assert first[3] == amount
+                assert second[3] == ("€0.10" if locale == "en-US" else "0,10\xa0€")
+                headers = page.locator(".p2p2p-x-table th").all_inner_texts()
+                assert "Amount paid" in headers and "amount" not in headers
+                assert page.locator(".p2p2p-table-name").inner_text().startswith("General ledger")
                 assert first[4] == "NULL" and third[4] == visits  # integers stay integers
                 assert first[5] == "2024-02-29" and first[6] == "2024-03-01 10:30:00+00:00"
                 big = (

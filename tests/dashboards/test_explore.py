@@ -30,6 +30,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStore]:
             'v' || (i % 3) AS {ODD_SQL}
             FROM range(500) t(i)"""
     )
+    con.execute("COMMENT ON TABLE cases IS 'Open cases'")
+    con.execute("COMMENT ON COLUMN cases.amount IS 'Amount claimed [EUR]'")
+    con.execute(f"COMMENT ON COLUMN cases.region IS '{'a long description ' * 5}'")
     con.close()
     local = LocalStore(str(path), as_viewer=True)
     yield local
@@ -167,6 +170,15 @@ def test_the_address_holds_the_view_and_gives_it_back(cases: explore.Table) -> N
         explore.view_from_query({"cases": cases}, "_table=gone", "cases")
     with pytest.raises(BadParameters, match="whole numbers"):
         explore.view_from_query({"cases": cases}, "_page=two", "cases")
+
+
+def test_the_owners_comments_are_labels_and_formats(cases: explore.Table) -> None:
+    assert cases.label == "Open cases"
+    amount = cases.column("amount")
+    assert (amount.label, amount.format) == ("Amount claimed", "currency:EUR")
+    assert cases.column("region").label == "region"  # a description, not a header
+    assert cases.column("case_id").label == "case_id" and cases.column("case_id").format == ""
+    assert explore.presentation("Share of visits [%]") == ("Share of visits", "percent")
 
 
 def test_kinds_of_types() -> None:

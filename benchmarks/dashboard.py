@@ -29,8 +29,8 @@ from .common import Processes, Section, Target, descendants, rss
 # The first result table of the dashboard, laid out with a size: what a person calls
 # "I can see a table"; checked on every animation frame.
 FIRST_TABLE_JS = """() => {
-  const table = document.querySelector('.p2p2p-dashboard .p2p2p-table');
-  return table !== null && table.getBoundingClientRect().height > 0;
+  const row = document.querySelector('.p2p2p-dashboard .p2p2p-x-table tbody tr');
+  return row !== null && row.getBoundingClientRect().height > 0;
 }"""
 NAVIGATION_JS = """() => ({
   ...performance.getEntriesByType('navigation')[0].toJSON(),

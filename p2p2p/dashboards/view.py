@@ -18,11 +18,10 @@ import html
 import ipywidgets as widgets
 
 from ..client import RemoteStore, current_share
-from ..errors import P2P2PError, ShareOffline
 from ..identity import fingerprint
 from ..widgets.explorer import TableExplorer
 from ..widgets.notes_panel import BrowserSigner, NotesPanel
-from ..widgets.result_table import ResultTable
+from ..widgets.sql_box import SqlBox
 
 SQL_ROW_LIMIT = 10_000
 
@@ -37,13 +36,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
     ):
         self.store = store or current_share()
         self.status = widgets.HTML()
-        self.sql = widgets.Textarea(
-            placeholder="SELECT * FROM …  (read-only; the owner's limits apply)",
-            layout=widgets.Layout(width="100%", height="5.5em"),
+        self.sql_box = SqlBox(
+            self.store, on_offline=lambda: self._set_live(False), on_run=self._ran
         )
-        self.run_button = widgets.Button(description="Run", button_style="primary")
-        self.run_button.on_click(lambda _b: self.run_sql())
-        self.sql_result = widgets.VBox()
         info = self.about = self.store.info()
         self.relations = list(self.store.schema().get("relations", []))
         self.notes = NotesPanel(
@@ -59,18 +54,9 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
             f'<div style="color:#59636e;font-size:.9em">Shared read-only from the owner\'s machine · '
             f"owner key <code>{html.escape(owner)}</code></div>"
         )
-        sql_box = widgets.VBox(
-            [
-                widgets.HTML("<b>Ask your own question</b>"),
-                self.sql,
-                self.run_button,
-                self.sql_result,
-            ],
-            layout=widgets.Layout(margin="12px 0"),
-        )
         self.explorer = self._explorer()
         super().__init__(
-            [self.header, self.status, self.explorer, sql_box, self.notes],
+            [self.header, self.status, self.explorer, self.sql_box, self.notes],
             layout=widgets.Layout(max_width="1600px", width="100%", padding="4px"),
         )
         self.add_class("p2p2p-dashboard")
@@ -93,7 +79,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
             "sharing it (or their machine is not connected). What you see below is no longer "
             "updated.</div>"
         )
-        self.run_button.disabled = True
+        self.sql_box.offline()
 
     def close(self) -> None:
         self.notes.close()
@@ -112,31 +98,25 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         )
 
     # -- viewer SQL ---------------------------------------------------------------
+    # The box's parts, as the dashboard's own (older callers and tests use these names).
+    @property
+    def sql(self) -> widgets.Textarea:
+        return self.sql_box.text
+
+    @property
+    def run_button(self) -> widgets.Button:
+        return self.sql_box.run_button
+
+    @property
+    def sql_result(self) -> widgets.VBox:
+        return self.sql_box.result
+
     def show_sql(self, sql: str) -> None:
-        """A view opened as SQL (or an address's SQL): in the box, and run."""
-        self.sql.value = sql
-        self.run_sql()
+        self.sql_box.show(sql)
 
     def run_sql(self) -> None:
-        sql = self.sql.value.strip()
-        if not sql:
-            return
-        self.run_button.disabled = True
-        self.sql_result.children = [widgets.HTML("<i>running…</i>")]
-        try:
-            frame = self.store.query(sql, max_rows=SQL_ROW_LIMIT)
-            shown: widgets.Widget = ResultTable(frame, self.store.last_info, "your query")
-        except ShareOffline:
-            self._set_live(False)
-            shown = widgets.HTML("<b>The share went offline.</b>")
-        except P2P2PError as exc:
-            # The owner's reason (e.g. the lockdown rule), never a traceback.
-            shown = widgets.HTML(
-                f'<div class="p2p2p-sql-error" style="color:#b42318">Not run: '
-                f"{html.escape(exc.message)}</div>"
-            )
-        finally:
-            self.run_button.disabled = not self.live
-        self.sql_result.children = [shown]
+        self.sql_box.run()
+
+    def _ran(self, sql: str) -> None:
         if isinstance(self.explorer, TableExplorer):
             self.explorer.sql = sql  # kept in the page's address with the view

@@ -317,6 +317,27 @@ def _day_weights(urgency: str) -> np.ndarray:
     return share
 
 
+COMMENTS = (
+    ("TABLE cases", "Cases"),
+    ("COLUMN cases.procedure", "Procedure"),
+    ("COLUMN cases.admitted", "Admitted"),
+    ("COLUMN cases.discharged", "Discharged"),
+    ("COLUMN cases.age_band", "Age band"),
+    ("COLUMN cases.urgency", "Urgency"),
+    ("COLUMN cases.outcome", "Outcome"),
+    ("COLUMN cases.theatre_minutes", "Theatre minutes"),
+    ("TABLE case_materials", "Materials used per case"),
+    ("COLUMN case_materials.cost", "Cost [EUR]"),
+    ("TABLE materials", "Materials"),
+    ("COLUMN materials.unit_cost", "Unit cost [EUR]"),
+    ("TABLE suppliers", "Suppliers"),
+    ("TABLE sites", "Sites"),
+    ("TABLE departments", "Departments"),
+    ("VIEW monthly_costs", "Monthly costs per site"),
+    ("COLUMN monthly_costs.material_cost", "Material cost [EUR]"),
+)
+
+
 def build_hospital_store(
     path: str | os.PathLike[str], scale: float = 1.0, progress: Progress | None = None
 ) -> HospitalStoreInfo:
@@ -625,6 +646,10 @@ def build_hospital_store(
             GROUP BY ALL
             """
         )
+        # Words a finance reader knows, shown by dashboards in place of column names,
+        # and the currency amounts are in.
+        for target, words in COMMENTS:
+            con.execute(f"COMMENT ON {target} IS '{words}'")
 
     target = build_atomically(path, fill)
     return HospitalStoreInfo(target, rows)

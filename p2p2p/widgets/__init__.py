@@ -5,5 +5,6 @@ from .explorer import TableExplorer
 from .result_table import ResultProgress, ResultTable
 from .share_status import ShareStatus
 from .shares_list import SharesList
+from .sql_box import SqlBox
 
-__all__ = ["ResultProgress", "ResultTable", "ShareStatus", "SharesList", "TableExplorer"]
+__all__ = ["ResultProgress", "ResultTable", "ShareStatus", "SharesList", "SqlBox", "TableExplorer"]

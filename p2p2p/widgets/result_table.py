@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -233,12 +234,32 @@ def _is_numeric(column: pd.Series, hint: str) -> bool:
     return numeric or hint in ("decimal", "int", "float")
 
 
-def _rows_html(page: pd.DataFrame, scales: Scales, lines_attr: str = 'class="p2p2p-pre"') -> str:
+_NUMBER_TEXT = re.compile(r"(-?)(\d+)(\.\d+)?")
+
+
+def grouped(text: str) -> str:
+    """``1870125.50`` as ``1,870,125.50``; anything not a plain number as it is."""
+    found = _NUMBER_TEXT.fullmatch(text)
+    if not found:
+        return text
+    sign, whole, fraction = found.groups()
+    return f"{sign}{int(whole):,}{fraction or ''}"
+
+
+def _rows_html(
+    page: pd.DataFrame,
+    scales: Scales,
+    lines_attr: str = 'class="p2p2p-pre"',
+    group: frozenset[int] = frozenset(),
+) -> str:
     """The rows of a page as ``<tr>``s, every value escaped; a value of several lines keeps
-    its lines (and its spacing, which is what EXPLAIN's drawing needs)."""
+    its lines (and its spacing, which is what EXPLAIN's drawing needs); the columns in
+    ``group`` with their digits grouped."""
     if not page.shape[1]:
         return ""
     columns = _texts(page, False, scales)
+    for i in group:
+        columns[i] = [grouped(text) for text in columns[i]]
     rows = []
     for cells in zip(*columns, strict=True):
         rows.append(
@@ -329,8 +350,16 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
     """
 
     def __init__(
-        self, frame: pd.DataFrame, info: ResultInfo, source: str, page_size: int = 20
+        self,
+        frame: pd.DataFrame,
+        info: ResultInfo,
+        source: str,
+        page_size: int = 20,
+        types: bool = True,
+        group_digits: bool = False,
     ) -> None:
+        """``types=False`` leaves out the type under each header and ``group_digits``
+        writes numbers as ``1,870,125``: for people reading figures, not writing code."""
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
         self.frame = frame
@@ -346,6 +375,10 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
         self._numeric = [
             _is_numeric(frame.iloc[:, i], self._hints[i]) for i in range(frame.shape[1])
         ]
+        self._types = types
+        self._group = frozenset(
+            i for i, numeric in enumerate(self._numeric) if numeric and group_digits
+        )
         self._syncing = False
 
         self.caption = widgets.HTML(self._caption_html())
@@ -466,11 +499,12 @@ class ResultTable(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
                 arrow = " ▲" if self._sort[1] else " ▼"
             heads.append(
                 f'<th title="{esc(name)}">{esc(name)}{arrow}'
-                f'<span class="p2p2p-dtype">{esc(self._hints[i])}</span></th>'
+                + (f'<span class="p2p2p-dtype">{esc(self._hints[i])}</span>' if self._types else "")
+                + "</th>"
             )
             if self._numeric[i]:
                 right.append(i + 1)
-        body = f"<tbody>{_rows_html(page, self._scales)}</tbody>"
+        body = f"<tbody>{_rows_html(page, self._scales, group=self._group)}</tbody>"
         # Numbers line up on the right. The class name spells out which columns, so two
         # tables with different columns never share a rule.
         align = ""

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 
@@ -54,14 +55,31 @@ def voila_pids(share_id: str) -> list[int]:
     return found
 
 
-def test_the_hospital_dashboard_on_a_phone(hospital: Share) -> None:
+def cases_in(store: str, year: int, site: str | None = None) -> int:
+    con = duckdb.connect(store, read_only=True)
+    try:
+        sql = (
+            "SELECT count(*) FROM cases c JOIN sites s USING (site_id) "
+            "WHERE year(c.admitted) = ? AND (? IS NULL OR s.name = ?)"
+        )
+        return int(con.execute(sql, [year, site, site]).fetchone()[0])  # type: ignore[index]
+    finally:
+        con.close()
+
+
+def test_the_hospital_dashboard_on_a_phone(hospital: Share, hospital_store: str) -> None:
     with browser_page(390, 844) as page:
         page.goto(hospital.link, wait_until="domcontentloaded", timeout=120_000)
         page.get_by_text("top materials by spend, All sites 2025").wait_for(timeout=120_000)
         text = page.locator("body").inner_text()
-        # Headline figures computed from the store through the link.
-        assert "Regional hospital group" in text and "8,000" in text, text[:600]
+        # Headline figures computed from the store through the link, for the year shown.
+        assert "Regional hospital group" in text, text[:600]
+        assert f"{cases_in(hospital_store, 2025):,}" in page.locator("body").inner_text()
         assert "material spend" in text and "€" in text
+        # Friendly headers, amounts grouped, no type labels for a finance reader.
+        top = page.locator(".p2p2p-result-table").first.inner_text()
+        assert "Spend (€)" in top and "int64" not in top and "string" not in top
+        assert text.count("Notes") == 1  # one notes section, not a heading and a panel
         # Viewer-facing only: the authoring notes are comments, not shown.
         assert "current_share" not in text
         # A viewer picks a site: both parameterised queries run again for it.
@@ -69,6 +87,20 @@ def test_the_hospital_dashboard_on_a_phone(hospital: Share) -> None:
         page.get_by_text("top materials by spend, Westerby Community Hospital 2025").wait_for(
             timeout=60_000
         )
+        # The headline cards follow the site picked.
+        westerby = cases_in(hospital_store, 2025, "Westerby Community Hospital")
+        page.locator(".widget-html", has_text="cases").get_by_text(
+            f"{westerby:,}", exact=True
+        ).first.wait_for(timeout=60_000)
+        # The building blocks: the explorer (with the owner's labels) and the SQL box.
+        page.locator(".p2p2p-table-name", has_text="Materials used per case").wait_for(
+            timeout=60_000
+        )
+        page.locator(".p2p2p-table-name", has_text="Cases").first.click()
+        page.locator(".p2p2p-x-table th button", has_text="Theatre minutes").wait_for(
+            timeout=60_000
+        )
+        page.get_by_placeholder("SELECT * FROM").wait_for(timeout=60_000)
         page.locator(".p2p2p-notes, .p2p2p-note, textarea").first.wait_for(timeout=60_000)
 
 

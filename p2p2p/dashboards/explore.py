@@ -309,10 +309,11 @@ class Table:
         return sql, params
 
     def facet_columns(self) -> list[str]:
-        """Columns worth a facet: text and booleans (numbers, dates and ids rarely are)."""
-        picked = [
-            c.name for c in self.columns if c.kind in ("text", "bool") and not _id_like(c.name)
-        ]
+        """Columns that may be worth a facet: text and booleans first, then whole numbers
+        (a year, a month, a grade: kept only if they have few values), never ids."""
+        usable = [c for c in self.columns if not _id_like(c.name)]
+        picked = [c.name for c in usable if c.kind in ("text", "bool")]
+        picked += [c.name for c in usable if c.kind == "int"]
         return picked[:FACET_COLUMNS]
 
     def as_sql(self, view: View) -> str:

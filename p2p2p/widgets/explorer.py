@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -92,6 +93,13 @@ class TableExplorer(anywidget.AnyWidget):
         first = table if table in self._tables else _largest(self._tables)
         if first is not None:
             self.show(self._tables[first].view())
+
+    def __repr__(self) -> str:
+        """For a notebook without widgets (and a saved one): what the view is."""
+        total = self.data.get("total")
+        rows = "" if total is None else f" · {total:,} row{'s' if total != 1 else ''}"
+        where = urllib.parse.unquote_plus(str(self.view.get("query", "")))
+        return f"table explorer · {self.view.get('table', 'no tables')}{rows} · ?{where}"
 
     # -- what the page asks --------------------------------------------------------
     def _asked(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -208,6 +216,8 @@ class TableExplorer(anywidget.AnyWidget):
             filtered = any(f.column == column for f in view.filters)
             if not values or (not filtered and (len(values) == 1 or max(ns) <= 1)):
                 continue
+            if more and table.column(column).kind == "int":
+                continue  # a number with many values is a measure, not a category
             items = [
                 {"value": v, "n": int(n)}
                 for v, n in zip(values[: explore.FACET_VALUES], ns, strict=False)

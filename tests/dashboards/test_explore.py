@@ -113,7 +113,7 @@ def test_facets_count_the_other_filters_only(store: LocalStore, cases: explore.T
     # Region's own filter is left out, so every region stays one click away.
     assert counts == {"north": 25, "south": 25, "East": 25, None: 25}
     assert dict(rows(store, cases.facet(view, "urgent"))) == {True: 25, False: 100}
-    assert cases.facet_columns() == ["region", "urgent", ODD]  # not case_id, not numbers
+    assert cases.facet_columns() == ["region", "urgent", ODD]  # never case_id
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def test_the_dashboard_at_three_sizes(dashboard: Share, relay: Relay) -> None:
     for size, (width, height) in {
         "phone": (390, 844),
         "tablet": (1024, 1366),
-        "desktop": (1280, 900),
+        "desktop": (1440, 900),
     }.items():
         with browser_page(width, height) as page:
             seconds = open_dashboard(page, dashboard.link)

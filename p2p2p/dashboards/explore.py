@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
+import itertools
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -228,9 +229,10 @@ class Table:
     ) -> View:
         """A checked view: unknown columns or operators, bad values, too many filters
         and out-of-range pages are refused with a message naming what was wrong."""
-        checked = tuple(self._filter(f) for f in filters)
-        if len(checked) > MAX_FILTERS:
+        filters = list(itertools.islice(filters, MAX_FILTERS + 1))  # before any work on them
+        if len(filters) > MAX_FILTERS:
             raise BadParameters(f"at most {MAX_FILTERS} filters at once")
+        checked = tuple(self._filter(f) for f in filters)
         if sort is not None:
             sort = self.column(str(sort)).name
         if page_size not in PAGE_SIZES:

@@ -94,6 +94,12 @@ class TableExplorer(anywidget.AnyWidget):
         if first is not None:
             self.show(self._tables[first].view())
 
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Nothing here is the page's to set. ipywidgets lets a page write any synced
+        trait (the export cap, the formats offered, the rows a note names): everything a
+        viewer wants arrives as a request this side checks (``_asked``) instead."""
+        return
+
     def __repr__(self) -> str:
         """For a notebook without widgets (and a saved one): what the view is."""
         total = self.data.get("total")
@@ -130,6 +136,8 @@ class TableExplorer(anywidget.AnyWidget):
         if name != self.view.get("table"):
             return table.view()  # another table: its own first page, nothing carried over
         filters = asked.get("filters") or []
+        if isinstance(filters, list) and len(filters) > explore.MAX_FILTERS:
+            raise BadParameters(f"at most {explore.MAX_FILTERS} filters at once")
         if not isinstance(filters, list) or not all(isinstance(f, dict) for f in filters):
             raise BadParameters("filters are a list of {column, op, value}")
         sort = asked.get("sort")

@@ -119,6 +119,26 @@ def test_the_sql_box_shows_results_and_the_owners_reason(hostile_store: str) -> 
         board.close()
 
 
+def test_the_page_cannot_set_the_explorers_state(hostile_store: str) -> None:
+    """Voila passes a page's widget updates to the kernel: a viewer could send one for
+    the export cap, the formats offered, or the rows a note names."""
+    from p2p2p.widgets.explorer import EXPORT_ROWS, TableExplorer
+
+    store = StoreLikeALink(hostile_store)
+    explorer = TableExplorer(store, exports=False, on_annotate=lambda t, r: None)
+    rows = list(explorer.data["rows"])
+    explorer.set_state(
+        {"export_rows": 10**9, "exports": ["csv"], "data": {"rows": [["forged"]]}, "view": {}}
+    )
+    assert explorer.export_rows == EXPORT_ROWS and explorer.exports == []
+    assert explorer.data["rows"] == rows and explorer.view["table"] == HOSTILE
+    explorer._asked(None, {"do": "export", "format": "csv"}, [])
+    assert "turned off" in explorer.error
+    explorer._asked(None, {"do": "view", "view": {**explorer.view, "filters": [{}] * 10_000}}, [])
+    assert "at most 8 filters" in explorer.error
+    explorer.close()
+
+
 def test_current_share_outside_a_dashboard_says_where_it_works(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

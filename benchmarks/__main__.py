@@ -20,7 +20,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from . import access, chart, dashboard, executor, federation, jupyter, notes, sharing
+from . import access, chart, dashboard, executor, federation, jupyter, notes, sharing, viewers
 from .common import Section
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -71,6 +71,7 @@ def main() -> None:
         ("executor", executor.run),
         ("sharing", sharing.run),
         ("dashboard", dashboard.run),
+        ("viewers", viewers.run),
         ("notes", notes.run),
         ("access", access.run),
         ("federation", federation.run),
@@ -85,12 +86,12 @@ def main() -> None:
     total = time.perf_counter() - started
 
     shared = next(s for s in sections if isinstance(s, sharing.SharingResult))
-    viewers = next(s for s in sections if isinstance(s, dashboard.DashboardResult))
+    opened = next(s for s in sections if isinstance(s, dashboard.DashboardResult))
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     kind = "quick smoke run, not comparable" if args.quick else f"medians of {args.rounds} rounds"
     chart.draw(
         shared,
-        viewers,
+        opened,
         f"p2p2p benchmarks · {today} · {os.cpu_count()} cores · {kind} · loopback",
         out / "benchmarks.png",
     )

@@ -183,9 +183,9 @@ class Processes:
         process.readline(60)
         return process
 
-    def relay(self) -> tuple[Process, str]:
+    def relay(self, *extra: str) -> tuple[Process, str]:
         port = free_port()
-        relay = self.start("relay", p2p2p("relay", "--host", LOOPBACK, "--port", str(port)))
+        relay = self.start("relay", p2p2p("relay", "--host", LOOPBACK, "--port", str(port), *extra))
         relay.readline(60)
         return relay, f"http://{LOOPBACK}:{port}"
 

@@ -276,7 +276,8 @@ class TableExplorer(anywidget.AnyWidget):
         info = getattr(self.store, "last_info", None)
         rows = f"{result.num_rows:,} row{'s' if result.num_rows != 1 else ''}"
         cut = " (the first ones: the cap was reached)" if getattr(info, "truncated", False) else ""
-        name = f"{table.name}.{fmt}"
+        # A table's name may hold anything; a file name on the viewer's disk may not.
+        name = f"{re.sub(r'[^A-Za-z0-9_-]+', '_', table.name).strip('_') or 'export'}.{fmt}"
         file_id = uuid.uuid4().hex
         parts = max(1, -(-len(body) // EXPORT_PIECE))
         for part in range(parts):

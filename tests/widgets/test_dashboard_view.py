@@ -139,6 +139,35 @@ def test_the_page_cannot_set_the_explorers_state(hostile_store: str) -> None:
     explorer.close()
 
 
+def test_an_export_is_the_whole_view_up_to_the_cap(hostile_store: str) -> None:
+    import csv
+    import io
+
+    from p2p2p.widgets.explorer import TableExplorer
+
+    store = StoreLikeALink(hostile_store)
+    explorer = TableExplorer(store)
+    sent: list[tuple[dict[str, Any], list[bytes]]] = []
+    explorer.send = lambda content, buffers=None: sent.append((content, list(buffers or [])))
+    view = {**explorer.view, "filters": [{"column": "grp", "op": "exact", "value": "b"}]}
+    explorer._asked(None, {"do": "view", "view": {**view, "sort": "i", "descending": True}}, [])
+    body = explorer.export("csv")
+    rows = list(csv.reader(io.StringIO(body.decode())))
+    # Every page of the view, in its order: the 20 "b" rows, highest i first.
+    assert [int(r[0]) for r in rows[1:]] == sorted(
+        (i for i in range(40) if i % 4 in (1, 2)), reverse=True
+    )
+    assert b"".join(b for _, buffers in sent for b in buffers) == body
+    assert sent[-1][0]["name"] == "img_src_x_onerror_alert_1.csv"  # a safe file name
+    assert "Exported 20 rows" in explorer.notice
+    assert any("GROUP BY" not in sql and "ORDER BY" in sql for sql in store.asked)
+    # Past the cap: the first rows only, and the page says so.
+    explorer.export_rows = 5
+    rows = list(csv.reader(io.StringIO(explorer.export("csv").decode())))
+    assert len(rows) == 1 + 5 and "the cap was reached" in explorer.notice
+    explorer.close()
+
+
 def test_current_share_outside_a_dashboard_says_where_it_works(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -36,7 +36,8 @@ const CSS = `
 .p2p2p-x button.p2p2p-x-btn:disabled{opacity:.45;cursor:default}
 .p2p2p-x-chip{display:inline-flex;gap:6px;align-items:center;padding:2px 4px 2px 10px;border-radius:12px;background:#ddf4ff;border:1px solid #54aeff}
 .p2p2p-x-chip button{all:unset;cursor:pointer;padding:0 6px;font-weight:700}
-.p2p2p-x-facets{display:flex;flex-wrap:wrap;gap:8px}
+.p2p2p-x-facets{display:flex;flex-wrap:wrap;gap:8px;margin-top:6px}
+.p2p2p-x-folder summary{cursor:pointer;color:#59636e;font-size:13px}
 .p2p2p-x-facet{border:1px solid #d0d7de;border-radius:6px;padding:6px 8px;min-width:10em;flex:1 1 12em;max-width:22em}
 .p2p2p-x-facet b{display:block;margin-bottom:2px}
 .p2p2p-x-facet button{all:unset;cursor:pointer;display:flex;justify-content:space-between;gap:8px;width:100%;padding:1px 0}
@@ -202,8 +203,16 @@ export default {
       return bar;
     }
 
+    // On a phone the facets fold away under one line (the table comes first); on a wider
+    // screen they are open. A viewer's own opening or closing is kept across redraws.
+    let facetsOpen = window.matchMedia("(min-width: 900px)").matches;
     function facets() {
       const box = make("div", { class: "p2p2p-x-facets" });
+      const folder = make("details", { class: "p2p2p-x-folder" }, make("summary", { text: `Facets (${(model.get("facets") || []).length})` }), box);
+      folder.open = facetsOpen;
+      folder.addEventListener("toggle", () => {
+        facetsOpen = folder.open;
+      });
       const v = view();
       for (const facet of model.get("facets") || []) {
         const card = make("div", { class: "p2p2p-x-facet" }, make("b", { text: facet.label || facet.column }));
@@ -228,7 +237,7 @@ export default {
         if (facet.more) card.append(make("span", { class: "p2p2p-x-muted", text: "… and more" }));
         box.append(card);
       }
-      return box;
+      return (model.get("facets") || []).length ? folder : null;
     }
 
     function table(data) {

@@ -119,3 +119,21 @@ def test_every_error_has_its_own_code_and_a_status() -> None:
     assert isinstance(refused, errors.QueryRefused) and refused.rule == "writes"
     unknown = errors.P2P2PError.from_dict({"code": "from-a-newer-peer", "message": "hm"})
     assert type(unknown) is errors.P2P2PError and unknown.message == "hm"
+
+
+def test_a_dashboard_kernel_loads_neither_duckdb_nor_pandas() -> None:
+    """A dashboard's kernel (one per viewer, on the owner's machine) reads the share
+    through its link: DuckDB and pandas would cost each viewer ~50 MB and half a second
+    of start-up for nothing until its SQL box shows a result."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, p2p2p.dashboards.view, p2p2p.widgets.explorer, p2p2p.widgets.sql_box\n"
+        "from p2p2p.widgets import TableExplorer, SqlBox\n"
+        "print(sorted({'duckdb', 'pandas'} & set(sys.modules)))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert found.stdout.strip() == "[]", found.stdout + found.stderr

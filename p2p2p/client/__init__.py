@@ -12,12 +12,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import overload
+from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import BadTarget
 from . import aliases
-from .federation import StoreGroup
-from .local import LocalStore
 from .remote import RemoteStore
 from .target import (
     GroupTarget,
@@ -29,6 +27,25 @@ from .target import (
     resolve,
     resolve_any,
 )
+
+if TYPE_CHECKING:
+    from .federation import StoreGroup
+    from .local import LocalStore
+
+
+def __getattr__(name: str) -> Any:
+    """``LocalStore`` and ``StoreGroup`` when first asked for: they bring DuckDB and
+    pandas, which a process that only reads shares (a dashboard's kernel) never needs."""
+    if name == "LocalStore":
+        from .local import LocalStore
+
+        return LocalStore
+    if name == "StoreGroup":
+        from .federation import StoreGroup
+
+        return StoreGroup
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "SHARE_LINK_ENV",
@@ -115,6 +132,8 @@ def connect_many(targets: Mapping[str, str] | Sequence[str], name: str = "group"
         members = {str(t): t for t in resolved}
         if len(members) < len(resolved):
             raise BadTarget("the same store is named twice: give each one once")
+    from .federation import StoreGroup
+
     return StoreGroup(members, name)
 
 
@@ -128,9 +147,13 @@ def open_target(
     """The store a resolved target names. ``as_viewer`` concerns files here only: a share
     is always read as its viewers read it."""
     if isinstance(target, GroupTarget):
+        from .federation import StoreGroup
+
         return StoreGroup({str(m): m for m in target.members}, target.name)
     if isinstance(target, LinkTarget):
         return RemoteStore(target.link)
+    from .local import LocalStore
+
     return LocalStore(target.path, as_viewer=as_viewer)
 
 

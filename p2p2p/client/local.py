@@ -40,42 +40,11 @@ from ..store.arrow import to_pandas
 from ..store.executor import Executor, Params, ResultInfo
 from ..store.file import check_store_file
 from ..store.lockdown import classify_open_error, describe
+from .results import PROGRESS_EVERY_S, Progress, collect
 
 __all__ = ["PROGRESS_EVERY_S", "LocalStore", "OwnLimits", "Progress", "collect"]
 
-Progress = Callable[[int, int], None]  # (rows so far, bytes so far)
-PROGRESS_EVERY_S = 0.25
 BATCH_ROWS = 65_536
-
-
-def collect(
-    schema: pa.Schema,
-    batches: Iterator[pa.RecordBatch],
-    progress: Progress | None,
-    max_bytes: int | None = None,
-) -> pa.Table:
-    """Record batches into a table, telling ``progress`` how far it got now and then.
-
-    ``max_bytes``: what was asked for. An honest store stops there (and says the result
-    was truncated); one that sends far more (a modified owner) is cut off here, so no
-    store decides how much of this process's memory its answer takes."""
-    ceiling = None if max_bytes is None else 2 * max_bytes + (16 << 20)
-    kept: list[pa.RecordBatch] = []
-    rows = nbytes = 0
-    shown = time.monotonic()
-    for batch in batches:
-        kept.append(batch)
-        rows += batch.num_rows
-        nbytes += batch.nbytes
-        if ceiling is not None and nbytes > ceiling:
-            raise ResultTooLarge(
-                f"the answer passed {nbytes:,} bytes although at most {max_bytes:,} were "
-                "asked for: cut off here"
-            )
-        if progress is not None and time.monotonic() - shown >= PROGRESS_EVERY_S:
-            progress(rows, nbytes)
-            shown = time.monotonic()
-    return pa.Table.from_batches(kept, schema=schema)
 
 
 @dataclasses.dataclass(frozen=True)

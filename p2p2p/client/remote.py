@@ -15,10 +15,9 @@ import json
 import os
 from collections.abc import Generator
 from contextlib import closing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import pandas as pd
 import pyarrow as pa
 
 from ..errors import (
@@ -41,7 +40,10 @@ from ..protocol.tunnel import OWNER_PATH
 from ..store.arrow import open_ipc_stream, to_pandas
 from ..store.executor import Params, ResultInfo, encode_params
 from ..store.limits import given
-from .local import Progress, collect
+from .results import Progress, collect
+
+if TYPE_CHECKING:  # pandas is loaded when a frame is asked for, not to read a share
+    import pandas as pd
 from .target import Link
 
 __all__ = ["RemoteStore", "display_name", "existing_identity", "notes_frame"]
@@ -333,6 +335,8 @@ def display_name() -> str:
 
 def notes_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Notes as a table, newest first, with a ``verified`` column computed here."""
+    import pandas as pd
+
     records = []
     for note in rows:
         retracted = bool(note.get("retracted_by"))

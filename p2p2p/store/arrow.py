@@ -3,14 +3,17 @@ chunks), and turning a table into pandas the way analysts expect."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute
 import pyarrow.ipc
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class ChunkFile:
@@ -66,19 +69,24 @@ def open_ipc_stream(next_chunk: Callable[[], Any]) -> pa.ipc.RecordBatchStreamRe
     return pa.ipc.open_stream(pa.PythonFile(ChunkFile(next_chunk), mode="r"))
 
 
-# Arrow integer (and boolean) types and the pandas nullable dtypes that keep them exact
-# when a column has NULLs: numpy's int64 has no missing value, so pyarrow would go float.
-_NULLABLE: dict[pa.DataType, Any] = {
-    pa.int8(): pd.Int8Dtype(),
-    pa.int16(): pd.Int16Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(),
-    pa.uint8(): pd.UInt8Dtype(),
-    pa.uint16(): pd.UInt16Dtype(),
-    pa.uint32(): pd.UInt32Dtype(),
-    pa.uint64(): pd.UInt64Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-}
+@functools.cache
+def _nullable() -> dict[pa.DataType, Any]:
+    """Arrow integer (and boolean) types and the pandas nullable dtypes that keep them
+    exact when a column has NULLs: numpy's int64 has no missing value, so pyarrow would
+    go float. Made on first use: pandas is loaded only by those who want frames."""
+    import pandas as pd
+
+    return {
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(),
+        pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
 
 
 # Up to 15 significant digits a decimal survives a float64 exactly: the nearest double
@@ -174,7 +182,7 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
     for position, column in enumerate(table.columns):
         # Only columns with NULLs are converted again, and only they: the common case
         # pays for one look at each column's null count, which Arrow already knows.
-        nullable = _NULLABLE.get(column.type)
+        nullable = _nullable().get(column.type)
         if nullable is not None and column.null_count:
             frame.isetitem(position, nullable.__from_arrow__(column))
     return frame

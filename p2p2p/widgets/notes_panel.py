@@ -22,7 +22,7 @@ import traitlets
 from ..errors import NoteRefused, P2P2PError
 from ..identity import Identity, b64, fingerprint, unb64
 from ..protocol import notes
-from .result_table import PlainTextRepr
+from .style import PlainTextRepr
 
 LIVE_WAIT_S = 20.0  # one long request at a time: new notes arrive as they are written
 SIGN_TIMEOUT_S = 15.0

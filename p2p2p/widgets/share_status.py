@@ -17,7 +17,7 @@ import ipywidgets as widgets
 
 from ..owner.audit import asked_by
 from .qr import QR_PX, qr_svg
-from .result_table import MUTED, TABLE_CSS, PlainTextRepr, esc, human_bytes
+from .style import MUTED, TABLE_CSS, PlainTextRepr, esc, human_bytes
 
 Status = dict[str, Any]
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .result_table import MUTED, TABLE_CSS, PlainTextRepr, esc, human_bytes
 from .share_status import badge, share_state, shorten
+from .style import MUTED, TABLE_CSS, PlainTextRepr, esc, human_bytes
 
 Status = dict[str, Any]
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import ipywidgets as widgets
 
-from .result_table import MUTED, TABLE_CSS, PlainTextRepr, esc
+from .style import MUTED, TABLE_CSS, PlainTextRepr, esc
 
 
 class SnippetList(PlainTextRepr, widgets.HTML):  # type: ignore[misc]

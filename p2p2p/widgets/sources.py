@@ -15,8 +15,8 @@ import ipywidgets as widgets
 
 from ..client.federation import FanOutInfo, StoreGroup
 from ..errors import printable
-from .result_table import MUTED, PlainTextRepr, esc, human_bytes
 from .share_status import ago
+from .style import MUTED, PlainTextRepr, esc, human_bytes
 
 __all__ = ["GroupStatus", "SourcesProgress", "SourcesTable"]
 

@@ -16,7 +16,6 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import P2P2PError, ShareOffline
-from .result_table import ResultTable
 
 ROW_LIMIT = 10_000  # rows a viewer's own query shows, whatever the owner's cap
 
@@ -63,6 +62,8 @@ class SqlBox(widgets.VBox):  # type: ignore[misc]
         self.run_button.disabled = True
         self.result.children = [widgets.HTML("<i>running…</i>")]
         try:
+            from .result_table import ResultTable  # and pandas: only once a query is run
+
             frame = self.store.query(sql, max_rows=self.row_limit)
             shown: widgets.Widget = ResultTable(frame, self.store.last_info, "your query")
         except ShareOffline:

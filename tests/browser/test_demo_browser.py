@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import pytest
 
-from ..helpers import NOTEBOOKS, SCREENSHOTS
+from ..helpers import NOTEBOOKS, SCREENSHOTS, rows_of
 from ..helpers.browser import browser_page, free_port
 from ..helpers.sharing import descendants
 
@@ -87,12 +86,8 @@ def start_demo(
 def cases_in_2025(workdir: Path) -> int:
     """The demo dashboard's headline for the year it opens on (its figures follow the
     year and site a viewer picks)."""
-    con = duckdb.connect(str(workdir / "hospital.duckdb"), read_only=True)
-    try:
-        row = con.execute("SELECT count(*) FROM cases WHERE year(admitted) = 2025").fetchone()
-        return int(row[0]) if row else 0
-    finally:
-        con.close()
+    sql = "SELECT count(*) FROM cases WHERE year(admitted) = 2025"
+    return int(rows_of(workdir / "hospital.duckdb", sql)[0][0])
 
 
 def test_demo_notebook_runs_in_jupyterlab(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from ..helpers import SCREENSHOTS
+from ..helpers import SCREENSHOTS, rows_of
 from ..helpers.browser import chromium
 from ..helpers.sharing import Relay, Share
 
@@ -35,11 +35,7 @@ def shared(
 
 
 def local(store: str, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(store, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return rows_of(store, sql)
 
 
 def opened(context: Any, url: str) -> Any:

@@ -9,13 +9,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import httpx
 import pytest
 
 from p2p2p.samples.hospital import build_hospital_store
 
-from ..helpers import NOTEBOOKS, SCREENSHOTS
+from ..helpers import NOTEBOOKS, SCREENSHOTS, rows_of
 from ..helpers.browser import browser_page
 from ..helpers.sharing import Relay, Share
 
@@ -56,15 +55,11 @@ def voila_pids(share_id: str) -> list[int]:
 
 
 def cases_in(store: str, year: int, site: str | None = None) -> int:
-    con = duckdb.connect(store, read_only=True)
-    try:
-        sql = (
-            "SELECT count(*) FROM cases c JOIN sites s USING (site_id) "
-            "WHERE year(c.admitted) = ? AND (? IS NULL OR s.name = ?)"
-        )
-        return int(con.execute(sql, [year, site, site]).fetchone()[0])  # type: ignore[index]
-    finally:
-        con.close()
+    sql = (
+        "SELECT count(*) FROM cases c JOIN sites s USING (site_id) "
+        "WHERE year(c.admitted) = ? AND (? IS NULL OR s.name = ?)"
+    )
+    return int(rows_of(store, sql, [year, site, site])[0][0])
 
 
 def test_the_hospital_dashboard_on_a_phone(hospital: Share, hospital_store: str) -> None:

@@ -10,7 +10,6 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import httpx
 import pytest
 
@@ -22,6 +21,7 @@ from p2p2p.protocol.registration import ShareAd, answer
 from p2p2p.protocol.shareid import share_id
 from p2p2p.protocol.tunnel import Connection
 
+from ..helpers import rows_of
 from ..helpers.sharing import Relay, Share, cli, origin_of, share_origin_request
 
 
@@ -35,11 +35,7 @@ def shared(
 
 
 def local(sample_store: str, sql: str) -> list[tuple[object, ...]]:
-    con = duckdb.connect(sample_store, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return rows_of(sample_store, sql)
 
 
 def test_remote_query_matches_local(shared: Share, sample_store: str) -> None:

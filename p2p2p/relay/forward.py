@@ -8,7 +8,8 @@ and a viewer's next message is read only once the previous one fitted the window
 
 The relay decides nothing about access: the owner checks every request. What it does
 check is what only it can see: request size, and that a WebSocket comes from a page of
-this relay (so a page elsewhere cannot open a session with a viewer's cookie).
+this relay (so a page elsewhere cannot open a session with a viewer's cookie). Nor does
+it keep anything: the owner's validators, 304s and gzipped bodies pass as they are.
 """
 
 from __future__ import annotations
@@ -61,10 +62,17 @@ FORWARDED_REQUEST_HEADERS = (
     "x-xsrftoken",
     "origin",
     "sec-websocket-protocol",
+    # A browser's revalidation of what it kept: the owner's upstream answers it.
+    "if-none-match",
+    "if-modified-since",
 )
 FORWARDED_RESPONSE_HEADERS = (
     "content-type",
     "cache-control",
+    "etag",
+    "last-modified",
+    "content-encoding",  # the owner gzips Voila's files before the tunnel
+    "vary",
     "set-cookie",
     "location",
     "content-disposition",
@@ -82,7 +90,13 @@ def copy_headers(handler: tornado.web.RequestHandler, head: dict[str, Any]) -> N
     for key, value in dict(head.get("headers") or {}).items():
         if str(key).lower() not in FORWARDED_RESPONSE_HEADERS:
             continue
-        for one in value if isinstance(value, list) else [value]:
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            continue
+        # The first replaces tornado's default (it sets Content-Type: text/html on every
+        # answer, which would otherwise go out as a second Content-Type).
+        handler.set_header(str(key), str(values[0]))
+        for one in values[1:]:
             handler.add_header(str(key), str(one))
 
 
@@ -158,6 +172,12 @@ class ShareHandler(tornado.web.RequestHandler):
 
     def check_xsrf_cookie(self) -> None:
         pass  # the owner authenticates every request itself
+
+    def compute_etag(self) -> str | None:
+        # A pipe: no validators of its own. Tornado would hash a body it holds whole and
+        # answer a 304 itself, after the owner had sent it all through the tunnel anyway;
+        # and its tag in If-None-Match would make the upstream ignore If-Modified-Since.
+        return None
 
     async def get(self, share_id: str, rest: str) -> None:
         await self.forward(share_id, rest)

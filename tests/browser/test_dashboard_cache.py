@@ -146,6 +146,10 @@ def test_a_returning_viewer_gets_the_static_files_from_the_cache(
     assert len(static) > 20, "the dashboard loads Voila's scripts"
     fetched = [s.url for s in static if not (s.cached or s.revalidated)]
     assert fetched == [], "fetched again in full"
+    # Back within ten minutes: not even asked about (each question is a round trip
+    # through the relay and the owner's tunnel).
+    asked = [s.url for s in static if s.revalidated]
+    assert asked == [], asked
     # Versioned files are not even asked about.
     versioned = [s for s in static if "?v=" in s.url]
     assert versioned and all(s.cached for s in versioned), [s.url for s in versioned]

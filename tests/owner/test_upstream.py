@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 
 from p2p2p.client import parse_link
 from p2p2p.owner.api.gate import COOKIE
-from p2p2p.owner.upstream import IMMUTABLE, Upstream, accepts_gzip
+from p2p2p.owner.upstream import IMMUTABLE, REVALIDATE, Upstream, accepts_gzip
 
 from ..helpers.sharing import Relay, Share, share_origin_request
 
@@ -217,7 +217,7 @@ def test_a_revalidation_reaches_the_dashboard_and_its_304_comes_back(
     assert status == 200 and body == SCRIPT
     # Weak: the same content may go out gzipped, another representation of it.
     etag, modified = headers["etag"], headers["last-modified"]
-    assert etag.startswith('W/"') and headers["cache-control"] == "no-cache"
+    assert etag.startswith('W/"') and headers["cache-control"] == REVALIDATE
     for asked in ({"if-none-match": etag}, {"if-modified-since": modified}):
         status, headers, body = ask(static_dashboard, "/voila/static/app.js", headers=asked)
         assert (status, body) == (304, b""), asked
@@ -237,7 +237,7 @@ def test_only_versioned_static_files_are_kept_and_never_with_a_cookie_or_the_tok
     status, headers, _ = ask(static_dashboard, "/voila/labextensions/app.js", "v=abc123")
     assert headers["cache-control"] == IMMUTABLE and "set-cookie" not in headers
     _, headers, _ = ask(static_dashboard, "/voila/labextensions/app.js")
-    assert headers["cache-control"] == "no-cache" and headers["set-cookie"]
+    assert headers["cache-control"] == REVALIDATE and headers["set-cookie"]
     # The token in the address: kept nowhere, versioned or not.
     _, headers, _ = ask(static_dashboard, "/voila/templates/index.css", "v=abc123&t=secret")
     assert headers["cache-control"] == "no-store"

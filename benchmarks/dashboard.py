@@ -8,7 +8,9 @@ Voila keeps one preheated kernel, so who arrives when matters and is measured ap
 * next viewers back to back, each opening as soon as the one before saw its table (the
   preheated kernel went to the previous viewer and is still being replaced);
 * a viewer on a settled share, arriving after a pause long enough for the replacement;
-* that viewer again later, in the same browser: its cache holds Voila's scripts.
+* that viewer again later, in the same browser profile (a new tab): its cache holds
+  Voila's scripts (the versioned ones kept a year, the others ten minutes, then
+  revalidated with 304s).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Open:
     connected: float  # the widgets' websocket to the viewer's kernel opened
     total: float  # the first table is visible
     fetched: int  # bytes over the wire until then (0 for what came from the cache)
+    cached: int = 0  # answers the browser's cache gave without asking
+    revalidated: int = 0  # answers it asked about and got a 304 for (its copy was good)
 
 
 @dataclass
@@ -63,11 +67,31 @@ class DashboardResult(Section):
     live: list[float] = field(default_factory=list)  # `p2p2p share` started → link printed
 
 
+def from_cache(requests: list[Any]) -> tuple[int, int]:
+    """How many of these finished requests the cache answered without asking, and how
+    many it revalidated with a 304 (Playwright then shows the kept 200, with no body and
+    only the 304's headers on the wire)."""
+    cached = revalidated = 0
+    for request in requests:
+        sizes = request.sizes()
+        wire = sizes["responseHeadersSize"] + sizes["responseBodySize"]
+        asked = request.all_headers()
+        if wire <= 0:
+            cached += 1
+        elif sizes["responseBodySize"] <= 0 and (
+            "if-none-match" in asked or "if-modified-since" in asked
+        ):
+            revalidated += 1
+    return cached, revalidated
+
+
 def open_link(context: Any, link: str) -> Open:
     page = context.new_page()
     try:
         connected: list[float] = []
+        finished: list[Any] = []
         page.on("websocket", lambda _ws: connected.append(time.perf_counter()))
+        page.on("requestfinished", lambda request: finished.append(request))
         started = time.perf_counter()
         # Voila's template asks a CDN for a font that never loads here: no "load" event.
         page.goto(link, wait_until="domcontentloaded", timeout=OPEN_TIMEOUT_S * 1000)
@@ -76,12 +100,15 @@ def open_link(context: Any, link: str) -> Open:
         # The browser's own clock for what happens inside it (0 = the navigation's start,
         # a few ms after goto was called).
         navigation = page.evaluate(NAVIGATION_JS)
+        cached, revalidated = from_cache(list(finished))  # counted after the clock stopped
         return Open(
             served=navigation["responseStart"] / 1000,
             loaded=navigation["domContentLoadedEventEnd"] / 1000,
             connected=(connected[0] - started) if connected else total,
             total=total,
             fetched=int(navigation["transferSize"] + navigation["fetched"]),
+            cached=cached,
+            revalidated=revalidated,
         )
     finally:
         # Closing the tab ends the viewer's session; Voila keeps its kernel until idle.
@@ -198,8 +225,8 @@ def run(rounds: int, quick: bool) -> DashboardResult:
         f"cookie), so each trades the link's token for its cookie.",
         "",
         "| viewer | n | first table: median (min–max) | page served | scripts loaded "
-        "| kernel connected | fetched |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| kernel connected | fetched | cached / 304 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind, samples in opens.items():
         totals = [o.total for o in samples]
@@ -208,7 +235,9 @@ def run(rounds: int, quick: bool) -> DashboardResult:
             f"{max(totals):.2f} s) | {seconds([o.served for o in samples])} "
             f"| {seconds([o.loaded for o in samples])} "
             f"| {seconds([o.connected for o in samples])} "
-            f"| {statistics.median(o.fetched for o in samples) / 1e6:.1f} MB |"
+            f"| {statistics.median(o.fetched for o in samples) / 1e6:.2f} MB "
+            f"| {statistics.median(o.cached for o in samples):.0f} / "
+            f"{statistics.median(o.revalidated for o in samples):.0f} |"
         )
     voila, kernels = memory
     lines += [
@@ -220,7 +249,10 @@ def run(rounds: int, quick: bool) -> DashboardResult:
         "tunnel), and the widgets' websocket to the viewer's kernel opening (Voila's widget "
         "scripts fetched and run). The table follows once the widgets' state has crossed it. "
         "Fetched: bytes over the wire until then; what a returning viewer still fetches is "
-        "what its cache could not answer.",
+        "what its cache could not answer. Cached / 304: answers (medians) its cache gave "
+        "without asking (Voila's files, within the time the owner lets it keep them) and "
+        "those it revalidated and got a 304 for (the unversioned ones, after their ten "
+        "minutes); docs/dashboards.md says which.",
         "",
         f"* `p2p2p share --dashboard` from start to a live link: {seconds(live)} (median of "
         f"{len(live)}); the preheated kernel may still be running the dashboard then, which "

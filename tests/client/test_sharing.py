@@ -558,6 +558,12 @@ def test_a_browser_trades_the_token_for_a_cookie_on_the_shares_own_origin(
     bearer = {"Authorization": f"Bearer {link.token}"}
     api = httpx.get(f"{link.share_url}/api/query", params=query, headers=bearer)
     assert api.json()["rows"] == [[5]]
+    # A query's rows are kept in no browser's or proxy's cache (through the relay too).
+    assert api.headers["cache-control"] == "no-store"
+    arrow = httpx.get(
+        f"{link.share_url}/api/query", params={**query, "format": "arrow"}, headers=bearer
+    )
+    assert arrow.status_code == 200 and arrow.headers["cache-control"] == "no-store"
     wrong = httpx.get(home, headers={**page, **host, "Cookie": "p2p2p_t=nope"})
     assert wrong.status_code == 403 and "This link does not work" in wrong.text
     assert "Traceback" not in wrong.text

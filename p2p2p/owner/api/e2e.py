@@ -24,7 +24,7 @@ from ..pulls import pull_statement
 from ..shares import Share, ShareManager
 from .about import info, schema
 from .access import ANONYMOUS, Caller, caller_for, enroll
-from .http import Request, Response, error_response
+from .http import NO_STORE, Request, Response, error_response
 from .notes import notes_op
 from .results import audit, start, until_revoked
 
@@ -51,7 +51,9 @@ async def e2e(manager: ShareManager, share: Share, request: Request) -> Response
     except ValueError:
         return error_response(Tampered("the encrypted request is not valid"))
     return Response(
-        200, {"content-type": "application/octet-stream"}, _answer(share, session, message)
+        200,
+        {"content-type": "application/octet-stream", **NO_STORE},
+        _answer(share, session, message),
     )
 
 

@@ -59,9 +59,14 @@ async def once(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
 
 
+# The share's API answers (store values, notes, schema) are kept by no browser or proxy:
+# a query's rows in a disk cache would outlive the share.
+NO_STORE = {"cache-control": "no-store"}
+
+
 def json_response(status: int, obj: Any) -> Response:
     body = json.dumps(obj, default=str).encode()
-    return Response(status, {"content-type": "application/json"}, once(body))
+    return Response(status, {"content-type": "application/json", **NO_STORE}, once(body))
 
 
 def script_response(script: bytes) -> Response:

@@ -17,7 +17,7 @@ from ...errors import BadParameters, P2P2PError
 from ...store.arrow import open_ipc_stream, to_pandas
 from ..shares import Share
 from .access import ANONYMOUS, Caller
-from .http import Request, Response, once
+from .http import NO_STORE, Request, Response, once
 from .results import Result, audit, start
 
 __all__ = ["JSON_MAX_ROWS", "plain_query"]
@@ -37,7 +37,9 @@ async def plain_query(share: Share, request: Request) -> Response:
     if fmt == "arrow":
         result = await start(share, sql, b"", None, CLIENT, CHANNEL, max_rows=limit)
         return Response(
-            200, {"content-type": "application/vnd.apache.arrow.stream"}, _drain(share, result, sql)
+            200,
+            {"content-type": "application/vnd.apache.arrow.stream", **NO_STORE},
+            _drain(share, result, sql),
         )
     cap = min(limit or JSON_MAX_ROWS, JSON_MAX_ROWS)
     result = await start(share, sql, b"", None, CLIENT, CHANNEL, max_rows=cap)
@@ -60,7 +62,7 @@ async def plain_query(share: Share, request: Request) -> Response:
         ).encode()
 
     body = await asyncio.to_thread(render)
-    return Response(200, {"content-type": "application/json"}, once(body))
+    return Response(200, {"content-type": "application/json", **NO_STORE}, once(body))
 
 
 async def _drain(share: Share, result: Result, sql: str) -> AsyncGenerator[bytes, None]:

@@ -100,6 +100,14 @@ def test_values_are_bound_never_pasted(store: LocalStore, cases: explore.Table) 
     assert rows(store, (sql, params)) == []
     # Shown as SQL, the value is a quoted literal that still means the same.
     assert rows(store, (cases.as_sql(view), {})) == []
+    # A value that reads like a placeholder stays a value (found by a hostile-viewer test).
+    tricky = cases.view(
+        [
+            {"column": "region", "op": "exact", "value": "$p1"},
+            {"column": "amount", "op": "gt", "value": "1"},
+        ]
+    )
+    assert "'$p1'" in cases.as_sql(tricky) and rows(store, (cases.as_sql(tricky), {})) == []
 
 
 def test_facets_count_the_other_filters_only(store: LocalStore, cases: explore.Table) -> None:

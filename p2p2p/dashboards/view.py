@@ -23,8 +23,6 @@ from ..widgets.explorer import TableExplorer
 from ..widgets.notes_panel import BrowserSigner, NotesPanel
 from ..widgets.sql_box import SqlBox
 
-SQL_ROW_LIMIT = 10_000
-
 
 class Dashboard(widgets.VBox):  # type: ignore[misc]
     """Header, the table explorer, a read-only SQL box and the notes panel."""

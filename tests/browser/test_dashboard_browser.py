@@ -7,7 +7,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,17 +20,6 @@ from ..helpers.browser import browser_page
 from ..helpers.sharing import Relay, Share, cli, origin_of
 
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module")
-def dashboard(
-    relay: Relay, sample_store: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Share]:
-    process = Share(
-        sample_store, relay.url, tmp_path_factory.mktemp("owner"), "--dashboard", "--name", "clinic"
-    )
-    yield process
-    process.stop()
 
 
 def open_dashboard(page: object, link: str) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from p2p2p.client import parse_link
 
 from ..helpers.browser import CHROMIUM_ARGS, chromium_path
-from ..helpers.sharing import Relay, Share
+from ..helpers.sharing import Share
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -107,17 +106,6 @@ def visit(context: Any, link: str) -> Visit:
         return Visit(seconds, [seen_of(request) for request in list(finished)])
     finally:
         page.close()  # the tab closes: the viewer leaves, and comes back later
-
-
-@pytest.fixture(scope="module")
-def dashboard(
-    relay: Relay, sample_store: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Share]:
-    process = Share(
-        sample_store, relay.url, tmp_path_factory.mktemp("owner"), "--dashboard", "--name", "cfo"
-    )
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 import duckdb
@@ -21,17 +20,6 @@ from ..helpers.sharing import Relay, Share
 
 pytestmark = pytest.mark.timeout(900)
 HOSTILE = "<img src=x onerror=\"document.title='pwned'\">"
-
-
-@pytest.fixture(scope="module")
-def shared(
-    relay: Relay, sample_store: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Share]:
-    process = Share(
-        sample_store, relay.url, tmp_path_factory.mktemp("owner"), "--dashboard", "--name", "clinic"
-    )
-    yield process
-    process.stop()
 
 
 def local(store: str, sql: str) -> list[tuple[Any, ...]]:
@@ -58,12 +46,12 @@ def settled(page: Any) -> None:
     page.wait_for_timeout(300)
 
 
-def test_facet_filter_sort_page_export_and_the_address(shared: Share, sample_store: str) -> None:
+def test_facet_filter_sort_page_export_and_the_address(dashboard: Share, sample_store: str) -> None:
     with chromium() as browser:
         context = browser.new_context(
             viewport={"width": 1440, "height": 900}, accept_downloads=True
         )
-        page = opened(context, shared.link)
+        page = opened(context, dashboard.link)
         assert "?t=" not in page.url
         title = page.locator(".p2p2p-x-title")
         assert title.inner_text().startswith("sales · 20,000 rows")  # the largest table first
@@ -135,7 +123,7 @@ def test_facet_filter_sort_page_export_and_the_address(shared: Share, sample_sto
 
         # Someone else's browser, with the link: the sent view opens as it was.
         other = browser.new_context(viewport={"width": 1024, "height": 1366})
-        joined = shared.link + "&" + urllib.parse.urlsplit(address).query
+        joined = dashboard.link + "&" + urllib.parse.urlsplit(address).query
         page = opened(other, joined)
         page.get_by_text(f"rows 51–{min(100, count)} of {count:,}").wait_for(timeout=60_000)
         settled(page)

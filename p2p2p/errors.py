@@ -27,7 +27,8 @@ The tree::
     ├── IdentityError                 identity        500  the key file
     ├── Forbidden                     forbidden       403  token missing, wrong, revoked
     │   ├── NotInvited                not_invited          identified share, key not listed
-    │   └── PullRefused               pull_refused         the owner does not allow that pull
+    │   ├── PullRefused               pull_refused         the owner does not allow that pull
+    │   └── ExportRefused             export_refused       downloads are off for this share
     ├── BadViewers                    bad_viewers     400  a viewer entry or viewers file
     ├── NotFound                      not_found       404  no such endpoint or page
     ├── ShareOffline                  offline         404  revoked, owner away, relay down
@@ -40,6 +41,7 @@ The tree::
     ├── RelayRefused                  relay_refused   502  the relay said no
     ├── ShareExists                   share_exists    409
     ├── UnknownShare                  unknown_share   404
+    ├── TooManySessions               too_many_sessions 429  one page, many sockets
     ├── DashboardFailed               dashboard_failed 502
     ├── DemoFailed                    demo_failed     500
     ├── ColumnTypesDiffer             column_types_differ 400  a group's stores disagree
@@ -95,6 +97,7 @@ __all__ = [
     "StoreUnavailable",
     "StreamGone",
     "Tampered",
+    "TooManySessions",
     "Truncated",
     "UnknownShare",
     "WorkerCrashed",
@@ -378,6 +381,13 @@ class UnknownShare(P2P2PError):
 
     code = "unknown_share"
     status = 404
+
+
+class TooManySessions(P2P2PError):
+    """A dashboard page already has as many live connections as one page needs."""
+
+    code = "too_many_sessions"
+    status = 429
 
 
 class DashboardFailed(P2P2PError):

@@ -74,6 +74,7 @@ class TunnelStream:
         if self.is_open:
             self.tunnel.conn.reset_stream(self.stream_id, code, reason)
             self.tunnel.flush_soon()
+        self.window.set()  # a send waiting for credit wakes and finds the stream gone
 
 
 class TunnelConnection:

@@ -10,6 +10,7 @@ request for the share's API (``owner.api``) or one dashboard WebSocket session.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from ..errors import (
     RemoteProtocolError,
     ShareOffline,
     StreamGone,
+    TooManySessions,
 )
 from ..protocol import registration
 from ..protocol.tunnel import (
@@ -50,6 +52,14 @@ log = logging.getLogger("p2p2p.owner")
 BACKOFF_FIRST_S = 0.1
 BACKOFF_CAP_S = 1.0  # reconnect within ~1 s of the relay coming back
 REFUSED_RETRY_S = 30.0  # after the relay said no
+# What may wait here for one viewer's websocket: a few exports' worth. The dashboard is
+# read as fast as it writes (its own write buffers have no bound), so a viewer that
+# stops reading would otherwise make the owner's machine hold everything sent to it.
+MAX_PENDING_TO_VIEWER = 24 * 2**20
+# A page talks to its kernel over one websocket; a second covers a reconnect whose old
+# socket has not closed yet. Every socket on a kernel gets its own copy of everything
+# the kernel says, so more would multiply what one page can make the owner send.
+MAX_SOCKETS_PER_KERNEL = 2
 
 
 class OwnerTunnel(TunnelConnection):
@@ -90,6 +100,7 @@ class TunnelClient:
         self.tunnel: OwnerTunnel | None = None
         self.refusal = ""  # the relay's last reason for refusing, in its own words
         self.refused: dict[str, str] = {}  # share id -> the relay's reason for not taking it
+        self.sockets: collections.Counter[tuple[str, str]] = collections.Counter()
         manager.listeners.append(self._on_share_change)
 
     @property
@@ -245,12 +256,22 @@ class TunnelClient:
         watch: asyncio.Task[None] | None = None
         upstream: ClientConnection | None = None
         counted: Share | None = None
+        kernel = (request.share_id, request.path)
+        held = False
         try:
             opened = await self.api.open_websocket(request)
             if isinstance(opened, Response):  # refused: an HTTP answer, then the end
                 await _send_whole(stream, opened)
                 return
             upstream = opened
+            if self.sockets[kernel] >= MAX_SOCKETS_PER_KERNEL:
+                await _send_whole(stream, error_response(TooManySessions(
+                    f"this page's kernel already has {MAX_SOCKETS_PER_KERNEL} live "
+                    "connections; close another tab of it, or reload"
+                )))  # fmt: skip
+                return
+            self.sockets[kernel] += 1
+            held = True
             # A dashboard viewer is one kernel connection: count them for the cap.
             viewer = request.path.endswith("/channels")
             counted = self.manager.shares.get(request.share_id) if viewer else None
@@ -265,11 +286,7 @@ class TunnelClient:
                 watch = asyncio.ensure_future(
                     _close_when_signed_out(self.manager, request, upstream)
                 )
-            try:
-                async for message in upstream:
-                    await stream.send(encode_ws_message(message))
-            except ConnectionClosed:
-                pass
+            await _to_viewer(upstream, stream)
             if stream.is_open:
                 await stream.send(b"", end=True)
         except StreamGone:
@@ -286,6 +303,10 @@ class TunnelClient:
                 await upstream.close()
             if counted is not None:
                 counted.sessions = max(0, counted.sessions - 1)
+            if held:
+                self.sockets[kernel] -= 1
+                if self.sockets[kernel] <= 0:
+                    del self.sockets[kernel]
             stream.tunnel.streams.pop(stream.stream_id, None)
 
     async def close(self) -> None:
@@ -345,6 +366,50 @@ async def _request_body(stream: TunnelStream) -> bytes | None:
                 return None
             if event.ended:
                 return bytes(body)
+
+
+async def _to_viewer(upstream: ClientConnection, stream: TunnelStream) -> None:
+    """The dashboard's messages to the viewer, read from the dashboard as they come and
+    sent as the viewer's credit allows; a viewer more than ``MAX_PENDING_TO_VIEWER``
+    behind is not reading, and its session is closed (its page reconnects if it is
+    alive; the kernel and every other viewer go on)."""
+    pending: collections.deque[bytes] = collections.deque()
+    size = 0
+    arrived = asyncio.Event()
+    finished = False
+
+    async def read() -> None:
+        nonlocal size, finished
+        try:
+            async for message in upstream:
+                frame = encode_ws_message(message)
+                pending.append(frame)
+                size += len(frame)
+                arrived.set()
+                if size > MAX_PENDING_TO_VIEWER:
+                    log.info("a dashboard viewer fell %d bytes behind: session closed", size)
+                    pending.clear()
+                    stream.reset("too_slow", "the viewer was not reading")
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            finished = True
+            arrived.set()
+
+    reader = asyncio.ensure_future(read())
+    try:
+        while True:
+            while pending:
+                frame = pending.popleft()
+                await stream.send(frame)
+                size -= len(frame)
+            if finished:
+                break
+            arrived.clear()
+            await arrived.wait()
+    finally:
+        reader.cancel()
 
 
 async def _to_upstream(stream: TunnelStream, upstream: ClientConnection) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
@@ -33,6 +34,9 @@ from ..store.arrow import cell_texts, kind_of_type
 EXPORT_ROWS = 100_000  # rows in one export, unless the owner's own cap is lower
 EXPORT_PIECE = 512 * 1024  # bytes per message to the page
 EXPORT_FORMATS = ("csv", "json", "parquet")
+# A page may ask for exports far faster than anyone downloads them; each one costs the
+# owner a query and its bytes, so one page gets a few a minute.
+EXPORTS_PER_MINUTE = 6
 FACT_CACHE = 32  # views' counts and facets kept per page
 KEY_COLUMNS = 3  # a row a note is about is named by its first columns
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
@@ -89,6 +93,7 @@ class TableExplorer(anywidget.AnyWidget):
             for t in self._tables.values()
         ]
         self.exports = list(EXPORT_FORMATS) if exports else []
+        self._exported: list[float] = []  # when the last exports were made (monotonic)
         self.on_msg(self._asked)
         first = table if table in self._tables else _largest(self._tables)
         if first is not None:
@@ -265,6 +270,16 @@ class TableExplorer(anywidget.AnyWidget):
         in pieces; the owner's audit log records it as an export."""
         if fmt not in EXPORT_FORMATS or (self.exports and fmt not in self.exports):
             raise BadParameters(f"export as one of {', '.join(self.exports or EXPORT_FORMATS)}")
+        now = time.monotonic()
+        self._exported = [t for t in self._exported if now - t < 60]
+        if len(self._exported) >= EXPORTS_PER_MINUTE:
+            wait = 60 - (now - self._exported[0])
+            raise BadParameters(
+                f"at most {EXPORTS_PER_MINUTE} exports a minute from one page: "
+                f"try again in {max(1, round(wait))} s"
+            )
+        self._exported.append(now)
+        self.error = ""
         # Downloads off: the owner is still asked, so its refusal is on its audit log.
         table, view = self.current()
         sql, params = table.select(view, paged=False)

@@ -168,6 +168,25 @@ def test_an_export_is_the_whole_view_up_to_the_cap(hostile_store: str) -> None:
     explorer.close()
 
 
+def test_a_page_gets_a_few_exports_a_minute(hostile_store: str) -> None:
+    from p2p2p.widgets import explorer as module
+
+    store = StoreLikeALink(hostile_store)
+    explorer = module.TableExplorer(store)
+    explorer.send = lambda content, buffers=None: None
+    for _ in range(module.EXPORTS_PER_MINUTE):
+        explorer._asked(None, {"do": "export", "format": "csv"}, [])
+    assert explorer.error == ""
+    asked = len(store.asked)
+    explorer._asked(None, {"do": "export", "format": "csv"}, [])
+    assert "exports a minute" in explorer.error and "try again in" in explorer.error
+    assert len(store.asked) == asked  # refused before the owner was asked
+    explorer._exported = [t - 61 for t in explorer._exported]  # a minute on
+    explorer._asked(None, {"do": "export", "format": "csv"}, [])
+    assert "Exported" in explorer.notice and explorer.error == ""
+    explorer.close()
+
+
 def test_current_share_outside_a_dashboard_says_where_it_works(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

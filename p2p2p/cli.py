@@ -211,7 +211,8 @@ def _cmd_share(args: argparse.Namespace) -> int:
     )
 
     async def main() -> int:
-        service = OwnerService(identity, relay=args.relay)
+        service = OwnerService(identity)
+        relays = ", ".join(args.relay)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -221,6 +222,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 args.path,
                 name=args.name,
                 listed=args.listed,
+                relay=args.relay,
                 limits=limits,
                 upstream=args.upstream or "",
                 dashboard=args.dashboard or False,
@@ -237,14 +239,16 @@ def _cmd_share(args: argparse.Namespace) -> int:
         stopper = asyncio.ensure_future(stop.wait())
         # Something to look at while an unreachable relay is retried (and, for whoever
         # drives this process, the sign that Ctrl+C is handled from here on).
-        print(f"p2p2p: sharing {args.path} through {args.relay}…", file=sys.stderr, flush=True)
+        print(f"p2p2p: sharing {args.path} through {relays}…", file=sys.stderr, flush=True)
         # Ctrl+C must work while the relay is still unreachable, too.
         await asyncio.wait([sharing, stopper], return_when=asyncio.FIRST_COMPLETED)
         if not sharing.done():
             sharing.cancel()
             await service.close()
             print(
-                f"p2p2p: stopped before the relay at {args.relay} accepted the share",
+                f"p2p2p: stopped before the relay at {relays} accepted the share"
+                if len(args.relay) == 1
+                else f"p2p2p: stopped before any relay ({relays}) accepted the share",
                 file=sys.stderr,
             )
             return 1
@@ -452,7 +456,14 @@ def build_parser() -> argparse.ArgumentParser:
         "share", help="share a DuckDB file read-only through a relay until Ctrl+C"
     )
     share.add_argument("path")
-    share.add_argument("--relay", required=True, metavar="URL", help="e.g. http://127.0.0.1:8765")
+    share.add_argument(
+        "--relay",
+        required=True,
+        action="append",
+        metavar="URL",
+        help="e.g. http://127.0.0.1:8765; again for more relays: the owner stays on all of "
+        "them, the link names them all and clients go to the next when one stops answering",
+    )
     share.add_argument("--name", help="share name (default: from the file name)")
     share.add_argument(
         "--listed", action="store_true", help="show the share on the relay's directory page"

@@ -70,18 +70,16 @@ class RemoteStore:
         # Whether this user's own key may be created to sign a note (never for a
         # dashboard's kernel, which runs as the owner: viewers sign in their browser).
         self.may_create_identity = identity == "auto"
-        self.http = httpx.Client(timeout=httpx.Timeout(timeout_s, read=None))
+        # With other relays to go to, one that does not take the connection within
+        # FAILOVER_S is passed over (a relay that is down refuses at once).
+        connect_s = min(timeout_s, FAILOVER_S) if link.also else timeout_s
+        self.http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=connect_s, read=None))
+        self.relay = link.base  # the relay in use: the first that answered
         self.last_info = ResultInfo()
         # lz4 wins even on loopback here (benchmarks/results.md: bytes cross three Python
         # processes, so fewer bytes beat the compression CPU); None or "zstd" override it.
         self.compression = compression
-        try:
-            answer = self.http.get(f"{link.share_url}{OWNER_PATH}")
-        except httpx.TransportError as exc:
-            raise ShareOffline(_unreachable(link.base, exc)) from None
-        if answer.status_code != 200:
-            raise _http_error(answer)
-        info = answer.json()
+        info = self._owner_info()
         self.owner_key = unb64(str(info["owner"]))
         self.name = str(info["name"])
         if not matches(link.share_id, self.owner_key, self.name):
@@ -104,7 +102,52 @@ class RemoteStore:
         self.enrolled = {k: answer.get(k) for k in ("viewer", "tables", "expires")}
         self.link = self.link.with_token(str(answer["token"]))
 
+    def _share_url(self, relay: str) -> str:
+        return f"{relay}/s/{self.link.share_id}"
+
+    def _in_order(self) -> list[str]:
+        """The link's relays, the one in use first."""
+        return [self.relay] + [r for r in self.link.relays if r != self.relay]
+
+    def _owner_info(self) -> dict[str, Any]:
+        """The share's public facts, from the first of the link's relays that has it."""
+        failed: ShareOffline | None = None
+        for relay in self._in_order():
+            try:
+                answer = self.http.get(f"{self._share_url(relay)}{OWNER_PATH}")
+            except httpx.TransportError as exc:
+                failed = ShareOffline(_unreachable(relay, exc))
+                continue
+            if answer.status_code != 200:
+                error = _http_error(answer)
+                if isinstance(error, ShareOffline):
+                    failed = error
+                    continue
+                raise error
+            self.relay = relay
+            return dict(answer.json())
+        assert failed is not None
+        raise failed
+
     def _call(self, message: dict[str, Any]) -> Generator[tuple[bytes, bool], None, None]:
+        """One sealed request and its answer's pieces. A relay that is down, or that
+        does not have the share now (its owner tunnel went away), is passed over for the
+        link's next one; nothing reached the owner through it, so asking again is safe.
+        An answer cut once it has begun is not retried: the caller gets the error."""
+        relays = self._in_order()
+        for i, relay in enumerate(relays):
+            last = i == len(relays) - 1
+            try:
+                yield from self._call_via(relay, message)
+                self.relay = relay
+                return
+            except _PassOver as exc:
+                if last:
+                    raise exc.error from None
+
+    def _call_via(
+        self, relay: str, message: dict[str, Any]
+    ) -> Generator[tuple[bytes, bool], None, None]:
         session = envelope.ClientSession(self._box_key, self.link.share_id)
         claim = None
         if isinstance(self.identity, Identity):
@@ -121,11 +164,14 @@ class RemoteStore:
         body = session.request_prefix() + session.request.seal(payload, final=True)
         try:
             with self.http.stream(
-                "POST", f"{self.link.share_url}/.p2p2p/e2e", content=body
+                "POST", f"{self._share_url(relay)}/.p2p2p/e2e", content=body
             ) as response:
                 if response.status_code != 200:
                     response.read()
-                    raise _http_error(response)
+                    error = _http_error(response)
+                    if isinstance(error, ShareOffline):
+                        raise _PassOver(error)
+                    raise error
                 header = b""
                 opener: envelope.Opener | None = None
                 for raw in response.iter_raw():
@@ -142,8 +188,8 @@ class RemoteStore:
                     raise Truncated("the owner's answer ended before it began")
                 opener.close()
         except httpx.TransportError as exc:
-            if isinstance(exc, httpx.ConnectError):
-                raise ShareOffline(_unreachable(self.link.base, exc)) from None
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                raise _PassOver(ShareOffline(_unreachable(relay, exc))) from None
             raise ShareOffline(f"the share went offline while answering ({exc})") from None
 
     def _single(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -369,6 +415,17 @@ def existing_identity() -> Identity | None:
     """The user's identity if one was created; never creates one behind their back."""
     path = config_dir() / FILENAME
     return Identity.load(path) if path.exists() else None
+
+
+FAILOVER_S = 2.0  # a relay that does not take the connection in this time is passed over
+
+
+class _PassOver(Exception):
+    """This relay cannot carry the request now; the next one may."""
+
+    def __init__(self, error: ShareOffline) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def _unreachable(relay: str, exc: Exception) -> str:

@@ -40,21 +40,37 @@ __all__ = [
 LOCAL_PREFIX = "local:"
 
 
+ALSO = "also"  # the fragment key naming the other relays of a link
+
+
 @dataclasses.dataclass(frozen=True)
 class Link:
+    """A share's link: ``http(s)://relay/s/<id>/?t=<token>[#also=relay2,relay3]``.
+
+    Other relays carrying the same share travel in the fragment, which browsers never
+    send to a server: a browser opens the first relay with one click, and notebook
+    clients try the others when it stops answering (``client.remote``). A relay written
+    without a scheme there (``r2.example:8443``) takes the first relay's scheme.
+    """
+
     base: str  # http(s)://relay[:port]
     share_id: str
     token: str  # "" in an invite link: redeeming the invite hands it over
     invite: str = ""  # a one-time invite code (``&i=``), for identified shares
+    also: tuple[str, ...] = ()  # the other relays' bases, in the owner's order
 
     def with_token(self, token: str) -> Link:
         """The share's own link, once an invite was redeemed."""
-        return Link(self.base, self.share_id, token)
+        return Link(self.base, self.share_id, token, also=self.also)
+
+    @property
+    def relays(self) -> tuple[str, ...]:
+        return (self.base, *self.also)
 
     @property
     def full(self) -> str:
         """The whole link, token included: to be kept like a password."""
-        return f"{self.share_url}/?t={self.token}"
+        return f"{self.share_url}/?t={self.token}{fragment(self.base, self.also)}"
 
     @property
     def share_url(self) -> str:
@@ -162,6 +178,33 @@ def parse_target(text: str, cwd: str | None = None) -> LocalTarget:
     return LocalTarget(path, label=text if text.startswith(LOCAL_PREFIX) else LOCAL_PREFIX + text)
 
 
+def fragment(base: str, also: tuple[str, ...] | list[str]) -> str:
+    """The ``#also=…`` part of a link naming ``also`` (empty for one relay)."""
+    if not also:
+        return ""
+    scheme = base.split("://", 1)[0] + "://"
+    return f"#{ALSO}=" + ",".join(url.removeprefix(scheme) for url in also)
+
+
+def _also(base: str, text: str, fragment_text: str) -> tuple[str, ...]:
+    found = urllib.parse.parse_qs(fragment_text).get(ALSO, [""])[-1]
+    scheme = base.split("://", 1)[0]
+    relays: list[str] = []
+    for item in (part.strip().rstrip("/") for part in found.split(",")):
+        if not item:
+            continue
+        url = urllib.parse.urlsplit(item if "://" in item else f"{scheme}://{item}")
+        if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
+            raise BadTarget(f"{text!r} names a relay {item!r} in #{ALSO}= that is not host[:port]")
+        relay = f"{url.scheme}://{url.netloc}"
+        if relay != base and relay not in relays:
+            relays.append(relay)
+    return tuple(relays[: MAX_RELAYS - 1])
+
+
+MAX_RELAYS = 8  # relays one link may name; more are ignored
+
+
 def parse_link(text: str) -> Link:
     url = urllib.parse.urlsplit(text.strip())
     if url.scheme not in ("http", "https") or not url.netloc:
@@ -181,4 +224,5 @@ def parse_link(text: str) -> Link:
     invite = query.get("i", [""])[-1]
     if not token and not invite:
         raise BadTarget(f"{text!r} has no access token (?t=…): copy the whole link")
-    return Link(f"{url.scheme}://{url.netloc}", share_id, token, invite)
+    base = f"{url.scheme}://{url.netloc}"
+    return Link(base, share_id, token, invite, _also(base, text, url.fragment))

@@ -522,7 +522,9 @@ class P2PMagics(Magics):
     @argument(
         "--relay",
         metavar="URL",
-        help="the relay to route it (default: $P2P2P_RELAY, the config file, or one on this machine)",
+        action="append",
+        help="the relay to route it (default: $P2P2P_RELAY, the config file, or one on this "
+        "machine); again for more relays, which the link names too",
     )
     @argument(
         "--host",

@@ -14,12 +14,14 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import tornado.httpserver
 
 from ..aio import spawn
 from ..aio.web import listen
+from ..client.target import MAX_RELAYS
 from ..errors import BadLimits, P2P2PError, ShareExists, ShareOffline, UnknownShare
 from ..identity import Identity
 from ..paths import config_dir, record_embedded_relay
@@ -117,7 +119,7 @@ class OwnerService:
         name: str | None = None,
         listed: bool = False,
         title: str = "",
-        relay: str | None = None,
+        relay: str | Sequence[str] | None = None,
         host: str | None = None,
         limits: dict[str, Any] | None = None,
         snapshot: dict[str, str] | None = None,
@@ -156,7 +158,9 @@ class OwnerService:
                     f"a share named {name!r} is already active: %unshare {name} first, "
                     "pass --name for a second share of it, or --refresh to serve the file anew"
                 )
-            relay_url, dial_url = self._relay_for(relay, host)
+            relays = [relay] if isinstance(relay, str) else list(relay or [])
+            relay_url, dial_url = self._relay_for(relays[0] if relays else None, host)
+            also = self._other_relays(relays[1:], relay_url)
             server = None
             if dashboard:
                 notebook = dashboard if isinstance(dashboard, str) else None
@@ -190,20 +194,23 @@ class OwnerService:
                 share.max_viewers = max(1, int(max_viewers))
             share.allow_pull = pulls
             share.exports = bool(exports)
-            self.links[share.share_id] = self.manager.link(relay_url, share, token)
+            share.also = tuple(also)
+            self.links[share.share_id] = self.manager.link(relay_url, share, token, also)
             if share.viewers is not None:  # invite links name the share without its token
                 url = f"{relay_url.rstrip('/')}/s/{share.share_id}/"
                 await asyncio.to_thread(share.viewers.set_url, url)
-            tunnel = self._tunnel(dial_url)
-            if not await tunnel.wait_registered(share.share_id, REGISTER_TIMEOUT_S):
-                state = tunnel.state
-                reason = tunnel.refused.get(share.share_id) or tunnel.refusal
-                said = f"; the relay said: {reason!r}" if reason else ""
+            tunnels = [self._tunnel(url) for url in (dial_url, *also)]
+            if not await _registered_somewhere(tunnels, share.share_id):
+                reasons = []
+                for url, tunnel in zip((relay_url, *also), tunnels, strict=True):
+                    reason = tunnel.refused.get(share.share_id) or tunnel.refusal
+                    said = f", the relay said: {reason!r}" if reason else ""
+                    reasons.append(f"{url} (tunnel {tunnel.state}{said})")
                 await self._remove(share)
                 raise ShareOffline(
-                    f"the relay at {relay_url} did not accept the share within "
-                    f"{REGISTER_TIMEOUT_S:g} s (tunnel {state}{said}): check the relay URL, "
-                    "or leave --relay out to use a relay on this machine"
+                    f"no relay accepted the share within {REGISTER_TIMEOUT_S:g} s: "
+                    f"{'; '.join(reasons)}. Check the relay URL, or leave --relay out to "
+                    "use a relay on this machine"
                 )
             if server is not None:
                 # Voila starts once the link works: its pre-started kernel runs the
@@ -265,7 +272,7 @@ class OwnerService:
         link of a revoked share should get "offline or revoked" from it, not a refused
         connection.
         """
-        used = {share.relay for share in self.manager.shares.values()}
+        used = {url for s in self.manager.shares.values() for url in (s.relay, *s.also)}
         for url in list(self.tunnels):
             if url not in used:
                 _client, task = self.tunnels.pop(url)
@@ -287,6 +294,20 @@ class OwnerService:
             self.embedded_urls.add(embedded.url)
         return embedded.url, embedded.dial_url
 
+    def _other_relays(self, relays: list[str], first: str) -> list[str]:
+        """The share's other relays (``--relay`` given again): public ones only, since a
+        relay on this machine is already the first."""
+        also: list[str] = []
+        for url in relays:
+            if not url.startswith(("http://", "https://")):
+                raise P2P2PError(f"the relay URL must start with http:// or https://: {url}")
+            url = url.rstrip("/")
+            if url != first and url not in also:
+                also.append(url)
+        if len(also) >= MAX_RELAYS:
+            raise P2P2PError(f"a share goes through at most {MAX_RELAYS} relays")
+        return also
+
     def _tunnel(self, url: str) -> TunnelClient:
         entry = self.tunnels.get(url)
         if entry is not None and not entry[1].done():
@@ -301,6 +322,10 @@ class OwnerService:
             share = self.manager.find(share)
         entry = self.tunnels.get(share.relay)
         tunnel = entry[0] if entry else None
+        relays = []
+        for url in (share.relay, *share.also):
+            each = self.tunnels.get(url)
+            relays.append({"url": url, "state": each[0].state if each else "stopped"})
         link = self.links.get(share.share_id, "")
         shown_relay = link.split("/s/", 1)[0] if link else share.relay
         try:
@@ -317,12 +342,19 @@ class OwnerService:
             "relay": shown_relay,
             "relay_embedded": shown_relay in self.embedded_urls,
             "relay_state": tunnel.state if tunnel else "stopped",
+            "relays": relays,
             "listed": share.listed,
             "title": share.title,
             "allow_pull": sorted(share.allow_pull),
             "exports": share.exports,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(share.started)),
-            "viewers_now": tunnel.active_requests(share.share_id) if tunnel else 0,
+            "viewers_now": sum(
+                t.active_requests(share.share_id)
+                for t, _task in (
+                    self.tunnels.get(u) or (None, None) for u in (share.relay, *share.also)
+                )
+                if t is not None
+            ),
             "queries": share.queries,
             "bytes_out": share.bytes_out,
             "recent_audit": [
@@ -370,6 +402,30 @@ class OwnerService:
             for embedded in self.embedded.values():
                 embedded.close()
             self.embedded.clear()
+
+
+OTHERS_S = 2.0  # once one relay took a share, how long the others get before status shows
+
+
+async def _registered_somewhere(tunnels: list[TunnelClient], share_id: str) -> bool:
+    """Whether any of ``tunnels`` got ``share_id`` confirmed in time. The share is live
+    as soon as one relay has it; the others get a moment more, then go on reconnecting by
+    themselves (a relay that is down now takes the share when it is back)."""
+    waits = [
+        asyncio.ensure_future(t.wait_registered(share_id, REGISTER_TIMEOUT_S)) for t in tunnels
+    ]
+    try:
+        pending = set(waits)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if any(task.result() for task in done):
+                if pending:
+                    await asyncio.wait(pending, timeout=OTHERS_S)
+                return True
+        return False
+    finally:
+        for task in waits:
+            task.cancel()
 
 
 def _source(share: Share) -> str:

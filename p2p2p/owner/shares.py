@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..client.target import fragment
 from ..errors import ShareExists, UnknownShare
 from ..identity import Identity
 from ..paths import data_dir, private_dir
@@ -65,6 +66,7 @@ class Share:
     listed: bool = False
     title: str = ""
     relay: str = ""  # the relay that routes it ("" : every tunnel of this manager)
+    also: tuple[str, ...] = ()  # other relays that carry it too (``--relay`` again)
     snapshot: dict[str, str] | None = None  # {"source", "taken"} when serving a copy
     upstream: str = ""  # a loopback web app serving the rest of the share's paths
     upstream_paths: re.Pattern[str] | None = None  # if set, only these paths reach it
@@ -197,5 +199,6 @@ class ShareManager:
         for sid in list(self.shares):
             self.remove(sid)
 
-    def link(self, relay_url: str, share: Share, token: str) -> str:
-        return f"{relay_url.rstrip('/')}/s/{share.share_id}/?t={token}"
+    def link(self, relay_url: str, share: Share, token: str, also: Sequence[str] = ()) -> str:
+        base = relay_url.rstrip("/")
+        return f"{base}/s/{share.share_id}/?t={token}{fragment(base, list(also))}"

@@ -156,7 +156,7 @@ class TunnelClient:
             tunnel.cut("offline", "the relay connection closed")
 
     def serves(self, share: Share) -> bool:
-        return share.relay in ("", self.relay_url)
+        return share.relay in ("", self.relay_url) or self.relay_url in share.also
 
     def active_requests(self, share_id: str) -> int:
         tunnel = self.tunnel

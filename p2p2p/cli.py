@@ -231,6 +231,8 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 require_key=args.require_key,
                 allow_pull=args.allow_pull,
                 exports=not args.no_export,
+                keep_link=args.keep_link,
+                rotate_link=args.rotate_link,
                 browser_session_s=parse_duration(args.browser_session)
                 if args.browser_session
                 else None,
@@ -535,6 +537,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no CSV/JSON/Parquet download buttons on the dashboard, and the share refuses "
         "export requests (viewers still see the rows the dashboard shows)",
+    )
+    share.add_argument(
+        "--keep-link",
+        action="store_true",
+        help="the same link as the last start with --keep-link (kept as a number and a "
+        "hash in the data directory; the token itself is derived from your key)",
+    )
+    share.add_argument(
+        "--rotate-link",
+        action="store_true",
+        help="a new lasting link now: the old one (and every browser signed in with it) "
+        "stops working; later --keep-link starts keep the new one",
     )
     share.set_defaults(func=_cmd_share)
 

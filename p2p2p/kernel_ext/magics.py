@@ -570,6 +570,16 @@ class P2PMagics(Magics):
         action="store_true",
         help="no download buttons on the dashboard; export requests are refused",
     )
+    @argument(
+        "--keep-link",
+        action="store_true",
+        help="the same link as the last time it was shared with --keep-link",
+    )
+    @argument(
+        "--rotate-link",
+        action="store_true",
+        help="a new lasting link now; the old one stops working (a live share restarts)",
+    )
     @line_magic
     def share(self, line: str) -> Any:
         """Share a DuckDB file read-only through a relay; shows the link and live status."""
@@ -592,6 +602,8 @@ class P2PMagics(Magics):
             "require_key": args.require_key,
             "allow_pull": args.allow_pull,
             "exports": not args.no_export,
+            "keep_link": args.keep_link,
+            "rotate_link": args.rotate_link,
         }
         copy: str | None = None
         try:

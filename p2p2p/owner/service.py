@@ -29,6 +29,7 @@ from ..protocol.shareid import check_name, name_from_path, share_id
 from ..relay import RelayConfig, make_app
 from ..store.file import check_store_file
 from ..store.limits import Limits
+from .links import kept_token
 from .pulls import pullable
 from .shares import Share, ShareManager, open_store
 from .signin import SESSION_TTL_S
@@ -132,9 +133,14 @@ class OwnerService:
         browser_session_s: float | None = None,
         allow_pull: list[str] | str | None = None,
         exports: bool = True,
+        keep_link: bool = False,
+        rotate_link: bool = False,
     ) -> dict[str, Any]:
         """Share ``path``; with ``refresh``, serve a new copy under an existing share's
-        link instead (after a new snapshot). Returns the share's status."""
+        link instead (after a new snapshot). ``keep_link``: the same link as the last
+        start with it (``owner.links``); ``rotate_link``: a new lasting link now, and a
+        share already running under the old one is restarted with it. Returns the
+        share's status."""
         resolved = check_store_file(path, "share")
         invited = [Viewer.from_dict(v, "viewer: ") for v in viewers or []]
         source = (snapshot or {}).get("source") or resolved
@@ -147,6 +153,9 @@ class OwnerService:
             existing = next((s for s in self.manager.shares.values() if s.name == name), None)
             if existing is not None and refresh:
                 return await self._replace_store(existing, resolved, share_limits, snapshot)
+            if existing is not None and rotate_link:
+                await self._remove(existing)  # the old link stops answering now
+                existing = None
             if existing is not None and _source(existing) == source:
                 # Running the notebook again: the same file under the same name is the
                 # share that is already live (same link), not an error.
@@ -174,6 +183,12 @@ class OwnerService:
             except P2P2PError:
                 await asyncio.to_thread(executor.close)
                 raise
+            sid = share_id(self.manager.identity.public_key, name)
+            lasting = None
+            if keep_link or rotate_link:
+                lasting = await asyncio.to_thread(
+                    kept_token, self.manager.identity, self.manager.base_dir, sid, rotate_link
+                )
             share, token = self.manager.add(
                 resolved,
                 name,
@@ -187,6 +202,7 @@ class OwnerService:
                 viewers=invited,
                 require_key=require_key,
                 session_ttl_s=browser_session_s or SESSION_TTL_S,
+                token=lasting,
             )
             if server is not None:
                 share.upstream_paths = VOILA_PATHS  # Voila's own pages and kernels only

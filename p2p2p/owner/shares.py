@@ -119,6 +119,7 @@ class ShareManager:
         viewers: Sequence[Viewer] = (),
         require_key: bool = False,
         session_ttl_s: float = SESSION_TTL_S,
+        token: str | None = None,
     ) -> tuple[Share, str]:
         """Share a store; returns the share and its access token (shown once, kept hashed).
 
@@ -145,7 +146,7 @@ class ShareManager:
             raise
         if executor is None:
             executor = open_store(resolved, limits)
-        token = secrets.token_urlsafe(TOKEN_BYTES)
+        token = token or secrets.token_urlsafe(TOKEN_BYTES)
         audit_dir = private_dir(self.base_dir / "audit")
         share = Share(
             name=name,

@@ -44,6 +44,8 @@ SHARE_FIELDS = (
     "browser_session_s",
     "allow_pull",
     "exports",
+    "keep_link",
+    "rotate_link",
 )
 MAX_BODY = 64 << 10
 

@@ -338,3 +338,20 @@ def test_connect_refuses_a_wrong_token_and_saves_nothing(owner: Kernel, analyst:
         assert "typo" not in listed
     finally:
         owner.run("%unshare tokencheck")
+
+
+def test_rotate_link_on_a_live_share_from_the_notebook(owner: Kernel, analyst: Kernel) -> None:
+    from p2p2p.errors import Forbidden
+
+    kept = share(owner, "store.duckdb --name lasting --keep-link --no-dashboard")
+    assert share(owner, "store.duckdb --name lasting --keep-link --no-dashboard") == kept
+    assert count(analyst, kept) == 20_000
+    rotated = share(owner, "store.duckdb --name lasting --rotate-link --no-dashboard")
+    assert rotated != kept and rotated.split("?t=")[0] == kept.split("?t=")[0]
+    assert count(analyst, rotated) == 20_000
+    with pytest.raises(Forbidden):  # dead at once, with the share still running
+        p2p2p.connect(kept).query("SELECT 1")
+    owner.run("%unshare lasting")
+    # Shared again later with --keep-link: the rotated link is the one that lasts.
+    assert share(owner, "store.duckdb --name lasting --keep-link --no-dashboard") == rotated
+    owner.run("%unshare lasting")

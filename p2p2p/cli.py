@@ -233,6 +233,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 exports=not args.no_export,
                 keep_link=args.keep_link,
                 rotate_link=args.rotate_link,
+                standby=args.standby,
                 browser_session_s=parse_duration(args.browser_session)
                 if args.browser_session
                 else None,
@@ -264,9 +265,16 @@ def _cmd_share(args: argparse.Namespace) -> int:
             "share_id": status["share_id"],
             "owner": identity.public_key_b64,
             "name": status["name"],
+            "state": status["relay_state"],
         }
         if args.json:
             print(json.dumps(record), flush=True)
+        elif status["relay_state"] == "standby":
+            print(
+                f"Standing by for {status['name']!r}: another process with this key serves "
+                f"it now; this one takes over when it stops. Link:\n  {status['link']}",
+                flush=True,
+            )
         else:
             print(
                 f"Sharing {status['path']} as {status['name']!r} (read-only). Link:\n  "
@@ -549,6 +557,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a new lasting link now: the old one (and every browser signed in with it) "
         "stops working; later --keep-link starts keep the new one",
+    )
+    share.add_argument(
+        "--standby",
+        action="store_true",
+        help="a second machine with the same key (and a copy of the store): wait while "
+        "another process serves this share and take over when it stops",
     )
     share.set_defaults(func=_cmd_share)
 

@@ -580,6 +580,11 @@ class P2PMagics(Magics):
         action="store_true",
         help="a new lasting link now; the old one stops working (a live share restarts)",
     )
+    @argument(
+        "--standby",
+        action="store_true",
+        help="wait while another process with your key serves it; take over when it stops",
+    )
     @line_magic
     def share(self, line: str) -> Any:
         """Share a DuckDB file read-only through a relay; shows the link and live status."""
@@ -604,6 +609,7 @@ class P2PMagics(Magics):
             "exports": not args.no_export,
             "keep_link": args.keep_link,
             "rotate_link": args.rotate_link,
+            "standby": args.standby,
         }
         copy: str | None = None
         try:

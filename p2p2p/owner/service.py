@@ -135,12 +135,14 @@ class OwnerService:
         exports: bool = True,
         keep_link: bool = False,
         rotate_link: bool = False,
+        standby: bool = False,
     ) -> dict[str, Any]:
         """Share ``path``; with ``refresh``, serve a new copy under an existing share's
         link instead (after a new snapshot). ``keep_link``: the same link as the last
         start with it (``owner.links``); ``rotate_link``: a new lasting link now, and a
         share already running under the old one is restarted with it. Returns the
-        share's status."""
+        share's status. ``standby``: when another live process with this key serves
+        the share, wait and take over when it stops, instead of being refused."""
         resolved = check_store_file(path, "share")
         invited = [Viewer.from_dict(v, "viewer: ") for v in viewers or []]
         source = (snapshot or {}).get("source") or resolved
@@ -215,7 +217,7 @@ class OwnerService:
             if share.viewers is not None:  # invite links name the share without its token
                 url = f"{relay_url.rstrip('/')}/s/{share.share_id}/"
                 await asyncio.to_thread(share.viewers.set_url, url)
-            tunnels = [self._tunnel(url) for url in (dial_url, *also)]
+            tunnels = [self._tunnel(url, standby) for url in (dial_url, *also)]
             if not await _registered_somewhere(tunnels, share.share_id):
                 reasons = []
                 for url, tunnel in zip((relay_url, *also), tunnels, strict=True):
@@ -324,11 +326,12 @@ class OwnerService:
             raise P2P2PError(f"a share goes through at most {MAX_RELAYS} relays")
         return also
 
-    def _tunnel(self, url: str) -> TunnelClient:
+    def _tunnel(self, url: str, standby: bool = False) -> TunnelClient:
         entry = self.tunnels.get(url)
         if entry is not None and not entry[1].done():
+            entry[0].standby = entry[0].standby or standby  # before the new share's challenge
             return entry[0]
-        client = TunnelClient(url, self.manager)
+        client = TunnelClient(url, self.manager, standby=standby)
         self.tunnels[url] = (client, spawn(client.run()))
         return client
 
@@ -341,7 +344,7 @@ class OwnerService:
         relays = []
         for url in (share.relay, *share.also):
             each = self.tunnels.get(url)
-            relays.append({"url": url, "state": each[0].state if each else "stopped"})
+            relays.append({"url": url, "state": _state(each[0] if each else None, share)})
         link = self.links.get(share.share_id, "")
         shown_relay = link.split("/s/", 1)[0] if link else share.relay
         try:
@@ -357,7 +360,7 @@ class OwnerService:
             "snapshot": share.snapshot,
             "relay": shown_relay,
             "relay_embedded": shown_relay in self.embedded_urls,
-            "relay_state": tunnel.state if tunnel else "stopped",
+            "relay_state": _state(tunnel, share),
             "relays": relays,
             "listed": share.listed,
             "title": share.title,
@@ -418,6 +421,16 @@ class OwnerService:
             for embedded in self.embedded.values():
                 embedded.close()
             self.embedded.clear()
+
+
+def _state(tunnel: TunnelClient | None, share: Share) -> str:
+    """How a relay has the share: connected, standby (another process serves it there
+    now), reconnecting, refused, or stopped."""
+    if tunnel is None:
+        return "stopped"
+    if share.share_id in tunnel.standby_ids:
+        return "standby"
+    return "connected" if tunnel.state == "standby" else tunnel.state
 
 
 OTHERS_S = 2.0  # once one relay took a share, how long the others get before status shows

@@ -88,7 +88,11 @@ class OwnerTunnel(TunnelConnection):
 
 class TunnelClient:
     def __init__(
-        self, relay_url: str, manager: ShareManager, on_state: Callable[[str], None] | None = None
+        self,
+        relay_url: str,
+        manager: ShareManager,
+        on_state: Callable[[str], None] | None = None,
+        standby: bool = False,
     ) -> None:
         self.relay_url = relay_url.rstrip("/")
         self.manager = manager
@@ -96,6 +100,11 @@ class TunnelClient:
         self.on_state = on_state or (lambda state: None)
         self.state = "connecting"
         self.registered_ids: set[str] = set()  # what the relay last confirmed
+        self.standby_ids: set[str] = set()  # confirmed, waiting for another process to stop
+        # Ask to stand by rather than be refused when another live process serves a
+        # share: with ``share --standby``, and after serving once on this relay (coming
+        # back from a network blip, we must not push out a standby that took over).
+        self.standby = standby
         self._confirmed = asyncio.Event()  # set (and replaced) when the relay confirms
         self.tunnel: OwnerTunnel | None = None
         self.refusal = ""  # the relay's last reason for refusing, in its own words
@@ -138,6 +147,7 @@ class TunnelClient:
                 log.info("relay connection lost: %s", exc)
             finally:
                 self.registered_ids = set()
+                self.standby_ids = set()
             if self.state != "refused":
                 self._set_state("reconnecting")
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
@@ -168,7 +178,7 @@ class TunnelClient:
         """Until the relay confirms ``share_id`` (True) or the time is up (False)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while share_id not in self.registered_ids:
+        while share_id not in self.registered_ids | self.standby_ids:
             if share_id in self.refused:
                 return False
             left = deadline - loop.time()
@@ -185,15 +195,29 @@ class TunnelClient:
         if kind == "challenge":
             ads = [share.ad() for share in self.manager.shares.values() if self.serves(share)]
             signed = registration.answer(self.manager.identity, str(message.get("challenge")), ads)
-            tunnel.conn.control({**signed, "instance": self.manager.instance})
+            tunnel.conn.control(
+                {**signed, "instance": self.manager.instance, "standby": self.standby}
+            )
         elif kind == "registered":
-            self._set_state("connected")
             self.registered_ids = {str(s) for s in message.get("shares", [])}
+            self.standby_ids = {str(s) for s in message.get("standby", [])} - self.registered_ids
+            self._set_state(
+                "standby" if self.standby_ids and not self.registered_ids else "connected"
+            )
+            if self.registered_ids:
+                self.standby = True
             refused = message.get("refused")
             if isinstance(refused, dict):  # the relay's words, per share it would not take
                 self.refused = {str(k): str(v)[:300] for k, v in refused.items()}
             confirmed, self._confirmed = self._confirmed, asyncio.Event()
             confirmed.set()
+        elif kind == "promoted":  # the process that served these stopped: ours now
+            ids = {str(s) for s in message.get("shares", [])} & self.standby_ids
+            log.info("taking over %d share(s) from a process that stopped", len(ids))
+            self.standby_ids -= ids
+            self.registered_ids |= ids
+            self.standby = True
+            self._set_state("connected")
         elif kind == "refused":
             raise RelayRefused(str(message.get("message", "registration refused")))
 

@@ -60,27 +60,63 @@ class Relay:
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
         self.routes: dict[str, tuple[Tunnel, ShareAd]] = {}
+        # Live tunnels of other processes with the share's key, waiting to take it over
+        # when the routed one goes (``share --standby``), first come first served.
+        self.standby: dict[str, list[tuple[Tunnel, ShareAd]]] = {}
         self.tunnels: set[Tunnel] = set()
         self.clients = Clients(config.proxies, config.connections_per_client)
         self.gone: dict[str, Gone] = {}  # listed shares no longer routed, oldest first
 
-    def register(self, tunnel: Tunnel) -> None:
+    def register(self, tunnel: Tunnel, waiting: set[str] | None = None) -> set[str]:
+        """Route ``tunnel``'s shares to it, except those in ``waiting`` (another live
+        process has them): it stands by for those. Returns the ids routed to it."""
+        active = set()
         for share in tunnel.shares:
+            queue = self.standby.setdefault(share.share_id, [])
+            queue[:] = [entry for entry in queue if entry[0] is not tunnel]
+            if waiting and share.share_id in waiting:
+                queue.append((tunnel, share))
+                continue
+            if not queue:
+                del self.standby[share.share_id]
             previous = self.routes.get(share.share_id)
             if previous is not None and previous[0] is not tunnel:
                 log.info("share %s moves to a new tunnel of the same owner", share.share_id)
             self.routes[share.share_id] = (tunnel, share)
             self.gone.pop(share.share_id, None)
+            active.add(share.share_id)
+        return active
 
     def unregister(self, tunnel: Tunnel, share_ids: set[str]) -> None:
         for share_id in share_ids:
+            queue = self.standby.get(share_id)
+            if queue is not None:
+                queue[:] = [entry for entry in queue if entry[0] is not tunnel]
             route = self.routes.get(share_id)
             if route is not None and route[0] is tunnel:
                 del self.routes[share_id]
+                if self._take_over(share_id):
+                    continue
                 if route[1].listed:
                     self._went(
                         share_id, Gone(route[1], tunnel.owner_key, tunnel.client, time.time())
                     )
+            if queue is not None and not queue:
+                self.standby.pop(share_id, None)
+
+    def _take_over(self, share_id: str) -> bool:
+        """The first live standby of ``share_id`` gets its route (the owner's process
+        that stopped is not coming back on that tunnel)."""
+        queue = self.standby.get(share_id) or []
+        while queue:
+            tunnel, share = queue.pop(0)
+            if tunnel.closed or self.stale(tunnel):
+                continue
+            self.routes[share_id] = (tunnel, share)
+            log.info("share %s taken over by a standby process", share_id)
+            tunnel.promoted([share_id])
+            return True
+        return False
 
     def _went(self, share_id: str, gone: Gone) -> None:
         self.gone.pop(share_id, None)

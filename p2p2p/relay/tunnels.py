@@ -39,6 +39,9 @@ class Tunnel(TunnelConnection):
         self.last_seen = time.monotonic()
         self.registered = asyncio.Event()
         self.instance = ""  # the owner process's own random id (reconnects keep it)
+        # Whether this process waits for a share another live process serves, instead
+        # of being refused (``share --standby``; also a process that served before).
+        self.standby = False
         self.client = relay.clients.of(handler.request)  # who opened it
 
     async def _write_frame(self, frame: bytes) -> None:
@@ -60,23 +63,27 @@ class Tunnel(TunnelConnection):
                 if self.registered.is_set() and owner_key != self.owner_key:
                     raise RegistrationRefused("a tunnel serves one owner key")
                 self.instance = str(message.get("instance") or "")[:64]
+                self.standby = bool(message.get("standby"))
             except RegistrationRefused as exc:
                 self.conn.control({"type": "refused", "message": exc.message})
                 spawn(self._refuse())
                 return
             taken = self._taken(shares)
-            shares = [s for s in shares if s.share_id not in taken]
+            waiting = set(taken) if self.standby else set()
+            refused = {} if self.standby else taken
+            shares = [s for s in shares if s.share_id not in refused]
             # A re-registration replaces the share list: what is no longer there is gone.
             dropped = {s.share_id for s in self.shares} - {s.share_id for s in shares}
             self.owner_key, self.shares = owner_key, shares
             self.relay.unregister(self, dropped)
-            self.relay.register(self)
+            active = self.relay.register(self, waiting)
             self.registered.set()
             self.conn.control(
                 {
                     "type": "registered",
-                    "shares": [s.share_id for s in self.shares],
-                    "refused": taken,
+                    "shares": sorted(active),
+                    "standby": sorted({s.share_id for s in shares} - active),
+                    "refused": refused,
                 }
             )
             self.flush_soon()
@@ -108,9 +115,15 @@ class Tunnel(TunnelConnection):
             if self.instance and other.instance != self.instance:
                 taken[ad.share_id] = (
                     f"the share {ad.name!r} is already being served through this relay by "
-                    "another process with the same key: stop that one first"
+                    "another process with the same key: stop that one first, or start "
+                    "this one with --standby to take over when it stops"
                 )
         return taken
+
+    def promoted(self, share_ids: list[str]) -> None:
+        """This standby tunnel now carries ``share_ids``: the owner starts answering."""
+        self.conn.control({"type": "promoted", "shares": share_ids})
+        self.flush_soon()
 
     async def _refuse(self) -> None:
         await self.flush()  # the owner learns why before the socket closes

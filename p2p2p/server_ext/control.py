@@ -46,6 +46,7 @@ SHARE_FIELDS = (
     "exports",
     "keep_link",
     "rotate_link",
+    "standby",
 )
 MAX_BODY = 64 << 10
 

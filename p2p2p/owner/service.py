@@ -106,7 +106,9 @@ class OwnerService:
     def __init__(self, identity: Identity, relay: str | None = None) -> None:
         self.manager = ShareManager(identity)
         self.relay = relay.rstrip("/") if relay else None
-        self.tunnels: dict[str, tuple[TunnelClient, asyncio.Task[None]]] = {}
+        # One tunnel per (relay, share): a relay fleet behind a load balancer routes by
+        # share id, so a share's tunnel and its viewers meet on the same relay process.
+        self.tunnels: dict[tuple[str, str], tuple[TunnelClient, asyncio.Task[None]]] = {}
         self.embedded: dict[str, EmbeddedRelay] = {}
         self.links: dict[str, str] = {}  # share id -> link; in memory only
         self.embedded_urls: set[str] = set()
@@ -217,7 +219,7 @@ class OwnerService:
             if share.viewers is not None:  # invite links name the share without its token
                 url = f"{relay_url.rstrip('/')}/s/{share.share_id}/"
                 await asyncio.to_thread(share.viewers.set_url, url)
-            tunnels = [self._tunnel(url, standby) for url in (dial_url, *also)]
+            tunnels = [self._tunnel(url, share.share_id, standby) for url in (dial_url, *also)]
             if not await _registered_somewhere(tunnels, share.share_id):
                 reasons = []
                 for url, tunnel in zip((relay_url, *also), tunnels, strict=True):
@@ -290,10 +292,12 @@ class OwnerService:
         link of a revoked share should get "offline or revoked" from it, not a refused
         connection.
         """
-        used = {url for s in self.manager.shares.values() for url in (s.relay, *s.also)}
-        for url in list(self.tunnels):
-            if url not in used:
-                _client, task = self.tunnels.pop(url)
+        used = {
+            (url, s.share_id) for s in self.manager.shares.values() for url in (s.relay, *s.also)
+        }
+        for key in list(self.tunnels):
+            if key not in used:
+                _client, task = self.tunnels.pop(key)
                 task.cancel()
 
     def _relay_for(self, relay: str | None, host: str | None) -> tuple[str, str]:
@@ -326,24 +330,23 @@ class OwnerService:
             raise P2P2PError(f"a share goes through at most {MAX_RELAYS} relays")
         return also
 
-    def _tunnel(self, url: str, standby: bool = False) -> TunnelClient:
-        entry = self.tunnels.get(url)
+    def _tunnel(self, url: str, sid: str, standby: bool = False) -> TunnelClient:
+        entry = self.tunnels.get((url, sid))
         if entry is not None and not entry[1].done():
-            entry[0].standby = entry[0].standby or standby  # before the new share's challenge
             return entry[0]
-        client = TunnelClient(url, self.manager, standby=standby)
-        self.tunnels[url] = (client, spawn(client.run()))
+        client = TunnelClient(url, self.manager, standby=standby, share_id=sid)
+        self.tunnels[(url, sid)] = (client, spawn(client.run()))
         return client
 
     # -- status --------------------------------------------------------------------
     def status(self, share: Share | str) -> dict[str, Any]:
         if isinstance(share, str):
             share = self.manager.find(share)
-        entry = self.tunnels.get(share.relay)
+        entry = self.tunnels.get((share.relay, share.share_id))
         tunnel = entry[0] if entry else None
         relays = []
         for url in (share.relay, *share.also):
-            each = self.tunnels.get(url)
+            each = self.tunnels.get((url, share.share_id))
             relays.append({"url": url, "state": _state(each[0] if each else None, share)})
         link = self.links.get(share.share_id, "")
         shown_relay = link.split("/s/", 1)[0] if link else share.relay
@@ -370,7 +373,8 @@ class OwnerService:
             "viewers_now": sum(
                 t.active_requests(share.share_id)
                 for t, _task in (
-                    self.tunnels.get(u) or (None, None) for u in (share.relay, *share.also)
+                    self.tunnels.get((u, share.share_id)) or (None, None)
+                    for u in (share.relay, *share.also)
                 )
                 if t is not None
             ),

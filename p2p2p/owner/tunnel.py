@@ -1,6 +1,7 @@
 """The owner's outbound tunnel: dial the relay, prove the share ids, answer requests.
 
-``TunnelClient`` keeps one websocket to one relay, reconnecting by itself with capped
+``TunnelClient`` keeps one websocket to one relay for one share (so a load balancer in
+front of a relay fleet can route it by share id), reconnecting by itself with capped
 exponential backoff plus jitter and re-registering the same share ids, so links keep
 working across relay restarts and network blips. Each connection is an
 ``OwnerTunnel``, the owner's end of ``aio.tunnel``: every stream the relay opens is one
@@ -93,6 +94,7 @@ class TunnelClient:
         manager: ShareManager,
         on_state: Callable[[str], None] | None = None,
         standby: bool = False,
+        share_id: str = "",
     ) -> None:
         self.relay_url = relay_url.rstrip("/")
         self.manager = manager
@@ -105,6 +107,7 @@ class TunnelClient:
         # share: with ``share --standby``, and after serving once on this relay (coming
         # back from a network blip, we must not push out a standby that took over).
         self.standby = standby
+        self.share_id = share_id  # the one share this tunnel carries ("" : all of them)
         self._confirmed = asyncio.Event()  # set (and replaced) when the relay confirms
         self.tunnel: OwnerTunnel | None = None
         self.refusal = ""  # the relay's last reason for refusing, in its own words
@@ -115,7 +118,10 @@ class TunnelClient:
     @property
     def tunnel_url(self) -> str:
         scheme, _, rest = self.relay_url.partition("://")
-        return ("wss" if scheme == "https" else "ws") + "://" + rest + "/tunnel"
+        url = ("wss" if scheme == "https" else "ws") + "://" + rest + "/tunnel"
+        # The share id in the address is for a load balancer in front of a relay fleet
+        # (it routes by it); the relay itself believes only the signed registration.
+        return f"{url}?share={self.share_id}" if self.share_id else url
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -166,6 +172,8 @@ class TunnelClient:
             tunnel.cut("offline", "the relay connection closed")
 
     def serves(self, share: Share) -> bool:
+        if self.share_id and share.share_id != self.share_id:
+            return False
         return share.relay in ("", self.relay_url) or self.relay_url in share.also
 
     def active_requests(self, share_id: str) -> int:

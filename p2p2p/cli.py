@@ -173,6 +173,7 @@ def _cmd_relay(args: argparse.Namespace) -> int:
         header_timeout_s=args.header_timeout,
         proxies=proxies,
         connections_per_client=args.max_connections_per_client,
+        queue_ttl_s=args.queue_ttl,
     )
 
     def ready(server: Any, port: int) -> None:
@@ -459,6 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--share-origins",
         action="store_true",
         help="give each share's pages its own browser origin, <share id>.<this host>: needs a wildcard DNS name and certificate (loopback relays always do this, with *.localhost)",
+    )
+    relay.add_argument(
+        "--queue-ttl",
+        type=float,
+        default=7 * 24 * 3600.0,
+        metavar="S",
+        help="how long a sealed note for an offline share waits in memory for its owner "
+        "(default 7 days; a restart of the relay loses them)",
     )
     relay.set_defaults(func=_cmd_relay)
 

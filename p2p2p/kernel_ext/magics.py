@@ -35,8 +35,9 @@ from ..client import (
 from ..client.combine import HERE, combine_arrow, frames_named_in
 from ..client.federation import FanOutInfo
 from ..client.local import OwnLimits
-from ..client.target import LOCAL_PREFIX, LocalTarget, is_link, resolve, resolve_any
-from ..errors import BadTarget, P2P2PError, QueryFailed, red_lines
+from ..client.queued import queue_note, retract_queued
+from ..client.target import LOCAL_PREFIX, LinkTarget, LocalTarget, is_link, resolve, resolve_any
+from ..errors import BadTarget, P2P2PError, QueryFailed, ShareOffline, red_lines
 from ..identity import Identity, b64, fingerprint
 from ..owner import snapshots
 from ..owner.commands import viewers_command
@@ -682,11 +683,16 @@ class P2PMagics(Magics):
         """``%p2p connect LINK as ALIAS`` · ``%p2p group NAME STORE…`` (``%p2p group NAME``:
         which of its stores are online) · ``%p2p aliases`` ·
         ``%p2p forget ALIAS`` ·
-        ``%p2p note TARGET [--on TABLE] [--column C] TEXT`` · ``%p2p notes [NAME]``"""
+        ``%p2p note TARGET [--on TABLE] [--column C] TEXT`` · ``%p2p notes [NAME]`` ·
+        ``%p2p unqueue ID`` (a note left at a relay while its owner was away)"""
         words = shlex.split(line)
         try:
             if words[:1] == ["note"] and len(words) >= 3:
                 return self._note(words[1:])
+            if words[:1] == ["unqueue"] and len(words) == 2:
+                retract_queued(words[1])
+                print(f"note {words[1]} taken back: it no longer waits at the relay")
+                return None
             if words[:1] == ["notes"] and len(words) <= 2:
                 return self._owner_notes(words[1] if len(words) == 2 else None)
             if words[:1] == ["viewers"]:
@@ -755,10 +761,24 @@ class P2PMagics(Magics):
             rest = rest[2:]
         if not rest:
             raise BadTarget('the note needs its text: %p2p note TARGET [--on TABLE] "text"')
-        store = self.stores[self.store(target)]
-        if not isinstance(store, RemoteStore):
-            raise BadTarget("notes go to shares: give a link or an alias, not a local file")
-        kept = store.post_note(" ".join(rest), on=on, column=column)
+        text = " ".join(rest)
+        try:
+            store = self.stores[self.store(target)]
+            if not isinstance(store, RemoteStore):
+                raise BadTarget("notes go to shares: give a link or an alias, not a local file")
+            kept = store.post_note(text, on=on, column=column)
+        except ShareOffline:
+            found = resolve(target)
+            if not isinstance(found, LinkTarget):
+                raise
+            waiting = queue_note(found.link, text, on=on, column=column)
+            print(
+                f"the owner is away: note {waiting['note']['id'][:8]} is sealed to the owner's "
+                f"key and waits at {waiting['relay']} until they are back (in the relay's "
+                f"memory, for up to 7 days; a restart of the relay loses it). "
+                f"%p2p unqueue {waiting['id']} takes it back."
+            )
+            return
         print(f"note {kept['id'][:8]} signed and kept by the owner (#{kept.get('seq')})")
 
     def _owner_notes(self, name: str | None) -> Any:

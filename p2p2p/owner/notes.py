@@ -24,6 +24,7 @@ RATE_PER_MINUTE = 20  # notes per author key
 # everyone together, and this many kept at all.
 SHARE_RATE_PER_MINUTE = 60
 MAX_NOTES = 5_000
+QUEUED_MAX_AGE_MS = 31 * 24 * 3600 * 1000  # a note that waited at a relay (TTL 7 days there)
 
 
 class NotesStore:
@@ -66,6 +67,7 @@ class NotesStore:
         sender: str | None = None,
         work: object = None,
         trusted: bool = False,
+        queued: bool = False,
     ) -> dict[str, Any]:
         """Check and keep a signed note; returns it as stored. Raises ``NoteRefused``.
 
@@ -75,12 +77,16 @@ class NotesStore:
         fresh keys do not buy a flood more room. A note from an author not seen here
         before, and not ``trusted`` (a listed viewer), needs ``work`` (a proof-of-work
         nonce, ``protocol.notes.prove_work``), checked before its signature.
+
+        ``queued``: it waited at a relay while the owner was away (``protocol.mailbox``),
+        so it may be up to ``QUEUED_MAX_AGE_MS`` old; its work was done at the base price
+        of the time it was written, and the relay's caps bounded how many came.
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         check_shape(note)
         fresh = not trusted and str(note["author"]) not in self._known
         if fresh:
-            needed = self.work_needed(now_ms / 1000)
+            needed = WORK_BASE_BITS if queued else self.work_needed(now_ms / 1000)
             if work_bits(note, work) < needed:
                 raise NoteRefused(
                     f"a note from a key this share has not seen needs a small proof of work "
@@ -90,15 +96,16 @@ class NotesStore:
             # Counted once the work is done, kept or not: a flood raises the price of
             # the next note even while the rate limits below turn it away.
             self._fresh.append(now_ms / 1000)
-        admit(note, self.share_id, now_ms)
+        admit(note, self.share_id, now_ms, QUEUED_MAX_AGE_MS if queued else None)
         if self.seq >= MAX_NOTES:
             raise NoteRefused(
                 f"this share keeps at most {MAX_NOTES:,} notes; the owner can export and start afresh"
             )
-        self._rate(str(note["author"]), now_ms / 1000, RATE_PER_MINUTE, "per author")
-        if sender:
-            self._rate(f"sender:{sender}", now_ms / 1000, RATE_PER_MINUTE, "per viewer")
-        self._rate("share", now_ms / 1000, SHARE_RATE_PER_MINUTE, "on this share")
+        if not queued:
+            self._rate(str(note["author"]), now_ms / 1000, RATE_PER_MINUTE, "per author")
+            if sender:
+                self._rate(f"sender:{sender}", now_ms / 1000, RATE_PER_MINUTE, "per viewer")
+            self._rate("share", now_ms / 1000, SHARE_RATE_PER_MINUTE, "on this share")
         with self._lock:
             if self._get(note["id"]) is not None:
                 raise NoteRefused("a note with this id is already here (a replay)")

@@ -20,8 +20,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from ..aio import spawn
 from ..aio.tunnel import TunnelConnection, TunnelStream
 from ..errors import (
+    NoteRefused,
     P2P2PError,
     ProtocolError,
     RelayRefused,
@@ -30,7 +32,8 @@ from ..errors import (
     StreamGone,
     TooManySessions,
 )
-from ..protocol import registration
+from ..identity import unb64
+from ..protocol import mailbox, registration
 from ..protocol.tunnel import (
     MAX_REQUEST_BODY,
     DataReceived,
@@ -226,8 +229,44 @@ class TunnelClient:
             self.registered_ids |= ids
             self.standby = True
             self._set_state("connected")
+        elif kind == "queued":
+            spawn(self._take_queued(tunnel, message))
         elif kind == "refused":
             raise RelayRefused(str(message.get("message", "registration refused")))
+
+    async def _take_queued(self, tunnel: OwnerTunnel, message: dict[str, Any]) -> None:
+        """Notes that waited at the relay while this share was offline: each opened with
+        our key and checked as any note is; then the relay is told to forget them (the
+        ones refused too: they would be refused again)."""
+        share_id = str(message.get("share", ""))
+        share = self.manager.shares.get(share_id)
+        items = message.get("notes")
+        if share is None or share.notes is None or share_id not in self.registered_ids:
+            return
+        if not isinstance(items, list):
+            return
+        taken, kept = [], 0
+        for item in items[: mailbox.BATCH]:
+            if not isinstance(item, dict):
+                continue
+            try:
+                note, work = mailbox.open_sealed(
+                    self.manager.identity, unb64(str(item.get("sealed", "")))
+                )
+                await asyncio.to_thread(share.notes.add, note, work=work, queued=True)
+                kept += 1
+            except NoteRefused as exc:
+                log.info("a note that waited at the relay was refused: %s", exc.message)
+            except (ValueError, TypeError):
+                log.info("the relay handed over something that is not a sealed note")
+            taken.append(str(item.get("id", ""))[:64])
+        if kept:
+            changed, share.notes_changed = share.notes_changed, None
+            if changed is not None:
+                changed.set()  # open notes panels show them now
+        if self.tunnel is tunnel:
+            tunnel.conn.control({"type": "delivered", "share": share_id, "ids": taken})
+            await tunnel.flush()
 
     def _on_share_change(self, event: str, share: Share) -> None:
         """Tell the relay at once; on removal also cut the share's streams."""

@@ -186,14 +186,15 @@ def signature_state(note: dict[str, Any]) -> str:
         return "retracted" if note.get("retracted_by") else "forged"
 
 
-def admit(note: dict[str, Any], share_id: str, now_ms: int) -> None:
-    """The owner's checks before storing: signature, this share, and a sane clock."""
+def admit(note: dict[str, Any], share_id: str, now_ms: int, max_age_ms: int | None = None) -> None:
+    """The owner's checks before storing: signature, this share, and a sane clock (a
+    note that waited for the owner at a relay may be as old as ``max_age_ms``)."""
     verify(note)
     if note["share"] != share_id:
         raise NoteRefused("this note was written for another share")
     if note["created"] > now_ms + CLOCK_SKEW_MS:
         raise NoteRefused("the note claims to be written in the future (check the clock)")
-    if note["created"] < now_ms - CLOCK_SKEW_MS:
+    if note["created"] < now_ms - CLOCK_SKEW_MS - (max_age_ms or 0):
         raise NoteRefused("the note is too old to be accepted (replayed, or a wrong clock)")
 
 

@@ -11,6 +11,7 @@ import tornado.web
 from ..aio.web import listen, log_every_request, quiet_log
 from .directory import DirectoryHandler, HealthHandler
 from .forward import SHARE_PATH, ShareHandler, ShareSocketHandler, UpgradeMatches
+from .queue import QUEUE_PATH, QueueHandler
 from .routes import Relay, RelayConfig
 from .tunnels import TunnelHandler
 
@@ -26,6 +27,7 @@ def make_app(
         [
             (r"/healthz", HealthHandler, {"relay": relay}),
             (r"/tunnel", TunnelHandler, {"relay": relay}),
+            (QUEUE_PATH, QueueHandler, {"relay": relay}),
             tornado.routing.Rule(UpgradeMatches(SHARE_PATH), ShareSocketHandler, {"relay": relay}),
             (SHARE_PATH, ShareHandler, {"relay": relay}),
             (r"/", DirectoryHandler, {"relay": relay}),

@@ -13,8 +13,10 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from ..protocol.mailbox import TTL_S
 from ..protocol.registration import ShareAd
 from .clients import CONNECTIONS_PER_CLIENT, LOOPBACK, Clients, Network
+from .mailbox import Mailbox
 
 if TYPE_CHECKING:
     from .tunnels import Tunnel
@@ -52,6 +54,7 @@ class RelayConfig:
     # believed and it is not limited per client); --proxy.
     proxies: tuple[Network, ...] = LOOPBACK
     connections_per_client: int = CONNECTIONS_PER_CLIENT  # 0: no limit
+    queue_ttl_s: float = TTL_S  # how long a note for an offline share waits (--queue-ttl)
 
 
 class Relay:
@@ -66,6 +69,7 @@ class Relay:
         self.tunnels: set[Tunnel] = set()
         self.clients = Clients(config.proxies, config.connections_per_client)
         self.gone: dict[str, Gone] = {}  # listed shares no longer routed, oldest first
+        self.mailbox = Mailbox(config.queue_ttl_s)  # notes waiting for owners who are away
 
     def register(self, tunnel: Tunnel, waiting: set[str] | None = None) -> set[str]:
         """Route ``tunnel``'s shares to it, except those in ``waiting`` (another live
@@ -84,6 +88,7 @@ class Relay:
                 log.info("share %s moves to a new tunnel of the same owner", share.share_id)
             self.routes[share.share_id] = (tunnel, share)
             self.gone.pop(share.share_id, None)
+            self.mailbox.seen(share.share_id, tunnel.owner_key, share.name)
             active.add(share.share_id)
         return active
 
@@ -115,6 +120,7 @@ class Relay:
             self.routes[share_id] = (tunnel, share)
             log.info("share %s taken over by a standby process", share_id)
             tunnel.promoted([share_id])
+            tunnel.deliver(share_id)
             return True
         return False
 

@@ -18,7 +18,8 @@ import tornado.websocket
 from ..aio import spawn
 from ..aio.tunnel import TunnelConnection
 from ..errors import RegistrationRefused, RemoteProtocolError
-from ..protocol import registration
+from ..identity import b64
+from ..protocol import mailbox, registration
 from .routes import Relay
 
 __all__ = ["Tunnel", "TunnelHandler"]
@@ -86,6 +87,8 @@ class Tunnel(TunnelConnection):
                     "refused": refused,
                 }
             )
+            for share_id in sorted(active):
+                self.deliver(share_id)
             self.flush_soon()
         elif kind == "rechallenge" and self.registered.is_set():
             # The owner adds shares without reconnecting (which would cut the others'
@@ -93,6 +96,14 @@ class Tunnel(TunnelConnection):
             self.challenge = registration.new_challenge()
             self.conn.control({"type": "challenge", "challenge": self.challenge})
             self.flush_soon()
+        elif kind == "delivered":
+            # The owner took these (kept, or refused for good): forget them, send more.
+            share_id = str(message.get("share", ""))
+            route = self.relay.routes.get(share_id)
+            if route is not None and route[0] is self:
+                ids = [str(i) for i in message.get("ids", [])][: mailbox.BATCH]
+                self.relay.mailbox.delivered(share_id, ids)
+                self.deliver(share_id)
         elif kind == "unregister":
             gone = {str(s) for s in message.get("shares", [])}
             self.shares = [s for s in self.shares if s.share_id not in gone]
@@ -119,6 +130,20 @@ class Tunnel(TunnelConnection):
                     "this one with --standby to take over when it stops"
                 )
         return taken
+
+    def deliver(self, share_id: str) -> None:
+        """The next batch of notes that waited for this share, if any."""
+        items = self.relay.mailbox.pending(share_id, mailbox.BATCH)
+        if not items:
+            return
+        self.conn.control(
+            {
+                "type": "queued",
+                "share": share_id,
+                "notes": [{"id": q.id, "sealed": b64(q.sealed), "queued": q.queued} for q in items],
+            }
+        )
+        self.flush_soon()
 
     def promoted(self, share_ids: list[str]) -> None:
         """This standby tunnel now carries ``share_ids``: the owner starts answering."""

@@ -120,9 +120,11 @@ class NotesPanel(PlainTextRepr, widgets.VBox):  # type: ignore[misc]
             known = {n["id"]: n for n in self.notes}
             for note in new:
                 known[note["id"]] = note
-            for note in known.values():  # a retraction empties the note it retracts
+            for note in list(known.values()):  # a retraction empties the note it retracts
                 if note.get("kind") == "retract" and note.get("parent") in known:
-                    known[note["parent"]] = {**known[note["parent"]], "retracted_by": note["id"]}
+                    parent = known[note["parent"]]
+                    # Its words go from this panel's memory too, not only from the page.
+                    known[note["parent"]] = {**parent, "body": "", "retracted_by": note["id"]}
             self.notes = sorted(known.values(), key=lambda n: int(n.get("seq", 0)))
             self._render()
 

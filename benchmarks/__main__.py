@@ -20,7 +20,18 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from . import access, chart, dashboard, executor, federation, jupyter, notes, sharing, viewers
+from . import (
+    access,
+    chart,
+    dashboard,
+    executor,
+    federation,
+    jupyter,
+    notes,
+    sharing,
+    soak,
+    viewers,
+)
 from .common import Section
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -76,6 +87,7 @@ def main() -> None:
         ("access", access.run),
         ("federation", federation.run),
         ("jupyter", jupyter.run),
+        ("soak", soak.run),
     ):
         print(f"[{name}] running…", flush=True)
         section_started = time.perf_counter()
@@ -117,7 +129,7 @@ def main() -> None:
         "",
         "The goals set in the issues (3: relay and remote queries; 5: dashboards, whose "
         '"a viewer sees content within a few seconds" is read here as ≤ 5 s; 13: a notes '
-        "flood; 14: removing a viewer; 15: fan-out), against this run.",
+        "flood; 14: removing a viewer; 15: fan-out; 16: faults under load), against this run.",
         "",
         "| what | this run | target | |",
         "|---|---:|---:|---|",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import (
     access,
+    capacity,
     chart,
     dashboard,
     executor,
@@ -88,6 +89,7 @@ def main() -> None:
         ("federation", federation.run),
         ("jupyter", jupyter.run),
         ("soak", soak.run),
+        ("capacity", capacity.run),
     ):
         print(f"[{name}] running…", flush=True)
         section_started = time.perf_counter()

@@ -355,3 +355,27 @@ def test_rotate_link_on_a_live_share_from_the_notebook(owner: Kernel, analyst: K
     # Shared again later with --keep-link: the rotated link is the one that lasts.
     assert share(owner, "store.duckdb --name lasting --keep-link --no-dashboard") == rotated
     owner.run("%unshare lasting")
+
+
+def test_a_note_to_a_share_whose_owner_is_away_waits_for_them(
+    owner: Kernel, analyst: Kernel
+) -> None:
+    link = share(owner, "store.duckdb --name away --no-dashboard")
+    assert count(analyst, link) == 20_000
+    owner.run("%unshare away")
+    said = analyst.run(f'%p2p note {link} --on sales "written while you were out"')["stdout"]
+    assert "the owner is away" in said and "%p2p unqueue" in said, said
+    dropped = analyst.run(f'%p2p note {link} "scratch that"')["stdout"]
+    item = dropped.rsplit("%p2p unqueue ", 1)[1].split()[0]
+    assert "taken back" in analyst.run(f"%p2p unqueue {item}")["stdout"]
+    share(owner, "store.duckdb --name away --no-dashboard")  # back: the relay hands it over
+    owner.run("_away = %p2p notes away")
+    deadline = time.monotonic() + 15
+    bodies: list[str] = []
+    while time.monotonic() < deadline:
+        bodies = owner.value("[n['body'] for n in _away.notes]")
+        if bodies:
+            break
+        time.sleep(0.3)
+    assert bodies == ["written while you were out"], bodies
+    owner.run("%unshare away")

@@ -152,6 +152,10 @@ def test_whether_a_share_is_live_is_answered_without_a_token(
     script, code = call(api, request(share, "/.p2p2p/live.js"))
     assert script.status == 200 and b"This share is offline" in code
     assert script.headers["content-type"].startswith("text/javascript")
+    # A returning page asks again and is told it has the script already.
+    tag = script.headers["etag"]
+    again, nothing = call(api, request(share, "/.p2p2p/live.js", headers={"If-None-Match": tag}))
+    assert again.status == 304 and nothing == b"" and again.headers["etag"] == tag
     posted, _ = call(api, request(share, "/.p2p2p/live", method="POST"))
     assert posted.status == 403  # GET only: anything else needs the token like the rest
     socket, _ = call(api, request(share, "/.p2p2p/live"), websocket=True)

@@ -8,6 +8,7 @@ stream with backpressure and a query is cancelled when its reader stops reading.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import urllib.parse
 from collections.abc import AsyncGenerator
@@ -69,13 +70,19 @@ def json_response(status: int, obj: Any) -> Response:
     return Response(status, {"content-type": "application/json", **NO_STORE}, once(body))
 
 
-def script_response(script: bytes) -> Response:
-    """One of the owner's own scripts for a share's pages (sign-in, the live banner)."""
+def script_response(script: bytes, request: Request | None = None) -> Response:
+    """One of the owner's own scripts for a share's pages (sign-in, the live banner):
+    revalidated on each page load, and a 304 when the browser has it already (every
+    visit used to fetch it again)."""
+    tag = '"' + hashlib.sha256(script).hexdigest()[:20] + '"'
     headers = {
         "content-type": "text/javascript; charset=utf-8",
         "cache-control": "no-cache",
+        "etag": tag,
         "x-content-type-options": "nosniff",
     }
+    if request is not None and tag in request.headers.get("if-none-match", ""):
+        return Response(304, headers, once(b""))
     return Response(200, headers, once(script))
 
 

@@ -27,7 +27,7 @@ MAX_SEARCH = 64 << 10  # a page whose head is not in its first 64 KiB goes out u
 
 def serve(request: Request) -> Response:
     if request.path == LIVE_PATHS[0]:
-        return script_response(SCRIPT)
+        return script_response(SCRIPT, request)
     answer = json_response(200, {"live": True})
     answer.headers["cache-control"] = "no-store"
     return answer

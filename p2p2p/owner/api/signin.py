@@ -33,7 +33,7 @@ async def serve(share: Share, request: Request) -> Response:
     if share.signins is None or share.viewers is None:
         raise NotFound("this share does not sign browsers in")
     if request.path == SCRIPT_PATH:
-        return script_response(SCRIPT)
+        return script_response(SCRIPT, request)
     if request.method != "POST":
         raise NotFound(f"no such page {request.path}")
     if request.path == "/.p2p2p/challenge":

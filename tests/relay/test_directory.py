@@ -62,7 +62,9 @@ def test_a_listed_share_that_went_away_shows_as_offline_with_when_last_seen() ->
     assert lines[gone_id]["online"] is False and lines[gone_id]["last_seen"].endswith("Z")
     assert sum(line["online"] for line in lines.values()) == 1
     # Back again: one line, online. And what the relay keeps of gone shares is bounded.
-    relay.register(type("T", (), {"shares": [ShareAd(gone_id, "copy-0", True, "")]})())  # type: ignore[arg-type]
+    back = FakeTunnel(b"\x02" * 32, "198.51.100.3")
+    back.shares = [ShareAd(gone_id, "copy-0", True, "")]  # type: ignore[attr-defined]
+    relay.register(back)  # type: ignore[arg-type]
     assert gone_id not in relay.gone
     for i in range(GONE_KEPT + 50):
         ad = ShareAd(f"{i:032d}", "x", True, "")

@@ -297,7 +297,7 @@ class Worker:
         duckdb = self.duckdb
         timeout = self.query_limits.timeout_s
         try:
-            return self.watchdog.run(fn)
+            result = self.watchdog.run(fn)
         except duckdb.InterruptException:
             if self.watchdog.memory_fired:
                 raise self.out_of_memory() from None
@@ -319,6 +319,13 @@ class Worker:
             if "Out of Memory" in text or "failed to allocate" in text:
                 raise self.out_of_memory() from None
             raise QueryFailed(text) from None
+        # DuckDB only looks for an interrupt between tasks, so a call can finish after the
+        # watchdog fired; its answer is over budget all the same and is not returned.
+        if self.watchdog.memory_fired:
+            raise self.out_of_memory()
+        if self.watchdog.fired:
+            raise self.timed_out(timeout)
+        return result
 
     @staticmethod
     def timed_out(timeout: float) -> QueryTimeout:

@@ -120,10 +120,15 @@ def _dashboard(ax: Axes, dashboard: DashboardResult) -> None:
             capsize=4,
             linewidth=1,
         )
+        first = statistics.median(o.first_row for o in samples)
+        ax.plot(
+            first, row, marker="D", color="#ffffff", markeredgecolor="#222", markersize=7,
+            linestyle="none", label="first row (the page's preview)" if row == 0 else None,
+        )  # fmt: skip
         ax.text(
             max(totals) + 0.15,
             row,
-            f"{statistics.median(totals):.1f} s (n={len(samples)})",
+            f"row {first:.1f} s · live {statistics.median(totals):.1f} s (n={len(samples)})",
             va="center",
             fontsize=8,
         )

@@ -34,12 +34,17 @@ FIRST_TABLE_JS = """() => {
   const row = document.querySelector('.p2p2p-dashboard .p2p2p-x-table tbody tr');
   return row !== null && row.getBoundingClientRect().height > 0;
 }"""
+# When the page drew its preview of that table from its own HTML, before the widgets
+# connected (dashboards/preview.js sets the mark), in ms from the navigation's start.
+PREVIEW_JS = """() => performance.getEntriesByName('p2p2p-preview')[0]?.startTime ?? null"""
 NAVIGATION_JS = """() => ({
   ...performance.getEntriesByType('navigation')[0].toJSON(),
   fetched: performance.getEntriesByType('resource').reduce((sum, r) => sum + r.transferSize, 0),
 })"""
 OPEN_TIMEOUT_S = 120
-TARGET_S = 5.0  # issue 5: "a viewer sees content within a few seconds"
+TARGET_S = 5.0  # issue 5: "a viewer sees content within a few seconds": the live table
+FIRST_ROW_S = 2.0  # issue 19: first data row, a first viewer (a fresh browser context)
+RETURNING_ROW_S = 1.0  # issue 19: first data row, a returning viewer
 
 FIRST = "first viewer, the moment the link is live"
 BACK_TO_BACK = "next viewers, back to back"
@@ -54,10 +59,16 @@ class Open:
     served: float  # first byte of the page, after the cookie trade's redirect
     loaded: float  # DOMContentLoaded: the page and its scripts are in
     connected: float  # the widgets' websocket to the viewer's kernel opened
-    total: float  # the first table is visible
+    total: float  # the first table is visible, live (its widget connected)
+    preview: float | None  # the page's own preview of it drawn (None: there was none)
     fetched: int  # bytes over the wire until then (0 for what came from the cache)
     cached: int = 0  # answers the browser's cache gave without asking
     revalidated: int = 0  # answers it asked about and got a 304 for (its copy was good)
+
+    @property
+    def first_row(self) -> float:
+        """When the viewer first saw a data row: the preview's, or the live table's."""
+        return self.total if self.preview is None else min(self.preview, self.total)
 
 
 @dataclass
@@ -100,12 +111,14 @@ def open_link(context: Any, link: str) -> Open:
         # The browser's own clock for what happens inside it (0 = the navigation's start,
         # a few ms after goto was called).
         navigation = page.evaluate(NAVIGATION_JS)
+        preview = page.evaluate(PREVIEW_JS)
         cached, revalidated = from_cache(list(finished))  # counted after the clock stopped
         return Open(
             served=navigation["responseStart"] / 1000,
             loaded=navigation["domContentLoadedEventEnd"] / 1000,
             connected=(connected[0] - started) if connected else total,
             total=total,
+            preview=None if preview is None else preview / 1000,
             fetched=int(navigation["transferSize"] + navigation["fetched"]),
             cached=cached,
             revalidated=revalidated,
@@ -224,15 +237,16 @@ def run(rounds: int, quick: bool) -> DashboardResult:
         f"browser profile. All but the returning viewer are new profiles (no cache, no "
         f"cookie), so each trades the link's token for its cookie.",
         "",
-        "| viewer | n | first table: median (min–max) | page served | scripts loaded "
-        "| kernel connected | fetched | cached / 304 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| viewer | n | first row: median (min–max) | live table | page served "
+        "| scripts loaded | kernel connected | fetched | cached / 304 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind, samples in opens.items():
-        totals = [o.total for o in samples]
+        firsts = [o.first_row for o in samples]
         lines.append(
-            f"| {kind} | {len(samples)} | **{seconds(totals)}** ({min(totals):.2f}–"
-            f"{max(totals):.2f} s) | {seconds([o.served for o in samples])} "
+            f"| {kind} | {len(samples)} | **{seconds(firsts)}** ({min(firsts):.2f}–"
+            f"{max(firsts):.2f} s) | {seconds([o.total for o in samples])} "
+            f"| {seconds([o.served for o in samples])} "
             f"| {seconds([o.loaded for o in samples])} "
             f"| {seconds([o.connected for o in samples])} "
             f"| {statistics.median(o.fetched for o in samples) / 1e6:.2f} MB "
@@ -242,6 +256,12 @@ def run(rounds: int, quick: bool) -> DashboardResult:
     voila, kernels = memory
     lines += [
         "",
+        "First row: the page's own preview of the first table (dashboards/preview.js draws "
+        "it from the page's HTML as the page arrives, before Voila's scripts have run), or "
+        "the live table if that came first; "
+        f"{sum(o.preview is not None for s in opens.values() for o in s)} of "
+        f"{sum(len(s) for s in opens.values())} opens drew a preview. Live table: the "
+        "explorer widget drawn by its kernel, which a viewer can click. "
         "The three step columns are medians of when each step was done, counted from the "
         "same start: the first byte of the page (after the redirect that trades the token "
         "for a cookie; Voila answers once a kernel has run the dashboard), "
@@ -267,7 +287,17 @@ def run(rounds: int, quick: bool) -> DashboardResult:
         )
     targets = [
         Target(
-            f"dashboard first table, {kind}",
+            f"dashboard first data row, {kind}",
+            f"{seconds([o.first_row for o in samples])} median, "
+            f"{max(o.first_row for o in samples):.2f} s worst",
+            f"median ≤ {goal:g} s",
+            statistics.median(o.first_row for o in samples) <= goal,
+        )
+        for kind, samples in opens.items()
+        for goal in [RETURNING_ROW_S if kind == RETURNING else FIRST_ROW_S]
+    ] + [
+        Target(
+            f"dashboard live table, {kind}",
             f"{seconds([o.total for o in samples])} median, "
             f"{max(o.total for o in samples):.2f} s worst",
             f"median ≤ {TARGET_S:g} s",

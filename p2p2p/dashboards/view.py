@@ -14,6 +14,7 @@ to a phone's width.
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -22,6 +23,7 @@ from ..identity import fingerprint
 from ..widgets.explorer import TableExplorer
 from ..widgets.notes_panel import BrowserSigner, NotesPanel
 from ..widgets.sql_box import SqlBox
+from . import preview
 
 
 class Dashboard(widgets.VBox):  # type: ignore[misc]
@@ -59,6 +61,14 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         )
         self.add_class("p2p2p-dashboard")
         self._set_live(True)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget, and the header and first table for the page to draw before it
+        connects (``dashboards.preview``)."""
+        parts: list[dict[str, Any]] = [{"kind": "html", "html": self.header.value}]
+        if isinstance(self.explorer, TableExplorer):
+            parts.append(self.explorer.preview())
+        return preview.with_preview(super()._repr_mimebundle_(**kwargs), parts)
 
     # -- live / offline ---------------------------------------------------------------
     # The page itself says when the share goes away (owner.api.live puts a script in every

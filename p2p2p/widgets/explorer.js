@@ -119,7 +119,8 @@ function plural(n, word) {
   return `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
 }
 
-function fromAddress(search) {
+// Whether the address names a view (a bookmark, a sent link), not only the token.
+export function fromAddress(search) {
   const params = new URLSearchParams(search);
   for (const key of params.keys()) if (key !== "t") return true;
   return false;
@@ -381,6 +382,8 @@ export default {
     });
     model.on("change:sql", remember);
     draw();
+    // A page that drew a preview of this view (dashboards/preview.js) hands over to it now.
+    if (!model.preview) document.dispatchEvent(new CustomEvent("p2p2p-explorer-live"));
     if (fromAddress(location.search)) send({ do: "address", query: location.search.slice(1) });
   },
 };

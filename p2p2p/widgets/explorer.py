@@ -27,7 +27,7 @@ import anywidget
 import pyarrow as pa
 import traitlets
 
-from ..dashboards import explore
+from ..dashboards import explore, preview
 from ..errors import BadParameters, P2P2PError, ShareOffline
 from ..store.arrow import cell_texts, kind_of_type
 
@@ -40,6 +40,11 @@ EXPORTS_PER_MINUTE = 6
 FACT_CACHE = 32  # views' counts and facets kept per page
 KEY_COLUMNS = 3  # a row a note is about is named by its first columns
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+# What the page needs to draw the first view (explorer.js reads no other trait).
+PREVIEW_TRAITS = (
+    "tables", "view", "data", "facets", "error", "exports", "export_rows", "page_sizes",
+    "annotate",
+)  # fmt: skip
 MIME = {"csv": "text/csv", "json": "application/json", "parquet": "application/vnd.apache.parquet"}
 
 
@@ -111,6 +116,15 @@ class TableExplorer(anywidget.AnyWidget):
         rows = "" if total is None else f" · {total:,} row{'s' if total != 1 else ''}"
         where = urllib.parse.unquote_plus(str(self.view.get("query", "")))
         return f"table explorer · {self.view.get('table', 'no tables')}{rows} · ?{where}"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return preview.with_preview(super()._repr_mimebundle_(**kwargs), [self.preview()])
+
+    def preview(self) -> dict[str, Any]:
+        """What the page draws before it connects (``dashboards.preview``): the state the
+        live widget starts from, for the same page code to draw."""
+        state = {name: getattr(self, name) for name in PREVIEW_TRAITS}
+        return {"kind": "explorer", "state": state}
 
     # -- what the page asks --------------------------------------------------------
     def _asked(self, _widget: Any, content: Any, _buffers: Any) -> None:

@@ -156,6 +156,13 @@ def test_whether_a_share_is_live_is_answered_without_a_token(
     tag = script.headers["etag"]
     again, nothing = call(api, request(share, "/.p2p2p/live.js", headers={"If-None-Match": tag}))
     assert again.status == 304 and nothing == b"" and again.headers["etag"] == tag
+    # The first view's scripts are the owner's own code too, the same for every page.
+    drawn, code = call(api, request(share, "/.p2p2p/preview.js"))
+    assert drawn.status == 200 and b'from "./explorer.js"' in code
+    module, code = call(api, request(share, "/.p2p2p/explorer.js"))
+    assert module.status == 200 and code.startswith(b"// The table explorer")
+    assert module.headers["etag"] not in (tag, drawn.headers["etag"])
+    assert dashboard.seen == []  # none of them reached the dashboard's Voila
     posted, _ = call(api, request(share, "/.p2p2p/live", method="POST"))
     assert posted.status == 403  # GET only: anything else needs the token like the rest
     socket, _ = call(api, request(share, "/.p2p2p/live"), websocket=True)
@@ -192,7 +199,11 @@ def test_every_dashboard_page_gets_the_offline_banner_script(
     api = ShareApi(manager, PageRecorder())
     page = request(share, "/", headers={"Accept": "text/html", "Cookie": f"{COOKIE}={token}"})
     answer, body = call(api, page)
-    tag = f'<script src="/s/{share.share_id}/.p2p2p/live.js"></script>'.encode()
+    base = f"/s/{share.share_id}/.p2p2p"
+    tag = (
+        f'<script src="{base}/live.js"></script>'
+        f'<script type="module" async src="{base}/preview.js"></script>'
+    ).encode()
     assert answer.status == 200
     assert body == b'<!DOCTYPE html>\n<html><HEAD lang="en">' + tag + b"<title>x</title></head>"
     # Only the dashboard's page: its other files go through as they are.

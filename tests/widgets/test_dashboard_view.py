@@ -214,3 +214,32 @@ def test_annotate_this_row_and_the_fallback_without_browser_signing(hostile_stor
         assert note["name"] == "Auditor"
     finally:
         board.close()
+
+
+def test_a_dashboard_page_carries_its_first_view_for_the_page_to_draw_at_once(
+    hostile_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dashboards.preview: the header and the explorer's first page ride in the output,
+    but only in a share's dashboard kernel (a saved notebook keeps no extra copy)."""
+    from p2p2p.client import SHARE_LINK_ENV
+    from p2p2p.dashboards.preview import MIME
+
+    store = StoreLikeALink(hostile_store)
+    board = Dashboard(store, live_notes=False)  # type: ignore[arg-type]
+    try:
+        monkeypatch.delenv(SHARE_LINK_ENV, raising=False)
+        assert MIME not in board._repr_mimebundle_()
+        monkeypatch.setenv(SHARE_LINK_ENV, "http://127.0.0.1:1/s/x#t")
+        bundle = board._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in bundle  # still the live widget
+        header, explorer = bundle[MIME]["parts"]
+        assert header == {"kind": "html", "html": board.header.value}
+        state = explorer["state"]
+        assert explorer["kind"] == "explorer"
+        assert state["data"]["rows"] == board.explorer.data["rows"]
+        assert state["view"] == board.explorer.view and state["facets"] == board.explorer.facets
+        # The explorer on its own (an owner's dashboard shows it in a cell) carries it too.
+        data, _metadata = board.explorer._repr_mimebundle_()
+        assert data[MIME]["parts"] == [explorer]
+    finally:
+        board.close()

@@ -33,6 +33,7 @@ __all__ = [
     "E2E_PATH",
     "LIVE_PATHS",
     "OWN_PATHS",
+    "PAGE_SCRIPTS",
     "SIGNIN_PATHS",
     "admit",
     "cookie_of",
@@ -46,10 +47,13 @@ COOKIE_MAX_AGE_S = 7 * 24 * 3600  # the token is checked on every request: revoc
 E2E_PATH = "/.p2p2p/e2e"
 # Answered by the API itself; every other path belongs to the share's dashboard, if any.
 OWN_PATHS = ("/api/info", "/api/schema", "/api/query", E2E_PATH)
-# Every dashboard page's "is the share still live?" script and its question: the same for
-# everyone and telling nothing the relay does not tell anyway, so they need no token (a
-# relay of ours answers the question itself; owner.api.live).
-LIVE_PATHS = ("/.p2p2p/live.js", LIVE_PATH)
+# The owner's own scripts in every dashboard page (the "is the share still live?" banner,
+# the first view drawn before the widgets connect, and the explorer code it draws with)
+# and the banner's question: the same for everyone and telling nothing the relay does not
+# tell anyway, so they need no token (a relay of ours answers the question itself;
+# owner.api.live).
+PAGE_SCRIPTS = ("/.p2p2p/live.js", "/.p2p2p/preview.js", "/.p2p2p/explorer.js")
+LIVE_PATHS = (*PAGE_SCRIPTS, LIVE_PATH)
 # Signing a browser in to an identified share (owner.api.signin).
 SIGNIN_PATHS = ("/.p2p2p/signin.js", "/.p2p2p/challenge", "/.p2p2p/login", "/.p2p2p/enroll")
 

@@ -1,7 +1,10 @@
-"""Every dashboard page says "offline" when its share goes away, whatever it renders.
+"""Every dashboard page says "offline" when its share goes away, whatever it renders,
+and shows its first view before its widgets connect.
 
-The page's head gets one script, ``dashboards/live.js``, put there as the page passes
-through (``with_live_script``), so no notebook has to include anything. The script asks
+The page's head gets two scripts, put there as the page passes through
+(``with_live_script``), so no notebook has to include anything: ``dashboards/preview.js``
+draws the preview a widget left in its output (``dashboards.preview``), with the
+explorer's own page code; ``dashboards/live.js`` asks
 ``/.p2p2p/live`` every few seconds. Our relay answers that question itself from its
 routes (``relay.forward``): an open page costs the owner's machine nothing, and the
 answer comes even when the owner's machine is gone. This module answers it only when a
@@ -15,19 +18,31 @@ import re
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
-from .gate import LIVE_PATHS
+from .gate import PAGE_SCRIPTS
 from .http import Request, Response, json_response, script_response
 
-__all__ = ["SCRIPT", "serve", "with_live_script"]
+__all__ = ["SCRIPTS", "serve", "with_live_script"]
 
-SCRIPT = (Path(__file__).resolve().parents[2] / "dashboards" / "live.js").read_bytes()
+_PACKAGE = Path(__file__).resolve().parents[2]
+SCRIPTS = dict(
+    zip(
+        PAGE_SCRIPTS,
+        (
+            (_PACKAGE / "dashboards" / "live.js").read_bytes(),
+            (_PACKAGE / "dashboards" / "preview.js").read_bytes(),
+            (_PACKAGE / "widgets" / "explorer.js").read_bytes(),
+        ),
+        strict=True,
+    )
+)
 _HEAD = re.compile(rb"<head(\s[^>]*)?>", re.IGNORECASE)
 MAX_SEARCH = 64 << 10  # a page whose head is not in its first 64 KiB goes out unchanged
 
 
 def serve(request: Request) -> Response:
-    if request.path == LIVE_PATHS[0]:
-        return script_response(SCRIPT, request)
+    script = SCRIPTS.get(request.path)
+    if script is not None:
+        return script_response(script, request)
     answer = json_response(200, {"live": True})
     answer.headers["cache-control"] = "no-store"
     return answer
@@ -38,7 +53,13 @@ async def with_live_script(
 ) -> AsyncGenerator[bytes, None]:
     """The page's bytes with the live script first in its head; streamed, so a page that
     renders as it computes (Voila's) still shows its first cells at once."""
-    tag = f'<script src="/s/{share_id}{LIVE_PATHS[0]}"></script>'.encode()
+    base = f"/s/{share_id}"
+    # The preview is async: it runs once fetched, drawing while the rest of the page is
+    # still arriving, instead of after Voila's scripts as a deferred module would.
+    tag = (
+        f'<script src="{base}{PAGE_SCRIPTS[0]}"></script>'
+        f'<script type="module" async src="{base}{PAGE_SCRIPTS[1]}"></script>'
+    ).encode()
     seen: bytes | None = b""
     try:
         async for piece in body:

@@ -29,6 +29,7 @@ from . import (
     federation,
     jupyter,
     notes,
+    query_path,
     sharing,
     soak,
     viewers,
@@ -82,6 +83,7 @@ def main() -> None:
     for name, run in (
         ("executor", executor.run),
         ("sharing", sharing.run),
+        ("query path", query_path.run),
         ("dashboard", dashboard.run),
         ("viewers", viewers.run),
         ("notes", notes.run),
@@ -131,7 +133,7 @@ def main() -> None:
         "",
         "The goals set in the issues (3: relay and remote queries; 5: dashboards, whose "
         '"a viewer sees content within a few seconds" is read here as ≤ 5 s; 13: a notes '
-        "flood; 14: removing a viewer; 15: fan-out; 16: faults under load; 19: a dashboard's "
+        "flood; 14: removing a viewer; 15: fan-out; 16: faults under load; 18: the query path at the floor; 19: a dashboard's "
         "first row), against this run.",
         "",
         "| what | this run | target | |",

@@ -98,12 +98,15 @@ class Process:
     """A process a benchmark started, in a session of its own so a Ctrl+C meant for the
     benchmark reaches it only through ``stop`` (a share then revokes itself cleanly)."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str] | None = None, stdin: bool = False
+    ) -> None:
         self.name = name
         # stderr goes to a file: a pipe nobody reads fills up and then blocks the process.
         self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives with the process)
         self.proc = subprocess.Popen(
             args,
+            stdin=subprocess.PIPE if stdin else None,  # a "go" line, for those that wait
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
@@ -168,8 +171,10 @@ class Processes:
             except Exception as exc:  # the others must still be stopped
                 print(f"could not stop {process.name}: {exc}", file=sys.stderr)
 
-    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Process:
-        process = Process(name, args, env)
+    def start(
+        self, name: str, args: list[str], env: dict[str, str] | None = None, stdin: bool = False
+    ) -> Process:
+        process = Process(name, args, env, stdin)
         self.started.append(process)
         return process
 
@@ -177,9 +182,10 @@ class Processes:
         self.started.remove(process)
         process.stop()
 
-    def python(self, name: str, script: str, *args: str) -> Process:
-        """A yardstick server written inline; it prints one line once it listens."""
-        process = self.start(name, [sys.executable, "-c", script, *args])
+    def python(self, name: str, script: str, *args: str, stdin: bool = False) -> Process:
+        """A yardstick server written inline; it prints one line once it listens (or,
+        with ``stdin``, once it is ready to be told to go)."""
+        process = self.start(name, [sys.executable, "-c", script, *args], stdin=stdin)
         process.readline(60)
         return process
 

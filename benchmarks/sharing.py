@@ -5,8 +5,8 @@ Paths, for a 10-column table (ints, doubles, strings, timestamps, a decimal, NUL
 * local DuckDB → Arrow → pandas (the floor) and local ``duckdb .df()``;
 * Arrow Flight ``do_get`` from a server process (the best-in-class transport);
 * a naive JSON ``POST /query`` proxy process (what simpler tools ship);
-* ours: client → relay → owner tunnel → sandboxed worker, end-to-end encrypted (with and
-  without lz4), the same through the plain Arrow path without E2E, and the share's own
+* ours: client → relay → owner tunnel → sandboxed worker, end-to-end encrypted (with
+  zstd, the default, with lz4 and without compression), the same through the plain Arrow path without E2E, and the share's own
   JSON API (capped at 10,000 rows, so small sizes only).
 
 Plus ``SELECT 42`` round trips and the relay's memory while it forwards a ~1 GiB result.
@@ -36,7 +36,8 @@ from .common import Processes, Section, Target, free_port, interleaved, median_t
 
 QUERY = "SELECT * FROM wide LIMIT {n}"
 FLOOR = "local Arrow→pandas"
-OURS = "p2p2p via relay, E2E + lz4"  # what a link does by default
+OURS = "p2p2p via relay, E2E + zstd"  # what a link does by default
+LZ4 = "p2p2p via relay, E2E + lz4"
 JSON_API = "p2p2p via relay, JSON API"
 JSON_API_MAX_ROWS = 10_000  # the share's JSON answers stop there (owner/api/query.py)
 
@@ -143,6 +144,7 @@ def run(rounds: int, quick: bool) -> SharingResult:
         http = httpx.Client(timeout=300)
         remote = RemoteStore(link, compression=None)
         remote_lz4 = RemoteStore(link, compression="lz4")
+        remote_zstd = RemoteStore(link, compression="zstd")
 
         def ours_plain(n: int, fmt: str) -> httpx.Response:
             params = {"sql": QUERY.format(n=n), "format": fmt, "t": link.token}
@@ -162,7 +164,8 @@ def run(rounds: int, quick: bool) -> SharingResult:
                 pa.ipc.open_stream(ours_plain(n, "arrow").content).read_all()
             ),
             "p2p2p via relay, E2E": lambda n: remote.query(QUERY.format(n=n)),
-            OURS: lambda n: remote_lz4.query(QUERY.format(n=n)),
+            LZ4: lambda n: remote_lz4.query(QUERY.format(n=n)),
+            OURS: lambda n: remote_zstd.query(QUERY.format(n=n)),
         }
         measured_at = {
             "JSON proxy": json_sizes,
@@ -204,11 +207,12 @@ def run(rounds: int, quick: bool) -> SharingResult:
         )
         lines.append("")
         lines.append(
-            f"At {n:,} rows, ours (E2E + lz4 via relay, the default) is {ours / floor[n]:.2f}× "
+            f"At {n:,} rows, ours (E2E + zstd via relay, the default) is {ours / floor[n]:.2f}× "
             f"local Arrow→pandas, {ours / times['Flight do_get'][n]:.2f}× Flight, "
             f"local .df() takes {times['local .df()'][n] / ours:.2f}× our time, "
-            f"{times['JSON proxy'][n] / ours:.0f}× faster than the JSON proxy; E2E without "
-            f"lz4 is {times['p2p2p via relay, E2E'][n] / floor[n]:.2f}× and the plain Arrow "
+            f"{times['JSON proxy'][n] / ours:.0f}× faster than the JSON proxy; with lz4 it is "
+            f"{times[LZ4][n] / floor[n]:.2f}×, E2E without compression "
+            f"{times['p2p2p via relay, E2E'][n] / floor[n]:.2f}× and the plain Arrow "
             f"path (no E2E) {times['p2p2p via relay, plain Arrow'][n] / floor[n]:.2f}×."
         )
 
@@ -258,6 +262,7 @@ def run(rounds: int, quick: bool) -> SharingResult:
         )
         remote.close()
         remote_lz4.close()
+        remote_zstd.close()
         big_remote.close()
         http.close()
         con.close()

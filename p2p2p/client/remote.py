@@ -13,8 +13,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Generator
-from contextlib import closing
+from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -56,7 +56,7 @@ class RemoteStore:
         self,
         link: Link,
         timeout_s: float = 60.0,
-        compression: str | None = "lz4",
+        compression: str | None = "zstd",
         identity: Identity | str | None = "auto",
         session: str | None = None,
         ticket: str | None = None,
@@ -76,8 +76,9 @@ class RemoteStore:
         self.http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=connect_s, read=None))
         self.relay = link.base  # the relay in use: the first that answered
         self.last_info = ResultInfo()
-        # lz4 wins even on loopback here (benchmarks/results.md: bytes cross three Python
-        # processes, so fewer bytes beat the compression CPU); None or "zstd" override it.
+        # zstd wins even on loopback (docs/benchmarks.md, "The query path"): every byte
+        # crosses three processes and is sealed and opened, so fewer bytes beat the
+        # compression CPU, and zstd's level 1 packs tighter than lz4 for about the same.
         self.compression = compression
         info = self._owner_info()
         self.owner_key = unb64(str(info["owner"]))
@@ -221,8 +222,13 @@ class RemoteStore:
     def _ask_arrow(
         self, op: str, sql: str, params: Params, progress: Progress | None, **limits: Any
     ) -> pa.Table:
+        return self._arrow_answer(self._query_message(op, sql, params, limits), progress)
+
+    def _query_message(
+        self, op: str, sql: str, params: Params, limits: dict[str, Any]
+    ) -> dict[str, Any]:
         param_bytes, style = encode_params(params)
-        message = {
+        return {
             "op": op,
             "sql": sql,
             "params": base64.b64encode(param_bytes).decode(),
@@ -230,7 +236,6 @@ class RemoteStore:
             "compression": self.compression,
             **given(**limits),
         }
-        return self._arrow_answer(message, progress)
 
     def pull_page(
         self,
@@ -255,7 +260,17 @@ class RemoteStore:
         }
         return self._arrow_answer(message, progress)
 
-    def _arrow_answer(self, message: dict[str, Any], progress: Progress | None) -> pa.Table:
+    def query_batches(
+        self, sql: str, params: Params = None, **limits: Any
+    ) -> AbstractContextManager[pa.RecordBatchReader]:
+        """The answer as a ``pyarrow.RecordBatchReader``, batch by batch as it arrives:
+        this process holds only the batch in hand, so an answer larger than memory can be
+        written to a file or folded as it streams. Leaving the ``with`` block early stops
+        the query on the owner's machine; ``last_info`` is set once the end is read."""
+        return self._arrow_stream(self._query_message("query", sql, params, limits))
+
+    @contextmanager
+    def _arrow_stream(self, message: dict[str, Any]) -> Iterator[pa.RecordBatchReader]:
         # The generator holds an HTTP response open: it is closed here, on every path,
         # never left to the garbage collector (which may finalise it inside httpcore's
         # pool lock, held by this very thread for the next request: a deadlock).
@@ -280,18 +295,26 @@ class RemoteStore:
                     return None
                 raise Truncated("the result ended without its end marker")
 
-            reader = open_ipc_stream(next_ipc_chunk)
+            ipc = open_ipc_stream(next_ipc_chunk)
+
+            def batches() -> Iterator[pa.RecordBatch]:
+                yield from ipc
+                while next_ipc_chunk() is not None:  # up to the end marker after Arrow's end
+                    pass
+                # Reading the HTTP response to its very end returns the connection to the
+                # pool; an abandoned one would be closed, and the next query would pay a
+                # new connect.
+                for _extra in chunks:
+                    raise Tampered("data after the end marker")
+
+            yield pa.RecordBatchReader.from_batches(ipc.schema, batches())
+
+    def _arrow_answer(self, message: dict[str, Any], progress: Progress | None) -> pa.Table:
+        with self._arrow_stream(message) as reader:
             asked = message.get("max_bytes")
-            table = collect(
+            return collect(
                 reader.schema, iter(reader), progress, asked if isinstance(asked, int) else None
             )
-            while next_ipc_chunk() is not None:  # up to the end marker after Arrow's end-of-stream
-                pass
-            # Reading the HTTP response to its very end returns the connection to the pool;
-            # an abandoned one would be closed, and the next query would pay a new connect.
-            for _extra in chunks:
-                raise Tampered("data after the end marker")
-            return table
 
     def query(self, sql: str, params: Params = None, **limits: Any) -> pd.DataFrame:
         return to_pandas(self.query_arrow(sql, params, **limits))

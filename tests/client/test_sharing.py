@@ -55,13 +55,14 @@ def test_remote_query_matches_local(shared: Share, sample_store: str) -> None:
     store.close()
 
 
-def test_compressed_results_are_identical_and_smaller(shared: Share) -> None:
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_compressed_results_are_identical_and_smaller(shared: Share, codec: str) -> None:
     plain = RemoteStore(parse_link(shared.link), compression=None)
-    packed = RemoteStore(parse_link(shared.link), compression="lz4")
+    packed = RemoteStore(parse_link(shared.link), compression=codec)
     sql = "SELECT * FROM sales ORDER BY sale_id"
     assert packed.query_arrow(sql).equals(plain.query_arrow(sql))
     assert packed.last_info.bytes < plain.last_info.bytes * 0.8
-    assert RemoteStore(parse_link(shared.link)).compression == "lz4"  # the measured default
+    assert RemoteStore(parse_link(shared.link)).compression == "zstd"  # the measured default
     with pytest.raises(Exception, match="compression"):
         RemoteStore(parse_link(shared.link), compression="snappy").query_arrow("SELECT 1")
 
@@ -720,3 +721,44 @@ def test_stopping_a_share_stops_a_query_still_computing(
         time.sleep(0.1)
     thread.join(timeout=30)
     assert failed and isinstance(failed[0], ShareOffline), failed
+
+
+def test_a_big_answer_streams_batch_by_batch_and_leaving_early_stops_it(shared: Share) -> None:
+    import json
+
+    import pyarrow as pa
+
+    store = RemoteStore(parse_link(shared.link))
+    sql = "SELECT i, i * 2 AS twice, 'row ' || i AS label FROM range(300000) t(i) ORDER BY i"
+    whole = store.query_arrow(sql)
+    with store.query_batches(sql) as reader:
+        assert reader.schema == whole.schema  # known before the first batch is read
+        batches = list(reader)
+    assert len(batches) > 1, "the answer came in one piece: nothing streamed"
+    assert pa.Table.from_batches(batches, whole.schema).equals(whole)
+    assert store.last_info.rows == 300_000 and not store.last_info.truncated
+
+    # Leaving after one batch of a huge answer: the owner stops the query, and the same
+    # store answers the next one at once.
+    audit = shared.home / "data" / "audit" / f"{shared.info['share_id']}.jsonl"
+    huge = "SELECT hash(i) AS h, md5(i::VARCHAR) AS m FROM range(2000000000) t(i)"
+    with store.query_batches(huge) as reader:  # ~50 MB even at the share's row cap
+        assert reader.read_next_batch().num_rows > 0
+    assert store.query_arrow("SELECT 42 AS x").column("x").to_pylist() == [42]
+    deadline = time.monotonic() + 10
+    while True:
+        outcomes = {
+            e["statement"]: e["outcome"]
+            for e in map(json.loads, audit.read_text().splitlines())
+            if "range(2000000000)" in e["statement"]
+        }
+        if outcomes:
+            break
+        assert time.monotonic() < deadline, "the abandoned query never reached the audit log"
+        time.sleep(0.1)
+    assert list(outcomes.values()) == ["cancelled"]
+
+    # A refused query fails on entering, before anything is read.
+    with pytest.raises(QueryRefused), store.query_batches("COPY sales TO '/tmp/out.csv'"):
+        pass
+    store.close()

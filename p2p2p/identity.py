@@ -7,6 +7,7 @@ key signs. The file holds only the 32-byte seed, base64, under a versioned heade
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import stat
@@ -62,9 +63,10 @@ class Identity:
     def box_private_key(self) -> nacl.public.PrivateKey:
         return self.signing_key.to_curve25519_private_key()
 
-    @property
+    @functools.cached_property
     def box_keys(self) -> tuple[bytes, bytes]:
-        """``(public, secret)`` of the X25519 twin, as raw bytes."""
+        """``(public, secret)`` of the X25519 twin, as raw bytes (derived once: the
+        owner opens every request with it)."""
         private = self.box_private_key
         return bytes(private.public_key), bytes(private)
 

@@ -52,6 +52,9 @@ HARD_KILL_GRACE_S = 3.0
 STARTUP_TIMEOUT_S = 60.0
 CONTROL_FRAME_MAX = 16 << 20
 WINDOW = 2
+# A request up to this size is written from the event loop (try_query_encoded): the
+# request pipe of an idle worker is empty and holds at least this much, so it cannot block.
+SMALL_REQUEST = 32 << 10
 
 Params = Mapping[str, Any] | Sequence[Any] | None
 
@@ -135,6 +138,7 @@ class WorkerProcess:
             os.close(resp_w)
         self.fd_out, self.fd_in = req_w, resp_r
         _widen_pipe(resp_r)
+        self.inbox = bytearray()  # read from the pipe, not yet taken as frames
         self.alive = True
         _live_workers.add(self)
         try:
@@ -162,7 +166,10 @@ class WorkerProcess:
     def read_exact(self, n: int, deadline: float | None) -> bytearray:
         buf = bytearray(n)
         view = memoryview(buf)
-        got = 0
+        got = min(n, len(self.inbox))
+        if got:  # what an event loop already read (take_available) comes first
+            view[:got] = self.inbox[:got]
+            del self.inbox[:got]
         while got < n:
             if deadline is not None:
                 remaining = deadline - time.monotonic()
@@ -178,6 +185,34 @@ class WorkerProcess:
     def read_frame(self, deadline: float | None, max_payload: int) -> tuple[Kind, bytearray]:
         kind, length = parse_header(bytes(self.read_exact(HEADER.size, deadline)), max_payload)
         return kind, self.read_exact(length, deadline) if length else bytearray()
+
+    def take_available(self) -> None:
+        """Read what the worker has written so far, without waiting for more: for a
+        caller that was told the pipe is readable (an event loop), so no thread blocks."""
+        try:
+            data = os.read(self.fd_in, 1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.kill()
+            raise self.death() from None
+        if not data:
+            self.kill()
+            raise self.death()
+        self.inbox += data
+
+    def end_in_hand(self, max_payload: int) -> bool:
+        """Whether the inbox holds whole frames up to an END or ERROR: the answer can
+        then be read to its end without touching the pipe."""
+        view, at = memoryview(self.inbox), 0
+        while at + HEADER.size <= len(view):
+            kind, length = parse_header(bytes(view[at : at + HEADER.size]), max_payload)
+            at += HEADER.size + length
+            if at > len(view):
+                return False
+            if kind in (Kind.END, Kind.ERROR):
+                return True
+        return False
 
     def death(self) -> P2P2PError:
         """What to tell the caller about a worker that went away mid-query."""
@@ -279,9 +314,21 @@ class Executor:
         self.last_ready = worker.ready
         return worker
 
+    def _take_idle(self) -> WorkerProcess | None:
+        """A worker that is idle now, or None: never waits, never starts one."""
+        with self._cond:
+            while self._idle and not self._closed:
+                worker = self._idle.pop()
+                if worker.alive and worker.proc.poll() is None:
+                    return worker
+                worker.kill()
+                self._count -= 1
+            return None
+
     def _release(self, worker: WorkerProcess) -> None:
         with self._cond:
-            if worker.alive and not self._closed:
+            # Bytes left over past a query's end would be read as the next one's answer.
+            if worker.alive and not self._closed and not worker.inbox:
                 self._idle.append(worker)
             else:
                 worker.kill()
@@ -352,12 +399,64 @@ class Executor:
     ) -> ResultStream:
         """``query`` with parameters already in their wire form (see ``encode_params``):
         a remote caller's parameters go to the worker without being decoded here."""
+        limits, frames, seq = self._request(
+            sql,
+            param_bytes,
+            style,
+            compression,
+            tables,
+            timeout_s=timeout_s,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+        )
+        return self._send_query(self._acquire(limits.timeout_s), frames, seq, limits)
+
+    def try_query_encoded(
+        self,
+        sql: str,
+        param_bytes: bytes,
+        style: str | None,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+        max_bytes: int | None = None,
+        compression: str | None = None,
+        tables: Sequence[str] | None = None,
+    ) -> ResultStream | None:
+        """``query_encoded`` if a worker is idle now and the request is small, else None
+        (nothing was sent). It never blocks, so an event loop may call it, then wait for
+        ``ResultStream.fileno`` to be readable and read with ``take_available``: a small
+        answer then costs no thread."""
+        limits, frames, seq = self._request(
+            sql,
+            param_bytes,
+            style,
+            compression,
+            tables,
+            timeout_s=timeout_s,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+        )
+        if len(frames) > SMALL_REQUEST:
+            return None
+        worker = self._take_idle()
+        return None if worker is None else self._send_query(worker, frames, seq, limits)
+
+    def _request(
+        self,
+        sql: str,
+        param_bytes: bytes,
+        style: str | None,
+        compression: str | None,
+        tables: Sequence[str] | None,
+        **asked: float | int | None,
+    ) -> tuple[Limits, bytes, int]:
+        """A query's limits and its frames for the worker, checked before any is sent."""
         if style not in (None, "named", "positional"):
             raise BadParameters(f"unknown parameter style {style!r}")
         if compression not in (None, "lz4", "zstd"):
             raise BadParameters(f"unknown compression {compression!r} (use lz4, zstd or none)")
-        limits = self.limits.tightened(timeout_s=timeout_s, max_rows=max_rows, max_bytes=max_bytes)
-        worker = self._acquire(limits.timeout_s)
+        limits = self.limits.tightened(**asked)
         with self._cond:
             self._seq = (self._seq + 1) % (1 << 31)
             seq = self._seq
@@ -370,10 +469,15 @@ class Executor:
             "tables": None if tables is None else list(tables),
             **{name: getattr(limits, name) for name in Limits.QUERY_FIELDS},
         }
+        frames = encode_json(Kind.QUERY, header)
+        if style is not None:
+            frames += encode(Kind.PARAMS, param_bytes)
+        return limits, frames, seq
+
+    def _send_query(
+        self, worker: WorkerProcess, frames: bytes, seq: int, limits: Limits
+    ) -> ResultStream:
         try:
-            frames = encode_json(Kind.QUERY, header)
-            if style is not None:
-                frames += encode(Kind.PARAMS, param_bytes)
             worker.send(frames)
         except BaseException:
             self._release(worker)
@@ -432,8 +536,47 @@ class ResultStream:
         self._started = time.monotonic()
         self._owed_credit = False
         self._reader: pa.ipc.RecordBatchStreamReader | None = None
+        self._max_payload = limits.max_bytes + CONTROL_FRAME_MAX
         self.info = ResultInfo()
         self.done = False
+
+    # -- for an event loop (see Executor.try_query_encoded) ------------------------
+    def fileno(self) -> int:
+        """The pipe the answer arrives on (-1 once the stream is finished)."""
+        return self._worker.fd_in if self._worker is not None else -1
+
+    def take_available(self, waited_s: float = 0.0) -> None:
+        """Read what has arrived, without waiting (the pipe was seen readable);
+        ``waited_s`` is the time spent waiting for it, counted against the timeout."""
+        self._waited += waited_s
+        worker = self._worker
+        if worker is None:
+            return
+        try:
+            worker.take_available()
+        except P2P2PError:
+            self._finish(kill=True)
+            raise
+
+    def end_in_hand(self) -> bool:
+        """Whether the rest of the answer has arrived: reading it cannot block."""
+        worker = self._worker
+        if worker is None:
+            return True
+        try:
+            return worker.end_in_hand(self._max_payload)
+        except P2P2PError:
+            self._finish(kill=True)
+            raise
+
+    def bytes_in_hand(self) -> int:
+        return len(self._worker.inbox) if self._worker is not None else 0
+
+    def discard(self) -> None:
+        """Stop the query at once and give its slot back, without waiting on the
+        worker: it is killed, and a new one takes the next query."""
+        self.abort()
+        self._finish(kill=True)
 
     # -- frames ------------------------------------------------------------------
     def _next_data(self) -> bytearray | None:
@@ -441,15 +584,13 @@ class ResultStream:
         worker = self._worker
         if worker is None:
             return None
-        if self._owed_credit:
-            worker.send(encode(Kind.CREDIT, self._seq.to_bytes(4, "big")))
-            self._owed_credit = False
         budget = self._limits.timeout_s + HARD_KILL_GRACE_S - self._waited
         began = time.monotonic()
         try:
-            kind, payload = worker.read_frame(
-                began + max(0.0, budget), self._limits.max_bytes + CONTROL_FRAME_MAX
-            )
+            if self._owed_credit:
+                worker.send(encode(Kind.CREDIT, self._seq.to_bytes(4, "big")))
+                self._owed_credit = False
+            kind, payload = worker.read_frame(began + max(0.0, budget), self._max_payload)
         except _WorkerTimeout:
             self._finish(kill=True)
             raise QueryTimeout(
@@ -542,7 +683,8 @@ class ResultStream:
             else:
                 self._finish(kill=True)
         except P2P2PError:
-            pass
+            # The worker is gone (killed by ``abort``, or it died): its slot comes back.
+            self._finish(kill=True)
 
     def abort(self) -> None:
         """Stop the query now, from any thread: its worker process is killed.

@@ -54,6 +54,7 @@ MAX_REQUEST = 64 << 20
 # Less than this much Arrow output waits for the next batch or the end, so a small result
 # leaves as one write (one DATA frame, together with END) instead of three.
 COALESCE_BYTES = 256 << 10
+COMPRESS_FROM = 16 << 10
 MEMORY_GRACE_S = 1.0
 SHOW_TABLES = re.compile(r"\s*SHOW\s+(ALL\s+)?TABLES\s*;?\s*", re.IGNORECASE)
 
@@ -515,11 +516,18 @@ class Worker:
     ) -> tuple[dict[str, Any], list[Any]]:
         """Stream the result; returns the END statistics and the last unsent pieces."""
         sink = _Collector()
-        # Compressed IPC buffers (lz4/zstd) are decoded transparently by any Arrow reader.
-        options = pa.ipc.IpcWriteOptions(
-            compression=compression if compression in COMPRESSIONS else None
-        )
-        writer = pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), reader.schema, options=options)
+        writer: pa.ipc.RecordBatchStreamWriter | None = None
+
+        def writer_for(first: pa.RecordBatch | None) -> pa.ipc.RecordBatchStreamWriter:
+            # Compressed IPC buffers (lz4/zstd) are decoded transparently by any Arrow
+            # reader. A small first batch (most often the whole answer) goes uncompressed:
+            # a few bytes fewer save nothing on any line, and a compressed stream costs
+            # the reader a trip through its thread pool (100 us for `SELECT 42`).
+            small = first is None or first.nbytes < COMPRESS_FROM
+            codec = compression if compression in COMPRESSIONS and not small else None
+            options = pa.ipc.IpcWriteOptions(compression=codec)
+            return pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), reader.schema, options=options)
+
         rows = 0
         truncated = ""
         cancelled = False
@@ -534,6 +542,7 @@ class Worker:
                 if rows >= limits.max_rows:
                     truncated = "max_rows"
                     break
+                writer = writer or writer_for(batch)  # its schema counts against max_bytes
                 take = min(batch.num_rows, limits.max_rows - rows)
                 piece = batch.slice(0, take)
                 budget = limits.max_bytes - sink.written
@@ -559,7 +568,7 @@ class Worker:
                     break
         except _Cancelled:
             cancelled = True
-        writer.close()
+        (writer or writer_for(None)).close()
         rest = [] if cancelled else sink.take()
         return {
             "rows": rows,

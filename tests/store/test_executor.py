@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import os
+import select
 import signal
 import threading
 import time
@@ -17,6 +18,7 @@ import pytest
 from p2p2p.errors import (
     BadParameters,
     QueryFailed,
+    QueryRefused,
     QueryTimeout,
     ResourceExhausted,
     StoreBusy,
@@ -25,7 +27,7 @@ from p2p2p.errors import (
     StoreMissing,
     WorkerCrashed,
 )
-from p2p2p.store.executor import Executor
+from p2p2p.store.executor import Executor, ResultStream
 from p2p2p.store.limits import Limits
 from p2p2p.store.sandbox import landlock_abi
 
@@ -273,3 +275,77 @@ def test_worker_environment_carries_no_secrets(
             pytest.skip("cannot read another process's environment here")
         assert b"hunter2" not in environ
         assert b"HOME=" in environ and str(Path.home()).encode() + b"\x00" not in environ
+
+
+def read_without_blocking(stream: ResultStream, within_s: float = 10.0) -> bytes:
+    """What an event loop does: wait for the pipe to be readable, take what is there,
+    and read the answer only once all of it is in hand (so no read can block)."""
+    deadline = time.monotonic() + within_s
+    while not stream.end_in_hand():
+        assert time.monotonic() < deadline, "the answer did not arrive"
+        readable, _, _ = select.select([stream.fileno()], [], [], 1.0)
+        if readable:
+            stream.take_available()
+    return b"".join(stream.ipc_chunks())
+
+
+def test_a_small_answer_is_read_without_blocking_and_frees_its_worker(executor: Executor) -> None:
+    pid = worker_pid(executor)
+    stream = executor.try_query_encoded("SELECT 42 AS x", b"", None)
+    assert stream is not None
+    table = pa.ipc.open_stream(read_without_blocking(stream)).read_all()
+    assert table["x"].to_pylist() == [42] and stream.done and stream.info.rows == 1
+    assert worker_pid(executor) == pid  # back in the pool, no bytes left over
+    # A refusal arrives the same way, as the query's error.
+    stream = executor.try_query_encoded("SELECT * FROM no_such_table", b"", None)
+    assert stream is not None
+    with pytest.raises(QueryRefused, match="no_such_table"):
+        read_without_blocking(stream)
+    assert executor.query_arrow("SELECT 1 AS x")[0]["x"][0].as_py() == 1
+
+
+def test_try_query_never_waits_for_a_worker(sample_store: str) -> None:
+    with Executor(sample_store, Limits(workers=1, timeout_s=5)) as ex:
+        # No worker started yet: starting one takes a while, so the caller's thread does it.
+        assert ex.try_query_encoded("SELECT 1", b"", None) is None
+        ex.warm()
+        busy = ex.query("SELECT * FROM range(3000000)")
+        next(iter(busy))
+        assert ex.try_query_encoded("SELECT 1", b"", None) is None  # the one worker is busy
+        busy.close()
+        # A request too big to write without blocking goes the thread's way too.
+        assert ex.try_query_encoded("SELECT '" + "x" * 40_000 + "'", b"", None) is None
+        with pytest.raises(BadParameters, match="compression"):
+            ex.try_query_encoded("SELECT 1", b"", None, compression="snappy")
+        assert ex.query_arrow("SELECT 3 AS x")[0]["x"][0].as_py() == 3
+
+
+def test_an_aborted_or_discarded_query_gives_its_slot_back(sample_store: str) -> None:
+    with Executor(sample_store, Limits(workers=1, timeout_s=5)) as ex:
+        for stop in ("abort then close", "discard"):
+            pid = worker_pid(ex)
+            stream = ex.query("SELECT count(*) FROM range(1000000000000)")
+            if stop == "discard":
+                stream.discard()
+            else:
+                stream.abort()
+                stream.close()
+            with pytest.raises(ProcessLookupError):
+                for _ in range(50):  # SIGKILL is delivered asynchronously
+                    os.kill(pid, 0)
+                    time.sleep(0.05)
+            # The pool's one slot is free again: no StoreBusy for the next query.
+            assert ex.query_arrow("SELECT 5 AS x", timeout_s=5)[0]["x"][0].as_py() == 5
+
+
+def test_a_small_answer_travels_uncompressed_a_big_one_compressed(executor: Executor) -> None:
+    def size(sql: str, codec: str | None) -> int:
+        return executor.query_arrow(sql, compression=codec)[1].bytes
+
+    # A compressed buffer carries its length in 8 more bytes: equal sizes mean no codec.
+    assert size("SELECT 42 AS x, 'hello' AS s", "zstd") == size(
+        "SELECT 42 AS x, 'hello' AS s", None
+    )
+    big = "SELECT i % 10 AS d, 'label-' || (i % 7) AS s FROM range(200000) t(i)"
+    assert size(big, "zstd") < size(big, None) * 0.5
+    assert executor.query_arrow(big, compression="zstd")[0].equals(executor.query_arrow(big)[0])

@@ -242,6 +242,34 @@ def run(rounds: int, quick: bool) -> QueryPathResult:
             f"worker pipe, Arrow IPC) {(full_s - info_s) * 1000:.2f} ms, of which the "
             f"sandboxed worker itself is {worker_s * 1000:.2f} ms."
         )
+        spent = cpu_per_query(
+            lambda: remote.query_arrow("SELECT 42"),
+            count,
+            {"relay": lambda: [relay.pid], "owner": lambda: [share.pid],
+             "worker": lambda: [p for p in descendants(share.pid) if p != share.pid]},
+        )  # fmt: skip
+        hop = pipe_round_trip(2000)
+        lines.append("")
+        lines.append(
+            f"| CPU per `SELECT 42` ({count} queries, from each process's own count) "
+            "| CPU per query | of the round trip |"
+        )
+        lines.append("|---|---:|---:|")
+        for name, cpu in spent.items():
+            lines.append(f"| {name} | {cpu * 1000:.2f} ms | {cpu / full_s:.0%} |")
+        total_cpu = sum(spent.values())
+        lines.append(f"| all four | {total_cpu * 1000:.2f} ms | {total_cpu / full_s:.0%} |")
+        lines.append("")
+        lines.append(
+            f"The round trip ({full_s * 1000:.2f} ms) is almost all CPU: {total_cpu * 1000:.2f} "
+            "ms spent one process after another (each waits for the one before), so the "
+            "query's latency is the sum of four processes' work. Handing a message to another "
+            f"process and back costs {hop * 1e6:.0f} µs on this machine (a pipe round trip "
+            "between two processes, p50), and the path makes three such round trips "
+            "(client and relay, relay and owner, owner and worker): "
+            f"{3 * hop * 1000:.2f} ms of the total is the operating system's. "
+            "What each process spends its share on is in [the profile](performance.md)."
+        )
         full_p99 = measured[names[5]][1]
         targets.append(
             Target(
@@ -439,6 +467,49 @@ def run(rounds: int, quick: bool) -> QueryPathResult:
         rungs=measured,
         arrow=arrow,
     )
+
+
+def cpu_per_query(
+    ask: Callable[[], object], count: int, groups: dict[str, Callable[[], list[int]]]
+) -> dict[str, float]:
+    """CPU seconds each process on the path spends per query, this one included."""
+    pids = {name: find() for name, find in groups.items()}
+    before = {name: sum(cpu_seconds(p) for p in found) for name, found in pids.items()}
+    mine = time.process_time()
+    for _ in range(count):
+        ask()
+    spent = {"client": (time.process_time() - mine) / count}
+    for name, found in pids.items():
+        spent[name] = (sum(cpu_seconds(p) for p in found) - before[name]) / count
+    return spent
+
+
+def pipe_round_trip(count: int) -> float:
+    """p50 of one byte to another process and back over pipes: what the operating system
+    alone charges for a hop between two processes."""
+    to_child, from_parent = os.pipe()
+    to_parent, from_child = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # echo until the parent closes its end
+        os.close(from_parent)
+        os.close(to_parent)
+        while data := os.read(to_child, 64):
+            os.write(from_child, data)
+        os._exit(0)
+    os.close(to_child)
+    os.close(from_child)
+    samples = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            os.write(from_parent, b"x")
+            os.read(to_parent, 64)
+            samples.append(time.perf_counter() - started)
+    finally:
+        os.close(from_parent)
+        os.close(to_parent)
+        os.waitpid(pid, 0)
+    return percentiles(samples)[0]
 
 
 def many_clients(group: list[Process]) -> tuple[list[float], list[str]]:

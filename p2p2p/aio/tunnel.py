@@ -49,7 +49,7 @@ class TunnelStream:
     def is_open(self) -> bool:
         return self.stream_id in self.tunnel.conn.open_streams
 
-    async def send(self, data: bytes | memoryview, end: bool = False) -> None:
+    async def send(self, data: bytes | bytearray | memoryview, end: bool = False) -> None:
         """Send all of ``data``, waiting for the peer's credit between pieces."""
         conn = self.tunnel.conn
         view = memoryview(data)

@@ -300,7 +300,7 @@ class TunnelClient:
             # The head travels with the first piece of the body, and each piece is sent
             # once the next one exists, so the last carries END_STREAM: a small answer is
             # one frame.
-            pending = encode_response_head(response.status, response.headers)
+            pending: bytes | bytearray = encode_response_head(response.status, response.headers)
             head_only = True
             async for chunk in response.body:
                 if head_only:

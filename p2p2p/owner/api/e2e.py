@@ -59,7 +59,7 @@ async def e2e(manager: ShareManager, share: Share, request: Request) -> Response
 
 async def _answer(
     share: Share, session: envelope.OwnerSession, message: dict[str, Any]
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[bytes | bytearray, None]:
     seal = session.response.seal
     out = bytearray(session.response.header)  # leaves with the first answer piece
 
@@ -147,11 +147,13 @@ async def _answer(
                     for begin in range(0, len(view), SEAL_PIECE):
                         out += seal(bytes(view[begin : begin + SEAL_PIECE]))
                         if len(out) >= SEAL_PIECE:
-                            yield bytes(out)
-                            out.clear()
+                            # Handed on as it is (a fresh buffer takes its place), not
+                            # copied: a result's bytes are copied enough on their way.
+                            yield out
+                            out = bytearray()
                 if not last:  # at the end, the END marker below joins the last data
-                    yield bytes(out)
-                    out.clear()
+                    yield out
+                    out = bytearray()
         outcome = "ok"
         yield last_piece({"ok": True, "end": dataclasses.asdict(stream.info)})
     except P2P2PError as exc:

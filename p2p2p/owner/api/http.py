@@ -53,7 +53,7 @@ class Request:
 class Response:
     status: int
     headers: dict[str, Any]  # a list value (set-cookie) means the header repeats
-    body: AsyncGenerator[bytes, None]
+    body: AsyncGenerator[bytes | bytearray, None]  # a bytearray is handed on, never kept
 
 
 async def once(data: bytes) -> AsyncGenerator[bytes, None]:

@@ -238,8 +238,8 @@ def run(rounds: int, quick: bool) -> QueryPathResult:
             "What each stage adds, from the p50s above: HTTP through the relay "
             f"{http_s * 1000:.2f} ms; the tunnel to the owner and the owner's request "
             f"handling (framing, JSON, audit) {(info_s - http_s - crypto_s) * 1000:.2f} ms; "
-            f"E2E crypto {crypto_s * 1000:.2f} ms; running the query on the owner (threads, "
-            f"worker pipe, Arrow IPC) {(full_s - info_s) * 1000:.2f} ms, of which the "
+            f"E2E crypto {crypto_s * 1000:.2f} ms; running the query on the owner (worker "
+            f"pipe, Arrow IPC, audit) {(full_s - info_s) * 1000:.2f} ms, of which the "
             f"sandboxed worker itself is {worker_s * 1000:.2f} ms."
         )
         spent = cpu_per_query(

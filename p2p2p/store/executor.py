@@ -587,9 +587,12 @@ class ResultStream:
         budget = self._limits.timeout_s + HARD_KILL_GRACE_S - self._waited
         began = time.monotonic()
         try:
-            if self._owed_credit:
+            # The credit lets the worker send one more DATA frame; once its END is here
+            # there is none to send, and the credit would only wake an idle worker (on
+            # the cores a small query's four processes share).
+            if self._owed_credit and not worker.end_in_hand(self._max_payload):
                 worker.send(encode(Kind.CREDIT, self._seq.to_bytes(4, "big")))
-                self._owed_credit = False
+            self._owed_credit = False
             kind, payload = worker.read_frame(began + max(0.0, budget), self._max_payload)
         except _WorkerTimeout:
             self._finish(kill=True)

@@ -537,6 +537,8 @@ class ResultStream:
         self._owed_credit = False
         self._reader: pa.ipc.RecordBatchStreamReader | None = None
         self._max_payload = limits.max_bytes + CONTROL_FRAME_MAX
+        self._owning = threading.Lock()  # whether _worker is still this stream's
+        self._aborted = False
         self.info = ResultInfo()
         self.done = False
 
@@ -632,7 +634,9 @@ class ResultStream:
         raise WorkerCrashed(f"the worker sent an unexpected {kind.name} frame")
 
     def _finish(self, kill: bool) -> None:
-        worker, self._worker = self._worker, None
+        with self._owning:  # from here on an abort() cannot reach this worker
+            worker, self._worker = self._worker, None
+            kill = kill or self._aborted  # killed a moment ago: never back to the pool
         self.done = True
         if worker is not None:
             if kill:
@@ -696,10 +700,15 @@ class ResultStream:
         viewer's access was removed): that reader sees the worker gone and cleans up, and
         a new worker takes the next query.
         """
-        worker = self._worker
-        if worker is not None and worker.alive:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(worker.proc.pid, signal.SIGKILL)
+        # Under the lock that _finish takes: a worker this stream has already handed back
+        # to the pool (its reader finished on another thread a moment ago) is serving
+        # someone else's query now, and must not be killed for this one.
+        with self._owning:
+            worker = self._worker
+            if worker is not None and worker.alive:
+                self._aborted = True
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(worker.proc.pid, signal.SIGKILL)
 
     def __enter__(self) -> ResultStream:
         return self

@@ -278,6 +278,7 @@ class Executor:
         self._cond = threading.Condition()
         self._idle: list[WorkerProcess] = []
         self._count = 0
+        self._waiting = 0  # callers of _acquire waiting for a worker to come back
         self._closed = False
         self._seq = 0
         self.last_ready: dict[str, Any] = {}
@@ -303,7 +304,11 @@ class Executor:
                     raise StoreBusy(
                         f"all {self.limits.workers} query slots of this store are busy; try again shortly"
                     )
-                self._cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
         try:
             worker = WorkerProcess(self.path, self.limits)
         except BaseException:
@@ -315,9 +320,10 @@ class Executor:
         return worker
 
     def _take_idle(self) -> WorkerProcess | None:
-        """A worker that is idle now, or None: never waits, never starts one."""
+        """A worker that is idle now, or None: never waits, never starts one. Nor does it
+        take a worker that a caller already waiting for one was just woken to take."""
         with self._cond:
-            while self._idle and not self._closed:
+            while self._idle and not self._closed and not self._waiting:
                 worker = self._idle.pop()
                 if worker.alive and worker.proc.poll() is None:
                     return worker

@@ -409,8 +409,8 @@ class Executor:
             sql,
             param_bytes,
             style,
-            compression,
-            tables,
+            compression=compression,
+            tables=tables,
             timeout_s=timeout_s,
             max_rows=max_rows,
             max_bytes=max_bytes,
@@ -418,31 +418,13 @@ class Executor:
         return self._send_query(self._acquire(limits.timeout_s), frames, seq, limits)
 
     def try_query_encoded(
-        self,
-        sql: str,
-        param_bytes: bytes,
-        style: str | None,
-        *,
-        timeout_s: float | None = None,
-        max_rows: int | None = None,
-        max_bytes: int | None = None,
-        compression: str | None = None,
-        tables: Sequence[str] | None = None,
+        self, sql: str, param_bytes: bytes, style: str | None, **options: Any
     ) -> ResultStream | None:
-        """``query_encoded`` if a worker is idle now and the request is small, else None
-        (nothing was sent). It never blocks, so an event loop may call it, then wait for
-        ``ResultStream.fileno`` to be readable and read with ``take_available``: a small
-        answer then costs no thread."""
-        limits, frames, seq = self._request(
-            sql,
-            param_bytes,
-            style,
-            compression,
-            tables,
-            timeout_s=timeout_s,
-            max_rows=max_rows,
-            max_bytes=max_bytes,
-        )
+        """``query_encoded`` (the same ``options``) if a worker is idle now and the request
+        is small, else None (nothing was sent). It never blocks, so an event loop may call
+        it, then wait for ``ResultStream.fileno`` to be readable and read with
+        ``take_available``: a small answer then costs no thread."""
+        limits, frames, seq = self._request(sql, param_bytes, style, **options)
         if len(frames) > SMALL_REQUEST:
             return None
         worker = self._take_idle()
@@ -453,16 +435,19 @@ class Executor:
         sql: str,
         param_bytes: bytes,
         style: str | None,
-        compression: str | None,
-        tables: Sequence[str] | None,
-        **asked: float | int | None,
+        *,
+        compression: str | None = None,
+        tables: Sequence[str] | None = None,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+        max_bytes: int | None = None,
     ) -> tuple[Limits, bytes, int]:
         """A query's limits and its frames for the worker, checked before any is sent."""
         if style not in (None, "named", "positional"):
             raise BadParameters(f"unknown parameter style {style!r}")
         if compression not in (None, "lz4", "zstd"):
             raise BadParameters(f"unknown compression {compression!r} (use lz4, zstd or none)")
-        limits = self.limits.tightened(**asked)
+        limits = self.limits.tightened(timeout_s=timeout_s, max_rows=max_rows, max_bytes=max_bytes)
         with self._cond:
             self._seq = (self._seq + 1) % (1 << 31)
             seq = self._seq

@@ -315,8 +315,8 @@ def run(rounds: int, quick: bool) -> QueryPathResult:
         lines.append("")
         lines.append(
             f"The four processes spend {total_cpu * 1000:.2f} ms of CPU per query against a "
-            f"mean round trip of {mean_s * 1000:.2f} ms: a small query's latency is the work of four "
-            "processes, most of it one after another (each waits for the one before; some, "
+            f"mean round trip of {mean_s * 1000:.2f} ms: a small query's latency is the work "
+            "of four processes, most of it one after another (each waits for the one before; some, "
             "like the owner's audit line and the worker's tidying up, overlaps the next "
             "query). A pipe round trip between two processes in a tight loop, the operating "
             f"system's best case for a hop, takes {hop * 1e6:.0f} µs here, three of them per "

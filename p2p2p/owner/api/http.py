@@ -53,7 +53,8 @@ class Request:
 class Response:
     status: int
     headers: dict[str, Any]  # a list value (set-cookie) means the header repeats
-    body: AsyncGenerator[bytes | bytearray, None]  # a bytearray is handed on, never kept
+    # A bytearray piece is never touched again by the generator that yielded it.
+    body: AsyncGenerator[bytes | bytearray, None]
 
 
 async def once(data: bytes) -> AsyncGenerator[bytes, None]:

@@ -3,11 +3,11 @@
 The executor is blocking (it talks to a worker process over a pipe); the API is
 asyncio. ``start`` hands a small request to an idle worker from the event loop and waits
 for the pipe to be readable there (``loop.add_reader``), so a small answer costs no
-thread hop at all (two fewer wake-ups per query, measured in docs/benchmarks.md); a
+thread hop at all (two fewer wake-ups per query, measured in docs/performance.md); a
 long or big one goes on in a thread, which keeps the first megabyte so that it leaves in
 one tunnel frame, and streams the rest through ``stream_in_thread`` with at most two
-pieces read ahead, so a slow reader slows the worker. Every attempt, refused, failed, cut or complete, is one
-line in the share's audit log.
+pieces read ahead, so a slow reader slows the worker. Every attempt, refused, failed,
+cut or complete, is one line in the share's audit log.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pyarrow as pa
 
 from ..errors import (
@@ -45,6 +44,7 @@ from .results import Progress, collect
 if TYPE_CHECKING:  # pandas is loaded when a frame is asked for, not to read a share
     import pandas as pd
 from .target import Link
+from .transport import Address, Answer, RelayHttp, Unreachable
 
 __all__ = ["RemoteStore", "display_name", "existing_identity", "notes_frame"]
 
@@ -73,7 +73,8 @@ class RemoteStore:
         # With other relays to go to, one that does not take the connection within
         # FAILOVER_S is passed over (a relay that is down refuses at once).
         connect_s = min(timeout_s, FAILOVER_S) if link.also else timeout_s
-        self.http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=connect_s, read=None))
+        self.http = RelayHttp(timeout_s, connect_s)
+        self._e2e_urls: dict[str, Address] = {}  # parsed once per relay: every query uses one
         self.relay = link.base  # the relay in use: the first that answered
         self.last_info = ResultInfo()
         # zstd (docs/benchmarks.md, "The query path"): on loopback it is as fast as lz4
@@ -116,10 +117,10 @@ class RemoteStore:
         for relay in self._in_order():
             try:
                 answer = self.http.get(f"{self._share_url(relay)}{OWNER_PATH}")
-            except httpx.TransportError as exc:
+            except Unreachable as exc:
                 failed = ShareOffline(_unreachable(relay, exc))
                 continue
-            if answer.status_code != 200:
+            if answer.status != 200:
                 error = _http_error(answer)
                 if isinstance(error, ShareOffline):
                     failed = error
@@ -163,11 +164,12 @@ class RemoteStore:
             }
         ).encode()
         body = session.request_prefix() + session.request.seal(payload, final=True)
+        address = self._e2e_urls.get(relay)
+        if address is None:
+            address = self._e2e_urls[relay] = Address(f"{self._share_url(relay)}/.p2p2p/e2e")
         try:
-            with self.http.stream(
-                "POST", f"{self._share_url(relay)}/.p2p2p/e2e", content=body
-            ) as response:
-                if response.status_code != 200:
+            with self.http.request("POST", address, body) as response:
+                if response.status != 200:
                     response.read()
                     error = _http_error(response)
                     if isinstance(error, ShareOffline):
@@ -188,8 +190,8 @@ class RemoteStore:
                 if opener is None:
                     raise Truncated("the owner's answer ended before it began")
                 opener.close()
-        except httpx.TransportError as exc:
-            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        except Unreachable as exc:
+            if exc.connecting:
                 raise _PassOver(ShareOffline(_unreachable(relay, exc))) from None
             raise ShareOffline(f"the share went offline while answering ({exc})") from None
 
@@ -451,13 +453,13 @@ class _PassOver(Exception):
         self.error = error
 
 
-def _unreachable(relay: str, exc: Exception) -> str:
+def _unreachable(relay: str, exc: Unreachable) -> str:
     """Why nothing answers at the relay, as far as this machine knows."""
-    known = embedded_relay_gone(relay) if isinstance(exc, httpx.ConnectError) else None
+    known = embedded_relay_gone(relay) if exc.connecting else None
     return f"cannot reach the relay at {relay}: " + (known or str(exc))
 
 
-def _http_error(response: httpx.Response) -> P2P2PError:
+def _http_error(response: Answer) -> P2P2PError:
     """An answer outside the encryption: anyone on the way (the relay, a proxy in front
     of it) could have written it, so its words are shown as theirs, never as the owner's,
     and a code it names can only pick among the errors of reaching a share."""
@@ -465,10 +467,10 @@ def _http_error(response: httpx.Response) -> P2P2PError:
         body = response.json()
         code, message = str(body.get("error", "error")), str(body.get("message", response.text))
     except (ValueError, AttributeError):
-        code, message = "error", response.text or f"HTTP {response.status_code}"
+        code, message = "error", response.text or f"HTTP {response.status}"
     words = "".join(c if c.isprintable() else " " for c in message)[:200].strip()
-    said = f"{words} (HTTP {response.status_code} from {response.url.host}, outside the encryption)"
-    if code == "offline" or response.status_code in (404, 502, 503):
+    said = f"{words} (HTTP {response.status} from {response.host}, outside the encryption)"
+    if code == "offline" or response.status in (404, 502, 503):
         return ShareOffline(said)
     cls = UNSIGNED_CODES.get(code, P2P2PError)
     return cls(said)

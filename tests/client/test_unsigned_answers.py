@@ -3,16 +3,21 @@ not be reached, in words shown as the relay's, never as the owner's."""
 
 from __future__ import annotations
 
-import httpx
+import json
+
+import httpcore
 
 from p2p2p.client.remote import _http_error
+from p2p2p.client.transport import Answer
 from p2p2p.errors import Forbidden, QueryRefused, ShareOffline
 
-E2E = httpx.Request("POST", "https://relay.example/s/" + "a" * 32 + "/.p2p2p/e2e")
+
+def raw(status: int, body: bytes) -> Answer:
+    return Answer(httpcore.Response(status, content=body), "relay.example")
 
 
-def answer(status: int, **body: object) -> httpx.Response:
-    return httpx.Response(status, json=body, request=E2E)
+def answer(status: int, **body: object) -> Answer:
+    return raw(status, json.dumps(body).encode())
 
 
 def test_a_relays_words_are_labelled_as_the_relays() -> None:
@@ -27,7 +32,7 @@ def test_a_relay_cannot_claim_the_owner_refused_a_query() -> None:
 
 
 def test_offline_and_raw_pages_are_kept_short_and_printable() -> None:
-    page = httpx.Response(502, text="<html>\x1b[31m" + "x" * 5000, request=E2E)
+    page = raw(502, ("<html>\x1b[31m" + "x" * 5000).encode())
     error = _http_error(page)
     assert isinstance(error, ShareOffline) and "\x1b" not in error.message
     assert len(error.message) < 300

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpcore
 import httpx
@@ -96,6 +96,7 @@ class RelayHttp:
         # takes, decided once as httpx decides it once per client.
         self._pools: dict[str | None, httpcore.ConnectionPool | httpcore.HTTPProxy] = {}
         self._routes: dict[tuple[bytes, bytes], httpcore.ConnectionPool | httpcore.HTTPProxy] = {}
+        self._proxied: dict[object, str] = {}  # a proxy's pool: its address, without a login
         self._lock = threading.Lock()
 
     def _pool(self, url: httpcore.URL) -> httpcore.ConnectionPool | httpcore.HTTPProxy:
@@ -110,7 +111,16 @@ class RelayHttp:
                 if proxy is None:
                     pool = httpcore.ConnectionPool(ssl_context=self._ssl)
                 else:
-                    pool = httpcore.HTTPProxy(proxy_url=proxy, ssl_context=self._ssl)
+                    # httpcore ignores a login in the proxy's URL: it goes as proxy_auth.
+                    parts = urlsplit(proxy)
+                    login = (unquote(parts.username or ""), unquote(parts.password or ""))
+                    bare = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+                    pool = httpcore.HTTPProxy(
+                        proxy_url=bare,
+                        proxy_auth=login if parts.username is not None else None,
+                        ssl_context=self._ssl,
+                    )
+                    self._proxied[pool] = bare
                 self._pools[proxy] = pool
             self._routes[key] = pool
             return pool
@@ -130,8 +140,15 @@ class RelayHttp:
             content=[body] if body else None,
             extensions={"timeout": self._timeouts},
         )
-        with _mapped():
-            response = self._pool(to.url).handle_request(request)
+        pool = self._pool(to.url)
+        try:
+            with _mapped():
+                response = pool.handle_request(request)
+        except Unreachable as exc:
+            proxy = self._proxied.get(pool)
+            if proxy is None or not exc.connecting:
+                raise
+            raise Unreachable(f"through the proxy {proxy}: {exc}", connecting=True) from None
         try:
             yield Answer(response, to.host)
         finally:

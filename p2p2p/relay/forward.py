@@ -247,8 +247,13 @@ class ShareHandler(tornado.web.RequestHandler):
         unflushed = 0
         try:
             while True:
-                timeout = None if started else self.relay.config.response_timeout_s
-                event = await asyncio.wait_for(stream.events.get(), timeout)
+                if not stream.events.empty():
+                    event = stream.events.get_nowait()
+                elif started:
+                    event = await stream.events.get()
+                else:  # asyncio.timeout, not wait_for: that one makes a task per call
+                    async with asyncio.timeout(self.relay.config.response_timeout_s):
+                        event = await stream.events.get()
                 if isinstance(event, StreamReset):
                     raise StreamGone(event.reason or event.code)
                 if isinstance(event, DataReceived):

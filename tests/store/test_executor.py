@@ -128,6 +128,25 @@ def test_truncation_is_marked_never_silent(executor: Executor) -> None:
     assert table.nbytes <= 100_000
 
 
+def test_a_repeated_statement_runs_again_under_its_own_limits_and_grant(
+    sample_store: str,
+) -> None:
+    # One worker, so every repeat reaches the worker that kept the statement ready.
+    with Executor(sample_store, Limits(workers=1, timeout_s=10)) as ex:
+        sample = "SELECT count(*) AS n FROM range(100000) USING SAMPLE 50 PERCENT (bernoulli)"
+        counts = {ex.query_arrow(sample)[0].column("n")[0].as_py() for _ in range(3)}
+        assert len(counts) > 1  # run anew each time, not a kept answer
+        few, info = ex.query_arrow("SELECT * FROM range(100)", max_rows=10)
+        assert few.num_rows == 10 and info.truncated
+        more, info = ex.query_arrow("SELECT * FROM range(100)", max_rows=50)
+        assert more.num_rows == 50 and info.truncated
+        everyone, _ = ex.query_arrow("SELECT count(*) AS n FROM sales")
+        assert everyone.column("n")[0].as_py() > 0
+        # The same text from a caller not granted the table is refused all the same.
+        with pytest.raises(QueryRefused):
+            ex.query_arrow("SELECT count(*) AS n FROM sales", tables=["regions"])
+
+
 def test_callers_cannot_loosen_owner_limits(sample_store: str) -> None:
     with Executor(sample_store, Limits(max_rows=5)) as ex:
         table, info = ex.query_arrow("SELECT * FROM range(100)", max_rows=1000)

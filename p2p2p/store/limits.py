@@ -90,8 +90,11 @@ class Limits:
                     f"limit {name} cannot be set per query (allowed: {', '.join(self.QUERY_FIELDS)})"
                 )
             current = getattr(self, name)
-            changes[name] = min(type(current)(value), current)
-        return dataclasses.replace(self, **changes)
+            tighter = min(type(current)(value), current)
+            if tighter != current:
+                changes[name] = tighter
+        # Most queries ask for nothing tighter: these limits as they are (they are frozen).
+        return dataclasses.replace(self, **changes) if changes else self
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Limits:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -155,7 +154,9 @@ async def _answer(
                     yield out
                     out = bytearray()
         outcome = "ok"
-        yield last_piece({"ok": True, "end": dataclasses.asdict(stream.info)})
+        # vars, not dataclasses.asdict: its fields are plain values, and asdict's deep
+        # copy of them took 10 us per query.
+        yield last_piece({"ok": True, "end": dict(vars(stream.info))})
     except P2P2PError as exc:
         outcome = exc.code
         yield last_piece({"ok": False, "error": exc.to_dict()})

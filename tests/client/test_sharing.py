@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,15 +22,6 @@ from p2p2p.protocol.tunnel import Connection
 
 from ..helpers import rows_of
 from ..helpers.sharing import Relay, Share, cli, origin_of, share_origin_request
-
-
-@pytest.fixture(scope="module")
-def shared(
-    relay: Relay, sample_store: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Share]:
-    process = Share(sample_store, relay.url, tmp_path_factory.mktemp("owner"))
-    yield process
-    process.stop()
 
 
 def local(sample_store: str, sql: str) -> list[tuple[object, ...]]:

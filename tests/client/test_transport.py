@@ -170,15 +170,6 @@ def canned(status: int, text: bytes) -> bytes:
     ).encode() + text
 
 
-@pytest.fixture(scope="module")
-def shared(
-    relay: Relay, sample_store: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Share]:
-    process = Share(sample_store, relay.url, tmp_path_factory.mktemp("owner"))
-    yield process
-    process.stop()
-
-
 @pytest.fixture
 def proxy() -> Iterator[ForwardingProxy]:
     server = ForwardingProxy()

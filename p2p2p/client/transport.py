@@ -64,6 +64,15 @@ class Answer:
         return json.loads(self.read())
 
 
+# httpx's own pool limits. An idle connection is dropped after 5 s, well before a relay
+# closes one it has not heard from (20 s by default): reusing a connection at the moment
+# the relay closes it would fail a request that nothing else had gone wrong with.
+_POOL: dict[str, Any] = {
+    "max_connections": 100,
+    "max_keepalive_connections": 20,
+    "keepalive_expiry": 5.0,
+}
+
 _CONNECTING = (httpcore.ConnectError, httpcore.ConnectTimeout)
 _FAILED = (
     httpcore.NetworkError,
@@ -109,7 +118,7 @@ class RelayHttp:
             pool = self._pools.get(proxy)
             if pool is None:
                 if proxy is None:
-                    pool = httpcore.ConnectionPool(ssl_context=self._ssl)
+                    pool = httpcore.ConnectionPool(ssl_context=self._ssl, **_POOL)
                 else:
                     # httpcore ignores a login in the proxy's URL: it goes as proxy_auth.
                     parts = urlsplit(proxy)
@@ -119,6 +128,7 @@ class RelayHttp:
                         proxy_url=bare,
                         proxy_auth=login if parts.username is not None else None,
                         ssl_context=self._ssl,
+                        **_POOL,
                     )
                     self._proxied[pool] = bare
                 self._pools[proxy] = pool

@@ -89,7 +89,6 @@ asyncio.run(main())
 CLIENTS = """
 import json, sys, threading, time
 from p2p2p.client import RemoteStore, parse_link
-from p2p2p.client.transport import RelayHttp
 link, threads, seconds = parse_link(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 stores = [RemoteStore(link) for _ in range(threads)]
 for store in stores:
@@ -116,7 +115,6 @@ print(json.dumps({"times": times, "errors": errors}), flush=True)
 STREAMER = """
 import json, resource, sys, time
 from p2p2p.client import RemoteStore, parse_link
-from p2p2p.client.transport import RelayHttp
 store = RemoteStore(parse_link(sys.argv[1]))
 print("ready", flush=True)
 sys.stdin.readline()

@@ -171,7 +171,8 @@ class RelayHttp:
 
     def close(self) -> None:
         with self._lock:
-            pools, self._pools, self._routes = list(self._pools.values()), {}, {}
+            pools = list(self._pools.values())
+            self._pools, self._routes, self._proxied = {}, {}, {}
         for pool in pools:
             pool.close()
 

@@ -247,10 +247,8 @@ class ShareHandler(tornado.web.RequestHandler):
         unflushed = 0
         try:
             while True:
-                if not stream.events.empty():
-                    event = stream.events.get_nowait()
-                elif started:
-                    event = await stream.events.get()
+                if started or not stream.events.empty():
+                    event = await stream.events.get()  # at once when one is queued
                 else:  # asyncio.timeout, not wait_for: that one makes a task per call
                     async with asyncio.timeout(self.relay.config.response_timeout_s):
                         event = await stream.events.get()

@@ -350,9 +350,7 @@ class Worker:
         key = tuple(sorted({t.lower() for t in tables}))
         granted = self.grants.get(key)
         if granted is None:
-            if len(self.grants) >= CHECK_CACHE:
-                self.grants.pop(next(iter(self.grants)))
-            granted = self.grants[key] = self.catalog.granted(key)
+            granted = _remember(self.grants, key, self.catalog.granted(key))
         return granted
 
     def check(self, sql: str, limits: Limits, catalog: Catalog | None = None) -> str:
@@ -373,10 +371,7 @@ class Worker:
             raise QueryRefused(
                 "too-complex", "the statement is nested too deeply to check"
             ) from None
-        if len(self.checked) >= CHECK_CACHE:
-            self.checked.pop(next(iter(self.checked)))
-        self.checked[key] = runnable
-        return runnable
+        return _remember(self.checked, key, runnable)
 
     def check_parsed(self, sql: str, catalog: Catalog) -> str:
         from . import policy
@@ -459,9 +454,7 @@ class Worker:
             sql, params = self.granted_listing(bool(listing.group(1)), catalog), None
         else:
             sql = self.check(sql, limits, catalog)
-        relation = self.relations.get(sql) if params is None else None
-        if relation is None:
-            relation = self.relation(sql, params)
+        relation = self.relation(sql, params)
         reader = self.guarded(lambda: relation.to_arrow_reader(BATCH_ROWS))
         try:
             window = max(1, min(8, int(header.get("window", 2))))
@@ -479,6 +472,9 @@ class Worker:
         clients repeat theirs): a relation holds no result, each run reads the store
         anew, and making one parses and binds the statement, which costs as much again
         as running a small query (0.11-0.18 ms, measured)."""
+        kept = self.relations.get(sql) if params is None else None
+        if kept is not None:
+            return kept
         try:
             relation = self.guarded(lambda: self.con.sql(sql, params=params))
         except QueryFailed as exc:
@@ -487,11 +483,7 @@ class Worker:
             raise
         if relation is None:
             raise QueryFailed("the statement produced no result")
-        if params is None:
-            if len(self.relations) >= CHECK_CACHE:
-                self.relations.pop(next(iter(self.relations)))
-            self.relations[sql] = relation
-        return relation
+        return _remember(self.relations, sql, relation) if params is None else relation
 
     @staticmethod
     def granted_listing(everything: bool, catalog: Catalog) -> str:
@@ -618,6 +610,15 @@ class Worker:
     def pending_control(self) -> bool:
         readable, _, _ = select.select([self.fd_in], [], [], 0)
         return bool(readable)
+
+
+def _remember(cache: dict[Any, T], key: Any, value: T) -> T:
+    """Keep ``value`` under ``key`` in one of the worker's caches, which hold at most
+    CHECK_CACHE entries: the oldest goes first."""
+    if len(cache) >= CHECK_CACHE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+    return value
 
 
 class _Collector:
